@@ -1,0 +1,13 @@
+"""Process exit codes: admins read them from `kubectl get jobs` and pod status."""
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """How a pass ended."""
+
+    OK = 0  # pass completed, nothing to do, dry run, or another run holds the lease
+    VOLUME_FAILED = 1  # at least one volume could not be recycled
+    BAD_CONFIG = 2  # configuration rejected before anything was touched
+    CLUSTER_UNAVAILABLE = 3  # API unreachable, unauthorized or forbidden
+    INTERRUPTED = 4  # SIGTERM/SIGINT: stopped starting volumes, cleaned up, released the lease

@@ -1,0 +1,300 @@
+"""The one door to the Kubernetes API.
+
+Wraps the `openshift` DynamicClient so the rest of the program deals in plain JSON dicts and a
+handful of exceptions of our own. Every request is counted (the scale benchmark reads the count)
+and, with --debug, logged as method, path and status: never headers, so never a token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+LIST_PAGE_SIZE = 500
+REQUEST_TIMEOUT = 30.0
+LIST_RESTARTS = 5
+
+
+class KubeError(Exception):
+    """An API request failed for a reason the caller may want to report."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(KubeError):
+    """404: the object does not exist."""
+
+
+class Conflict(KubeError):
+    """409: a precondition (uid, resourceVersion) failed, or the object already exists."""
+
+
+class Expired(KubeError):
+    """410: a list continue token expired."""
+
+
+class Invalid(KubeError):
+    """422: the server rejected the object."""
+
+
+class ClusterUnavailable(KubeError):
+    """The API cannot be used at all: unreachable, unauthorized or forbidden."""
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    """A resource the recycler uses, by API version and kind."""
+
+    api_version: str
+    kind: str
+
+
+PV = ResourceKind("v1", "PersistentVolume")
+PVC = ResourceKind("v1", "PersistentVolumeClaim")
+ENDPOINTS = ResourceKind("v1", "Endpoints")
+CONFIGMAP = ResourceKind("v1", "ConfigMap")
+EVENT = ResourceKind("v1", "Event")
+LEASE = ResourceKind("coordination.k8s.io/v1", "Lease")
+
+
+def _translate(exc: BaseException, what: str) -> KubeError:
+    """Turn a client exception into one of ours, with a one-line message."""
+    status = getattr(exc, "status", None)
+    reason = _api_message(exc) or type(exc).__name__
+    message = f"{what}: {reason}"
+    if status == 404:
+        return NotFound(message, status)
+    if status == 409:
+        return Conflict(message, status)
+    if status == 410:
+        return Expired(message, status)
+    if status == 422:
+        return Invalid(message, status)
+    if status in (401, 403):
+        return ClusterUnavailable(message, status)
+    if status is None:
+        return ClusterUnavailable(f"{what}: cannot reach the API server ({reason})")
+    return KubeError(message, status)
+
+
+def _api_message(exc: BaseException) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str) and body:
+        try:
+            message = json.loads(body).get("message")
+        except ValueError:
+            message = None
+        if isinstance(message, str):
+            return message
+    text = str(exc).strip().splitlines()
+    return text[0] if text else ""
+
+
+class Kube:
+    """Typed, counted access to the few API resources a pass needs."""
+
+    def __init__(self, dynamic_client: Any) -> None:
+        self._dyn = dynamic_client
+        self._resources: dict[ResourceKind, Any] = {}
+        self._lock = threading.Lock()
+        self.requests = 0
+
+    @classmethod
+    def connect(cls, kubeconfig: str | None) -> Kube:
+        """Build a client: the kubeconfig given, else in-cluster, else the usual kubeconfig."""
+        from kubernetes import client as k8s_client  # noqa: PLC0415 (keeps --help fast)
+        from kubernetes import config as k8s_config  # noqa: PLC0415
+        from openshift.dynamic import DynamicClient  # noqa: PLC0415
+
+        try:
+            if kubeconfig:
+                api_client = k8s_config.new_client_from_config(config_file=kubeconfig)
+            else:
+                try:
+                    k8s_config.load_incluster_config()
+                    api_client = k8s_client.ApiClient()
+                except k8s_config.ConfigException:
+                    api_client = k8s_config.new_client_from_config()
+        except (k8s_config.ConfigException, OSError, ValueError) as exc:
+            raise ClusterUnavailable(f"cannot load cluster credentials: {exc}") from exc
+        api_client.configuration.debug = False  # the client's debug log prints bearer tokens
+        api_client.configuration.retries = 1
+        try:
+            dyn = DynamicClient(api_client)
+        except Exception as exc:
+            raise _translate(exc, "API discovery") from exc
+        return cls(dyn)
+
+    # ---- low level -------------------------------------------------------------------------
+
+    def _resource(self, kind: ResourceKind) -> Any:
+        with self._lock:
+            res = self._resources.get(kind)
+        if res is None:
+            try:
+                res = self._dyn.resources.get(api_version=kind.api_version, kind=kind.kind)
+            except Exception as exc:
+                raise _translate(exc, f"discover {kind.kind}") from exc
+            with self._lock:
+                self._resources[kind] = res
+        return res
+
+    def _call(self, verb: str, kind: ResourceKind, what: str, **kwargs: Any) -> dict[str, Any]:
+        resource = self._resource(kind)
+        start = time.monotonic()
+        with self._lock:
+            self.requests += 1
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        status: int | str = "error"
+        try:
+            response = getattr(self._dyn, verb)(resource, serialize=False, **kwargs)
+            status = int(response.status)
+            data = response.data
+        except Exception as exc:
+            status = getattr(exc, "status", None) or type(exc).__name__
+            raise _translate(exc, what) from exc
+        finally:
+            log.debug(
+                "api %s %s -> %s (%.0f ms)",
+                verb.upper(),
+                what,
+                status,
+                (time.monotonic() - start) * 1000,
+            )
+        result: dict[str, Any] = json.loads(data) if data else {}
+        return result
+
+    def list_items(
+        self,
+        kind: ResourceKind,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        page_size: int = LIST_PAGE_SIZE,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Every item of a paginated list (`limit`/`continue`) and the number of pages read.
+
+        An expired continue token (410) restarts the list from the first page, dropping what
+        was read: mixing pages from two snapshots could miss or repeat objects.
+        """
+        items: list[dict[str, Any]] = []
+        pages = restarts = 0
+        token: str | None = None
+        while True:
+            try:
+                body = self._call(
+                    "get",
+                    kind,
+                    f"list {kind.kind}",
+                    namespace=namespace,
+                    label_selector=label_selector,
+                    limit=page_size,
+                    _continue=token,
+                )
+            except Expired:
+                restarts += 1
+                if restarts > LIST_RESTARTS:
+                    raise
+                log.info("list %s: continue token expired; restarting the list", kind.kind)
+                items, token = [], None
+                continue
+            pages += 1
+            items.extend(body.get("items") or [])
+            token = (body.get("metadata") or {}).get("continue") or None
+            if not token:
+                return items, pages
+
+    def get(self, kind: ResourceKind, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """The object, or NotFound."""
+        where = f"{namespace}/{name}" if namespace else name
+        return self._call("get", kind, f"get {kind.kind} {where}", name=name, namespace=namespace)
+
+    def get_or_none(
+        self, kind: ResourceKind, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return self.get(kind, name, namespace)
+        except NotFound:
+            return None
+
+    def create(
+        self, kind: ResourceKind, body: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        """POST a new object; Conflict when it already exists."""
+        name = (body.get("metadata") or {}).get("name") or (body.get("metadata") or {}).get(
+            "generateName", "?"
+        )
+        return self._call(
+            "create", kind, f"create {kind.kind} {name}", body=body, namespace=namespace
+        )
+
+    def replace(
+        self, kind: ResourceKind, body: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        """PUT an object; the body must carry metadata.resourceVersion (PVs allow
+        unconditional updates, so without it a concurrent change would be silently lost)."""
+        meta = body.get("metadata") or {}
+        if not meta.get("resourceVersion"):
+            raise ValueError("replace needs metadata.resourceVersion")
+        return self._call(
+            "replace",
+            kind,
+            f"replace {kind.kind} {meta.get('name')}",
+            body=body,
+            namespace=namespace,
+        )
+
+    def merge_patch(
+        self,
+        kind: ResourceKind,
+        name: str,
+        patch: dict[str, Any],
+        namespace: str | None = None,
+    ) -> dict[str, Any]:
+        """JSON merge patch. Callers put metadata.resourceVersion in `patch` as a precondition."""
+        if not (patch.get("metadata") or {}).get("resourceVersion"):
+            raise ValueError("merge_patch needs metadata.resourceVersion as a precondition")
+        return self._call(
+            "patch",
+            kind,
+            f"patch {kind.kind} {name}",
+            name=name,
+            namespace=namespace,
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+
+    def delete(
+        self,
+        kind: ResourceKind,
+        name: str,
+        *,
+        uid: str,
+        resource_version: str,
+        namespace: str | None = None,
+    ) -> dict[str, Any]:
+        """DELETE with uid and resourceVersion preconditions: Conflict when either changed."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "preconditions": {"uid": uid, "resourceVersion": resource_version},
+        }
+        return self._call(
+            "delete",
+            kind,
+            f"delete {kind.kind} {name}",
+            name=name,
+            namespace=namespace,
+            body=body,
+        )

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything the demo, the tests and the benchmarks need on a fresh Debian 12 machine:
+# the GlusterFS server and FUSE client, the pinned Python packages in .venv, and the sandbox
+# control plane (built from pinned Go modules, cached outside the repository).
+# Idempotent and quiet when everything is already in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debs=(glusterfs-server glusterfs-client rsync attr psmisc procps)
+missing=()
+for pkg in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian package starts glusterd through systemd, which a container may not have;
+# the test harness starts it itself when it is not running.
+
+stamp=.venv/.requirements-stamp
+want=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing pinned Python packages into .venv" >&2
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
+  echo "$want" > "$stamp"
+fi
+
+bash testenv/build.sh >/dev/null

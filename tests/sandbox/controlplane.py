@@ -1,0 +1,430 @@
+"""A real Kubernetes control plane on loopback: etcd, kube-apiserver and kube-controller-manager.
+
+The binaries come from `testenv/build.sh` (pinned Go modules, cached outside the repository).
+Everything runs as child processes in one temporary directory with generated certificates;
+`stop()` kills the whole process group of each and removes the directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO / "testenv" / "build.sh"
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be built or started."""
+
+
+def control_plane_bin_dir() -> Path:
+    """Build (or find cached) control-plane binaries and return their directory."""
+    proc = subprocess.run(
+        ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SandboxError(f"{BUILD_SCRIPT} failed with exit code {proc.returncode}")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+
+
+def _cert(
+    subject: x509.Name,
+    key: rsa.RSAPrivateKey,
+    issuer: tuple[x509.Name, rsa.RSAPrivateKey] | None,
+    *,
+    ca: bool = False,
+    server: bool = False,
+) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    issuer_name, issuer_key = issuer if issuer else (subject, key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.DNSName("kubernetes.default.svc"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _name(cn: str, org: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    if org:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    return x509.Name(attrs)
+
+
+@dataclass
+class ControlPlane:
+    """Starts and stops one sandbox control plane. Use as a context manager or start()/stop()."""
+
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="grt-kube-")))
+    pv_sync_period: str = "2s"
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    api_port: int = 0
+    bin_dir: Path | None = None
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        """Admin kubeconfig (client certificate in system:masters)."""
+        return self.workdir / "admin.kubeconfig"
+
+    @property
+    def kubectl(self) -> Path:
+        assert self.bin_dir is not None
+        return self.bin_dir / "kubectl"
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self, timeout: float = 90.0) -> ControlPlane:
+        """Generate certificates, start the three processes, wait until the API is ready."""
+        started = time.monotonic()
+        self.bin_dir = control_plane_bin_dir()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "logs").mkdir(exist_ok=True)
+        try:
+            etcd_client, etcd_peer = free_port(), free_port()
+            self.api_port = free_port()
+            self._write_pki()
+            self._spawn(
+                "etcd",
+                [
+                    "--name=sandbox",
+                    f"--data-dir={self.workdir / 'etcd'}",
+                    f"--listen-client-urls=http://127.0.0.1:{etcd_client}",
+                    f"--advertise-client-urls=http://127.0.0.1:{etcd_client}",
+                    f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+                    f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+                    f"--initial-cluster=sandbox=http://127.0.0.1:{etcd_peer}",
+                    "--unsafe-no-fsync=true",
+                    "--log-level=warn",
+                ],
+            )
+            pki = self.workdir / "pki"
+            self._spawn(
+                "kube-apiserver",
+                [
+                    f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    "--endpoint-reconciler-type=none",
+                    f"--secure-port={self.api_port}",
+                    f"--cert-dir={pki}",
+                    f"--tls-cert-file={pki / 'apiserver.crt'}",
+                    f"--tls-private-key-file={pki / 'apiserver.key'}",
+                    f"--client-ca-file={pki / 'ca.crt'}",
+                    f"--service-account-key-file={pki / 'sa.pub'}",
+                    f"--service-account-signing-key-file={pki / 'sa.key'}",
+                    "--service-account-issuer=https://kubernetes.default.svc",
+                    "--authorization-mode=RBAC",
+                    "--service-cluster-ip-range=10.0.0.0/24",
+                    "--allow-privileged=true",
+                    "--enable-priority-and-fairness=false",
+                    f"--audit-log-path={self.workdir / 'audit.log'}",
+                    f"--audit-policy-file={self._write_audit_policy()}",
+                    "--audit-log-format=json",
+                    "--v=0",
+                ],
+            )
+            self._wait_ready(started + timeout)
+            self._write_kubeconfig(
+                self.workdir / "controller-manager.kubeconfig", "controller-manager"
+            )
+            self._spawn(
+                "kube-controller-manager",
+                [
+                    f"--kubeconfig={self.workdir / 'controller-manager.kubeconfig'}",
+                    f"--authentication-kubeconfig={self.workdir / 'controller-manager.kubeconfig'}",
+                    f"--authorization-kubeconfig={self.workdir / 'controller-manager.kubeconfig'}",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={free_port()}",
+                    "--leader-elect=false",
+                    f"--service-account-private-key-file={pki / 'sa.key'}",
+                    f"--root-ca-file={pki / 'ca.crt'}",
+                    "--use-service-account-credentials=false",
+                    f"--pvclaimbinder-sync-period={self.pv_sync_period}",
+                    "--controllers=*",
+                    "--v=1",
+                ],
+            )
+            self._wait_controller_manager(started + timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Kill every process (SIGTERM, then SIGKILL) and remove the working directory."""
+        for name in reversed(list(self.procs)):
+            proc = self.procs[name]
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+        if not os.environ.get("GRT_KEEP_SANDBOX"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> ControlPlane:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- helpers for tests -----------------------------------------------------------------
+
+    def run_kubectl(
+        self,
+        *args: str,
+        kubeconfig: Path | None = None,
+        check: bool = True,
+        input_text: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the sandbox's kubectl against this control plane."""
+        proc = subprocess.run(
+            [str(self.kubectl), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            input=input_text,
+            check=False,
+            timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise SandboxError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc
+
+    def apply(self, obj: dict[str, Any] | str) -> None:
+        """kubectl apply of a manifest (dict or YAML text)."""
+        text = obj if isinstance(obj, str) else yaml.safe_dump(obj)
+        self.run_kubectl("apply", "-f", "-", input_text=text)
+
+    def get_json(self, *args: str) -> dict[str, Any]:
+        """kubectl get ... -o json, parsed."""
+        out = self.run_kubectl("get", *args, "-o", "json").stdout
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    def service_account_kubeconfig(
+        self, namespace: str, name: str, path: Path | None = None
+    ) -> Path:
+        """Mint a token for ServiceAccount `namespace/name` (TokenRequest) and write a kubeconfig."""
+        proc = self.run_kubectl(
+            "create", "token", name, "-n", namespace, "--duration=2h"
+        )
+        token = proc.stdout.strip()
+        path = path or self.workdir / f"sa-{namespace}-{name}.kubeconfig"
+        self._write_kubeconfig(path, f"{namespace}-{name}", token=token, namespace=namespace)
+        return path
+
+    def audit_request_count(self, user_substring: str = "") -> int:
+        """Requests recorded in the audit log (for the API-efficiency benchmark)."""
+        path = self.workdir / "audit.log"
+        if not path.exists():
+            return 0
+        count = 0
+        with path.open() as fh:
+            for line in fh:
+                event = json.loads(line)
+                if event.get("stage") != "ResponseComplete":
+                    continue
+                if user_substring in event.get("user", {}).get("username", ""):
+                    count += 1
+        return count
+
+    # ---- internals -------------------------------------------------------------------------
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        assert self.bin_dir is not None
+        log = (self.workdir / "logs" / f"{name}.log").open("wb")
+        self.procs[name] = subprocess.Popen(
+            [str(self.bin_dir / name), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.workdir,
+        )
+        log.close()
+
+    def _check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = (self.workdir / "logs" / f"{name}.log").read_text(errors="replace")
+                raise SandboxError(
+                    f"{name} exited with {proc.returncode}:\n" + "\n".join(tail.splitlines()[-30:])
+                )
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        pki = self.workdir / "pki"
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        return ctx
+
+    def _wait_ready(self, deadline: float) -> None:
+        ctx = self._ssl_context()
+        last = ""
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                with urllib.request.urlopen(f"{self.server}/readyz", context=ctx, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError) as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise SandboxError(f"kube-apiserver not ready in time: {last}")
+
+    def _wait_controller_manager(self, deadline: float) -> None:
+        """Ready once the token controller has given `default` its root CA ConfigMap."""
+        ctx = self._ssl_context()
+        url = f"{self.server}/api/v1/namespaces/default/configmaps/kube-root-ca.crt"
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                with urllib.request.urlopen(url, context=ctx, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise SandboxError("kube-controller-manager did not start its controllers in time")
+
+    def _write_pki(self) -> None:
+        pki = self.workdir / "pki"
+        pki.mkdir(parents=True, exist_ok=True)
+        ca_key = _key()
+        ca_name = _name("gluster-recycler-sandbox-ca")
+        ca = _cert(ca_name, ca_key, None, ca=True)
+        files: dict[str, bytes] = {
+            "ca.crt": ca.public_bytes(serialization.Encoding.PEM),
+            "ca.key": _pem_key(ca_key),
+        }
+        for stem, subject, server in (
+            ("apiserver", _name("kube-apiserver"), True),
+            ("admin", _name("sandbox-admin", "system:masters"), False),
+            ("controller-manager", _name("sandbox-controller-manager", "system:masters"), False),
+        ):
+            key = _key()
+            cert = _cert(subject, key, (ca_name, ca_key), server=server)
+            files[f"{stem}.crt"] = cert.public_bytes(serialization.Encoding.PEM)
+            files[f"{stem}.key"] = _pem_key(key)
+        sa_key = _key()
+        files["sa.key"] = _pem_key(sa_key)
+        files["sa.pub"] = sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        for fname, data in files.items():
+            (pki / fname).write_bytes(data)
+        self._write_kubeconfig(self.kubeconfig, "admin")
+
+    def _write_audit_policy(self) -> Path:
+        path = self.workdir / "audit-policy.yaml"
+        policy = {
+            "apiVersion": "audit.k8s.io/v1",
+            "kind": "Policy",
+            "omitStages": ["RequestReceived"],
+            "rules": [{"level": "Metadata"}],
+        }
+        path.write_text(yaml.safe_dump(policy))
+        return path
+
+    def _write_kubeconfig(
+        self, path: Path, user: str, *, token: str | None = None, namespace: str = "default"
+    ) -> None:
+        pki = self.workdir / "pki"
+
+        def b64(name: str) -> str:
+            return base64.b64encode((pki / name).read_bytes()).decode()
+
+        creds: dict[str, str] = (
+            {"token": token}
+            if token
+            else {
+                "client-certificate-data": b64(f"{user}.crt"),
+                "client-key-data": b64(f"{user}.key"),
+            }
+        )
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "sandbox",
+                    "cluster": {"server": self.server, "certificate-authority-data": b64("ca.crt")},
+                }
+            ],
+            "users": [{"name": user, "user": creds}],
+            "contexts": [
+                {
+                    "name": user,
+                    "context": {"cluster": "sandbox", "user": user, "namespace": namespace},
+                }
+            ],
+            "current-context": user,
+        }
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
