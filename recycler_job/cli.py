@@ -1,0 +1,61 @@
+"""Entry point: `gluster-recycler` and `python -m recycler_job`. One pass, then exit."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from recycler_job.config import ConfigError, load_config
+from recycler_job.exit_codes import ExitCode
+from recycler_job.logs import setup_logging
+
+log = logging.getLogger("recycler_job")
+
+
+def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    """Run one pass and return the process exit code (see exit_codes.py)."""
+    import os  # noqa: PLC0415
+
+    try:
+        config = load_config(sys.argv[1:] if argv is None else argv, environ or dict(os.environ))
+    except ConfigError as exc:
+        print(f"gluster-recycler: error: {exc}", file=sys.stderr)
+        return int(ExitCode.BAD_CONFIG)
+    setup_logging(debug=config.debug, log_format=config.log_format)
+    log.debug("effective configuration: %s", config.redacted())
+
+    from recycler_job.runner import Runner  # noqa: PLC0415 (keeps --help and bad config fast)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if not stop.is_set():
+            log.warning(
+                "%s received: no new volume starts; cleaning up", signal.Signals(signum).name
+            )
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        report = Runner(config, stop=stop).run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print(report.summary_line(), flush=True)
+    for line in report.failed_lines():
+        print(f"  {line}", flush=True)
+    if config.report_file:
+        try:
+            report.write_json(config.report_file)
+        except OSError as exc:
+            log.error("could not write --report-file %s: %s", config.report_file, exc)
+    report.write_termination_log()
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

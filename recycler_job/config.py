@@ -1,0 +1,794 @@
+"""Configuration from flags, environment and an optional YAML file, validated before any work.
+
+Precedence is flags > environment > file > defaults, per option. Everything is checked up front
+so a bad value stops the run (exit 2) before the cluster or a volume is touched. This module must
+stay light: `--help` may not import the Kubernetes client, `openshift` or `sh`.
+"""
+
+import argparse
+import math
+import os
+import re
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, NoReturn
+
+import yaml
+
+from recycler_job.exit_codes import ExitCode
+from recycler_job.selector import parse_selector
+
+NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+"""The pod's namespace, mounted with the service account token; the lease lives there by default."""
+
+VALID_PHASES = ("Failed", "Released")
+VALID_RECLAIM_POLICIES = ("Recycle", "Retain", "Delete")
+VALID_MODES = ("release", "recreate")
+VALID_LOG_FORMATS = ("text", "json")
+DEFAULT_FAILED_MESSAGES = (
+    "No recycler plugin found for the volume!",
+    "no volume plugin matched",  # what Kubernetes said before about 1.3
+)
+DEFAULT_MOUNT_ROOT = "/var/lib/gluster-recycler/mounts"
+
+_EXIT_CODE_HELP = {
+    ExitCode.OK: "pass completed, nothing to do, dry run, or another run holds the lease",
+    ExitCode.VOLUME_FAILED: "at least one volume could not be recycled",
+    ExitCode.BAD_CONFIG: "configuration rejected before anything was touched",
+    ExitCode.CLUSTER_UNAVAILABLE: "API unreachable, unauthorized or forbidden",
+    ExitCode.INTERRUPTED: (
+        "SIGTERM/SIGINT: stopped starting volumes, cleaned up, released the lease"
+    ),
+}
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+_SECRET_NAME_RE = re.compile(r"token|password|passwd|secret|credential|private", re.IGNORECASE)
+_DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_LABEL_RE = re.compile(rf"^{_DNS1123_LABEL}$")
+_DNS1123_SUBDOMAIN_RE = re.compile(rf"^{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*$")
+_DURATION_RE = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smh]?)$")
+_DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+_INT_RE = re.compile(r"^[+-]?[0-9]+$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9_.:\[\]%-]+$")
+_OWNER_RE = re.compile(r"^([0-9]+):([0-9]+)$")
+_MODE_RE = re.compile(r"^(?:0[oO])?([0-7]{1,5})$")
+_MAX_ID = 4294967294  # 2**32 - 2: (uid_t)-1 means "unchanged" to chown
+
+
+class ConfigError(Exception):
+    """Configuration rejected; the message is one line naming the option and the bad value."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.splitlines()))
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated, effective configuration of one run.
+
+    Field defaults are the documented defaults; `load_config` is the way to get a validated one.
+    """
+
+    kubeconfig: str | None = None
+    gluster_hosts: tuple[str, ...] = ()
+    endpoints_namespace: str | None = None
+    phases: frozenset[str] = frozenset({"Failed"})
+    failed_messages: tuple[str, ...] = DEFAULT_FAILED_MESSAGES
+    reclaim_policies: frozenset[str] = frozenset({"Recycle"})
+    selector: str | None = None
+    min_age: float = 60.0
+    mode: str = "release"
+    max_volumes: int | None = None
+    parallel: int = 1
+    wipe_workers: int = 16
+    mount_root: str = DEFAULT_MOUNT_ROOT
+    mount_timeout: float = 60.0
+    deadline: float | None = None
+    lease_name: str = "gluster-recycler"
+    lease_namespace: str = "default"
+    lease_duration: int = 60
+    dry_run: bool = False
+    debug: bool = False
+    log_format: str = "text"
+    report_file: str | None = None
+    config_file: str | None = None
+    client_check: bool = True
+    reset_owner: tuple[int, int] | None = None
+    reset_mode: int | None = None
+    identity: str = "gluster-recycler"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (sets sorted, tuples as lists) for logs and the report."""
+        out: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if isinstance(value, frozenset):
+                out[key] = sorted(value)
+            elif isinstance(value, tuple):
+                out[key] = list(value)
+            else:
+                out[key] = value
+        return out
+
+    def redacted(self) -> dict[str, Any]:
+        """`as_dict` with anything secret-looking masked: safe for the debug log.
+
+        Config holds no secret today (the kubeconfig is a path, never its contents), but an
+        earlier recycler's debug mode leaked the service-account token, so mask by name anyway.
+        """
+        return {
+            key: "<redacted>" if value is not None and _SECRET_NAME_RE.search(key) else value
+            for key, value in self.as_dict().items()
+        }
+
+
+class _Invalid(Exception):
+    """A converter's complaint; the loader adds where the value came from."""
+
+    def __init__(self, reason: str, *, show_value: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.show_value = show_value
+
+
+Converter = Callable[[object], Any]
+
+
+@dataclass(frozen=True)
+class _Option:
+    """One setting: its flag, environment variable, converter and help."""
+
+    dest: str
+    env: str | None
+    convert: Converter
+    help: str
+    metavar: str | None = None
+    default_help: str | None = None  # None: derived from the Config default
+    boolean: bool = False
+    in_file: bool = True
+    hidden: bool = False
+
+    @property
+    def flag(self) -> str:
+        if self.dest == "config_file":
+            return "--config"
+        return "--" + self.dest.replace("_", "-")
+
+    @property
+    def file_key(self) -> str:
+        return self.flag[2:]
+
+
+# --- converters: raw value (str from flags/env, any YAML type from the file) -> typed value ---
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _string(raw: object) -> str:
+    if not isinstance(raw, str):
+        raise _Invalid("expected a string")
+    return raw.strip()
+
+
+def _optional_string(raw: object) -> str | None:
+    return _string(raw) or None
+
+
+def _to_bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise _Invalid("expected true/false, 1/0 or yes/no")
+
+
+def _to_int(raw: object) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and _INT_RE.match(raw.strip()):
+        return int(raw.strip())
+    raise _Invalid("expected an integer")
+
+
+def _int_range(low: int, high: int) -> Converter:
+    def convert(raw: object) -> int:
+        value = _to_int(raw)
+        if not low <= value <= high:
+            raise _Invalid(f"must be between {low} and {high}")
+        return value
+
+    return convert
+
+
+def _duration(raw: object) -> float:
+    """Seconds: a plain number or a number with suffix s, m or h."""
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        value = float(raw)
+    elif isinstance(raw, str) and (match := _DURATION_RE.match(raw.strip())):
+        value = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    else:
+        raise _Invalid("expected seconds, or a number with suffix s, m or h (e.g. 90, 5m, 1h)")
+    if not math.isfinite(value) or value < 0:
+        raise _Invalid("must be a finite, non-negative duration")
+    return value
+
+
+def _positive_duration(raw: object) -> float:
+    value = _duration(raw)
+    if value <= 0:
+        raise _Invalid("must be greater than zero")
+    return value
+
+
+def _optional_positive_duration(raw: object) -> float | None:
+    if isinstance(raw, str) and raw.strip().lower() in ("", "none"):
+        return None
+    return _positive_duration(raw)
+
+
+def _lease_duration(raw: object) -> int:
+    value = _duration(raw)
+    if value != int(value):
+        raise _Invalid("must be a whole number of seconds")
+    if not 15 <= value <= 3600:
+        raise _Invalid("must be between 15 and 3600 seconds")
+    return int(value)
+
+
+def _items(raw: object, separators: str) -> list[str]:
+    """A list value: a string split on `separators`, or a YAML list of strings."""
+    if isinstance(raw, str):
+        parts = re.split(f"[{re.escape(separators)}]", raw)
+    elif isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+        parts = [part for item in raw for part in re.split(f"[{re.escape(separators)}]", item)]
+    else:
+        raise _Invalid("expected a string or a list of strings")
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _hosts(raw: object) -> tuple[str, ...]:
+    """Every host, in order, duplicates dropped; the old tool's `a;b;c` -> `a,b;c` bug is why."""
+    hosts: list[str] = []
+    for host in _items(raw, ";,"):
+        if not _HOST_RE.match(host) or host.startswith("-"):
+            raise _Invalid(f"{host!r} is not a host name or IP address")
+        if host not in hosts:
+            hosts.append(host)
+    return tuple(hosts)
+
+
+def _choices(valid: Sequence[str], what: str) -> Converter:
+    """A comma list of names from `valid` (case-insensitive in, canonical spelling out)."""
+    canonical = {name.lower(): name for name in valid}
+
+    def convert(raw: object) -> frozenset[str]:
+        chosen: set[str] = set()
+        for item in _items(raw, ","):
+            if item.lower() not in canonical:
+                raise _Invalid(f"unknown {what} {item!r}; choose from {', '.join(valid)}")
+            chosen.add(canonical[item.lower()])
+        if not chosen:
+            raise _Invalid(f"at least one {what} is required")
+        return frozenset(chosen)
+
+    return convert
+
+
+def _one_of(valid: Sequence[str]) -> Converter:
+    def convert(raw: object) -> str:
+        value = _string(raw).lower()
+        if value not in valid:
+            raise _Invalid(f"choose one of {', '.join(valid)}")
+        return value
+
+    return convert
+
+
+def _failed_messages(raw: object) -> tuple[str, ...]:
+    """`|`-separated in flags/env because messages contain commas; a YAML list is taken verbatim."""
+    if isinstance(raw, list):
+        if not all(isinstance(item, str) for item in raw):
+            raise _Invalid("expected a list of strings")
+        items = [item.strip() for item in raw]
+    elif isinstance(raw, str):
+        items = [item.strip() for item in raw.split("|")]
+    else:
+        raise _Invalid("expected '|'-separated messages or a list of strings")
+    return tuple(dict.fromkeys(item for item in items if item))
+
+
+def _selector(raw: object) -> str | None:
+    text = _string(raw)
+    if not text:
+        return None
+    try:
+        parse_selector(text)
+    except ValueError as exc:
+        raise _Invalid(str(exc), show_value=False) from None
+    return text
+
+
+def _max_volumes(raw: object) -> int | None:
+    if isinstance(raw, str) and raw.strip().lower() in ("unlimited", "none"):
+        return None
+    value = _to_int(raw)
+    if value < 1:
+        raise _Invalid("must be a positive integer (or 'unlimited')")
+    return value
+
+
+def _mount_root(raw: object) -> str:
+    path = _string(raw)
+    if not os.path.isabs(path):
+        raise _Invalid("must be an absolute path")
+    path = os.path.normpath(path)
+    if path in ("/", "//"):
+        raise _Invalid("must not be the filesystem root")
+    return path
+
+
+def _dns_name(kind: str) -> Converter:
+    pattern, limit = (_DNS1123_LABEL_RE, 63) if kind == "label" else (_DNS1123_SUBDOMAIN_RE, 253)
+
+    def convert(raw: object) -> str:
+        value = _string(raw)
+        if len(value) > limit or not pattern.match(value):
+            raise _Invalid(
+                f"must be a DNS-1123 {kind}: lowercase alphanumerics, '-'"
+                + (" and '.'" if kind == "subdomain" else "")
+                + f", at most {limit} characters"
+            )
+        return value
+
+    return convert
+
+
+def _optional_namespace(raw: object) -> str | None:
+    return _dns_name("label")(raw) if _string(raw) else None
+
+
+def _reset_owner(raw: object) -> tuple[int, int] | None:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raise _Invalid("quote UID:GID as a string in YAML (unquoted, 1000:50 is a base-60 number)")
+    if isinstance(raw, list):
+        if len(raw) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) for i in raw):
+            raise _Invalid("expected UID:GID or a list [UID, GID]")
+        uid, gid = raw
+    else:
+        text = _string(raw)
+        if text.lower() in ("", "none"):
+            return None
+        match = _OWNER_RE.match(text)
+        if not match:
+            raise _Invalid("expected UID:GID with numeric ids, e.g. 1000:1000")
+        uid, gid = int(match.group(1)), int(match.group(2))
+    if not (0 <= uid <= _MAX_ID and 0 <= gid <= _MAX_ID):
+        raise _Invalid(f"ids must be between 0 and {_MAX_ID}")
+    return (uid, gid)
+
+
+def _reset_mode(raw: object) -> int | None:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raise _Invalid("quote the mode as a string in YAML, e.g. '0775' (YAML reads 0775 as octal)")
+    text = _string(raw)
+    if text.lower() in ("", "none"):
+        return None
+    match = _MODE_RE.match(text)
+    if not match or int(match.group(1), 8) > 0o7777:
+        raise _Invalid("expected an octal mode such as 0775 or 775 (at most 7777)")
+    return int(match.group(1), 8)
+
+
+def _identity(raw: object) -> str:
+    value = _string(raw)
+    if not value:
+        raise _Invalid("must not be empty")
+    return value
+
+
+_OPTIONS: tuple[_Option, ...] = (
+    _Option(
+        "config_file",
+        "CONFIG_FILE",
+        _optional_string,
+        "YAML file with any of these options (keys: long option names, '-' or '_')",
+        "PATH",
+        "none",
+        in_file=False,
+    ),
+    _Option(
+        "kubeconfig",
+        "KUBECONFIG",
+        _optional_string,
+        "kubeconfig file to use instead of the in-cluster service account",
+        "PATH",
+        "in-cluster, else the client's default",
+    ),
+    _Option(
+        "gluster_hosts",
+        "GLUSTER_HOSTS",
+        _hosts,
+        "gluster servers to mount from, ';' or ',' separated, any number",
+        "HOSTS",
+        "the hosts of the PV's Endpoints",
+    ),
+    _Option(
+        "endpoints_namespace",
+        "GLUSTER_ENDPOINTS_NAMESPACE",
+        _optional_namespace,
+        "namespace of the Endpoints named by PVs that set no endpointsNamespace",
+        "NAMESPACE",
+        "none",
+    ),
+    _Option(
+        "phases",
+        "RECYCLE_PHASES",
+        _choices(VALID_PHASES, "phase"),
+        "comma list of PV phases to recycle, from Failed, Released",
+        "PHASES",
+    ),
+    _Option(
+        "failed_messages",
+        "FAILED_MESSAGES",
+        _failed_messages,
+        "status.message values accepted for Failed PVs, '|' separated (messages contain "
+        "commas; the YAML file takes a list)",
+        "MSGS",
+    ),
+    _Option(
+        "reclaim_policies",
+        "RECLAIM_POLICIES",
+        _choices(VALID_RECLAIM_POLICIES, "reclaim policy"),
+        "comma list of reclaim policies to recycle, from Recycle, Retain, Delete "
+        "(Retain PVs are only wiped when listed)",
+        "POLICIES",
+    ),
+    _Option(
+        "selector",
+        "PV_SELECTOR",
+        _selector,
+        "label selector PVs must match, e.g. 'tier=scratch,!keep'",
+        "SELECTOR",
+        "all PVs",
+    ),
+    _Option(
+        "min_age",
+        "MIN_AGE",
+        _duration,
+        "seconds a PV must have been in its phase before it is wiped (suffix s/m/h allowed)",
+        "DURATION",
+    ),
+    _Option(
+        "mode",
+        "RECYCLE_MODE",
+        _one_of(VALID_MODES),
+        "release: clear claimRef; recreate: delete and re-create the PV",
+        "MODE",
+    ),
+    _Option(
+        "max_volumes",
+        "MAX_VOLUMES",
+        _max_volumes,
+        "recycle at most this many PVs per run ('unlimited' to override a lower-precedence value)",
+        "N",
+        "unlimited",
+    ),
+    _Option(
+        "parallel",
+        "PARALLEL_VOLUMES",
+        _int_range(1, 64),
+        "volumes recycled at the same time, 1-64",
+        "N",
+    ),
+    _Option(
+        "wipe_workers",
+        "WIPE_WORKERS",
+        _int_range(1, 256),
+        "threads deleting files within one volume, 1-256",
+        "N",
+    ),
+    _Option(
+        "mount_root",
+        "MOUNT_ROOT",
+        _mount_root,
+        "absolute directory under which volumes are mounted",
+        "PATH",
+    ),
+    _Option(
+        "mount_timeout",
+        "MOUNT_TIMEOUT",
+        _positive_duration,
+        "seconds to wait for a mount (suffix s/m/h allowed)",
+        "DURATION",
+    ),
+    _Option(
+        "deadline",
+        "RUN_DEADLINE",
+        _optional_positive_duration,
+        "stop starting volumes this long after start (suffix s/m/h allowed)",
+        "DURATION",
+        "none",
+    ),
+    _Option(
+        "lease_name",
+        "LEASE_NAME",
+        _dns_name("subdomain"),
+        "name of the Lease that keeps two runs apart",
+        "NAME",
+    ),
+    _Option(
+        "lease_namespace",
+        "LEASE_NAMESPACE",
+        _dns_name("label"),
+        "namespace of the Lease",
+        "NAMESPACE",
+        "$POD_NAMESPACE, else the service account's namespace, else default",
+    ),
+    _Option(
+        "lease_duration",
+        "LEASE_DURATION",
+        _lease_duration,
+        "seconds the Lease is valid without renewal, 15-3600",
+        "SECONDS",
+    ),
+    _Option(
+        "dry_run",
+        "DRY_RUN",
+        _to_bool,
+        "decide and report, but touch nothing",
+        boolean=True,
+    ),
+    _Option("debug", "DEBUG", _to_bool, "debug logging", boolean=True),
+    _Option(
+        "log_format",
+        "LOG_FORMAT",
+        _one_of(VALID_LOG_FORMATS),
+        "log line format: text or json",
+        "FORMAT",
+    ),
+    _Option(
+        "report_file",
+        "REPORT_FILE",
+        _optional_string,
+        "write the JSON report of the run to this file",
+        "PATH",
+        "none",
+    ),
+    _Option(
+        "client_check",
+        "NO_CLIENT_CHECK",
+        _to_bool,
+        "refuse to wipe a volume that gluster reports clients connected to "
+        "(NO_CLIENT_CHECK=true disables it)",
+        default_help="on",
+        boolean=True,
+    ),
+    _Option(
+        "reset_owner",
+        "RESET_OWNER",
+        _reset_owner,
+        "chown the emptied volume root to UID:GID",
+        "UID:GID",
+        "leave unchanged",
+    ),
+    _Option(
+        "reset_mode",
+        "RESET_MODE",
+        _reset_mode,
+        "chmod the emptied volume root to this octal mode, e.g. 0775",
+        "OCTAL",
+        "leave unchanged",
+    ),
+    _Option(
+        "identity",
+        None,
+        _identity,
+        "lease holder identity (for tests)",
+        "ID",
+        in_file=False,
+        hidden=True,
+    ),
+)
+_BY_DEST = {opt.dest: opt for opt in _OPTIONS}
+_FILE_KEYS = {opt.file_key: opt for opt in _OPTIONS if opt.in_file}
+_INVERTED_FILE_KEY = "no-client-check"  # the flag spelling, accepted in the file too
+_CONFIG_DEFAULTS = {f.name: f.default for f in fields(Config)}
+
+
+def _default_help(opt: _Option) -> str:
+    if opt.default_help is not None:
+        return opt.default_help
+    value = _CONFIG_DEFAULTS[opt.dest]
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, frozenset):
+        return ",".join(sorted(value))
+    if isinstance(value, tuple):
+        return "|".join(str(item) for item in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _epilog() -> str:
+    codes = "\n".join(f"  {int(code)}  {_EXIT_CODE_HELP[code]}" for code in ExitCode)
+    return (
+        "Precedence: flags > environment > config file > defaults. Boolean variables take\n"
+        "true/false, 1/0, yes/no; empty variables count as unset. In the config file, list\n"
+        "options take a YAML list; quote reset-owner and reset-mode.\n\n"
+        f"exit codes:\n{codes}"
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    """Turns argparse's usage-and-exit(2) into a one-line ConfigError; `--help` still exits 0."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"command line: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser; every default is None so `load_config` sees what was given."""
+    parser = _Parser(
+        prog="gluster-recycler",
+        description="Wipe released GlusterFS PersistentVolumes and return them to the pool "
+        "(one pass, then exit).",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    for opt in _OPTIONS:
+        if opt.hidden:
+            help_text = argparse.SUPPRESS
+        else:
+            env = f"env {opt.env}; " if opt.env else ""
+            help_text = f"{opt.help} [{env}default: {_default_help(opt)}]"
+        if opt.boolean:
+            parser.add_argument(
+                opt.flag,
+                dest=opt.dest,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                opt.flag, dest=opt.dest, default=None, metavar=opt.metavar, help=help_text
+            )
+    return parser
+
+
+def _read_file(path: str) -> dict[str, object]:
+    """The file's options keyed by Config field; unknown or duplicate keys are errors."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as exc:
+        raise ConfigError(f"config file {path!r}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"config file {path!r}: invalid YAML: {reason}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path!r}: expected a mapping of option: value")
+    found: dict[str, object] = {}
+    for key, raw in data.items():
+        value = raw
+        norm = key.replace("_", "-") if isinstance(key, str) else None
+        if norm == _INVERTED_FILE_KEY:
+            dest = "client_check"
+            if raw is not None:
+                try:
+                    value = not _to_bool(raw)
+                except _Invalid as exc:
+                    raise ConfigError(
+                        f"config file {path!r}, key {key!r}: {exc.reason} (got {_show(raw)})"
+                    ) from None
+        elif norm in _FILE_KEYS:
+            dest = _FILE_KEYS[norm].dest
+        else:
+            raise ConfigError(f"config file {path!r}: unknown key {key!r}")
+        if dest in found:
+            raise ConfigError(f"config file {path!r}: key {key!r} is given twice")
+        found[dest] = value
+    return {dest: value for dest, value in found.items() if value is not None}
+
+
+def _env(environ: Mapping[str, str], name: str | None) -> str | None:
+    if name is None:
+        return None
+    value = environ.get(name)
+    return value if value is not None and value.strip() else None
+
+
+def _convert(opt: _Option, raw: object, where: str) -> Any:
+    try:
+        return opt.convert(raw)
+    except _Invalid as exc:
+        got = f" (got {_show(raw)})" if exc.show_value else ""
+        raise ConfigError(f"{where}: {exc.reason}{got}") from None
+
+
+def _default_namespace(environ: Mapping[str, str], namespace_file: str) -> tuple[str, str]:
+    """(namespace, where it came from): POD_NAMESPACE, else the in-cluster file, else default."""
+    if (value := _env(environ, "POD_NAMESPACE")) is not None:
+        return value, "environment variable POD_NAMESPACE (default of --lease-namespace)"
+    if os.path.exists(namespace_file):
+        try:
+            with open(namespace_file, encoding="utf-8") as handle:
+                value = handle.read()
+        except OSError as exc:
+            raise ConfigError(
+                f"namespace file {namespace_file!r} (default of --lease-namespace): "
+                f"cannot read: {exc.strerror or exc}"
+            ) from None
+        return value, f"namespace file {namespace_file!r} (default of --lease-namespace)"
+    return "default", "built-in default of --lease-namespace"
+
+
+def load_config(
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    *,
+    namespace_file: str = NAMESPACE_FILE,
+) -> Config:
+    """Parse `argv` (without the program name) and `environ` into a validated Config.
+
+    Raises ConfigError on any bad input; `--help` prints and raises SystemExit(0).
+    """
+    args = build_parser().parse_args(list(argv))
+    values: dict[str, Any] = {}
+
+    # An explicit `--config ""` means "no file", even when CONFIG_FILE is set.
+    if args.config_file is not None:
+        config_file = _optional_string(args.config_file)
+    elif (env_file := _env(environ, "CONFIG_FILE")) is not None:
+        config_file = env_file.strip()
+    else:
+        config_file = None
+    file_values = _read_file(config_file) if config_file else {}
+    values["config_file"] = config_file
+
+    for opt in _OPTIONS:
+        if opt.dest == "config_file":
+            continue
+        flag_value = getattr(args, opt.dest)
+        env_value = _env(environ, opt.env)
+        if flag_value is not None:
+            values[opt.dest] = _convert(opt, flag_value, f"option {opt.flag}")
+        elif env_value is not None:
+            value = _convert(opt, env_value, f"environment variable {opt.env} ({opt.flag})")
+            # NO_CLIENT_CHECK=true means client_check=False.
+            values[opt.dest] = not value if opt.dest == "client_check" else value
+        elif opt.dest in file_values:
+            where = f"config file {config_file!r}, key {opt.file_key!r} ({opt.flag})"
+            values[opt.dest] = _convert(opt, file_values[opt.dest], where)
+
+    if "lease_namespace" not in values:
+        raw, where = _default_namespace(environ, namespace_file)
+        values["lease_namespace"] = _convert(_BY_DEST["lease_namespace"], raw, where)
+    if "identity" not in values:
+        host = _env(environ, "HOSTNAME") or socket.gethostname() or "gluster-recycler"
+        values["identity"] = f"{host.strip()}-{os.getpid()}"
+
+    config = Config(**values)
+    if "Failed" in config.phases and not config.failed_messages:
+        raise ConfigError(
+            "--failed-messages/FAILED_MESSAGES: no message given, but --phases includes Failed "
+            "(no Failed PV could ever be recycled)"
+        )
+    return config
+
+
+__all__ = [
+    "DEFAULT_FAILED_MESSAGES",
+    "NAMESPACE_FILE",
+    "Config",
+    "ConfigError",
+    "build_parser",
+    "load_config",
+]

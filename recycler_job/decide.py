@@ -1,0 +1,252 @@
+"""Which PVs to recycle: pure rules over one ClusterSnapshot, no I/O and no clock reads.
+
+A wrong wipe destroys data nobody asked us to destroy, so every rule must hold before a PV is
+eligible, the safety rules run first, and every "no" carries a reason an admin can act on.
+"""
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from recycler_job.selector import Selector, parse_selector
+from recycler_job.sources import describe_source
+from recycler_job.state import ClusterSnapshot
+
+if TYPE_CHECKING:
+    from recycler_job.config import Config
+
+SKIP_ANNOTATION = "gluster-recycler/skip"
+FIRST_SEEN_ANNOTATION = "gluster-recycler/first-seen"
+
+# Values of the skip annotation that do NOT skip; any other value (a typo included) skips,
+# because guessing "not meant" could wipe a volume an admin tried to protect.
+_SKIP_OFF_VALUES = frozenset({"", "false", "no", "0", "off"})
+_RFC3339_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+class Action(StrEnum):
+    """What to do with one PV this pass."""
+
+    RECYCLE = "recycle"
+    WAIT = "wait"  # may become eligible later (too young, max-volumes reached)
+    SKIP = "skip"  # not ours to touch in its current state
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict on one PV; `mark_first_seen` asks the actions layer to stamp the PV."""
+
+    pv_name: str
+    action: Action
+    reason: str
+    mark_first_seen: bool = False
+
+
+@dataclass(frozen=True)
+class DecideSettings:
+    """The subset of Config the rules read, with the selector already parsed."""
+
+    phases: frozenset[str]
+    failed_messages: tuple[str, ...]
+    reclaim_policies: frozenset[str]
+    selector: Selector | None
+    min_age: float
+    max_volumes: int | None
+
+    @classmethod
+    def from_config(cls, config: "Config") -> "DecideSettings":
+        """Settings from a validated Config (its selector string already passed validation)."""
+        return cls(
+            phases=frozenset(config.phases),
+            failed_messages=tuple(config.failed_messages),
+            reclaim_policies=frozenset(config.reclaim_policies),
+            selector=parse_selector(config.selector) if config.selector else None,
+            min_age=config.min_age,
+            max_volumes=config.max_volumes,
+        )
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """An RFC 3339 timestamp as an aware datetime, or None when absent or malformed.
+
+    Stricter than `datetime.fromisoformat`, which also takes dates, naive times and compact
+    forms; fractions past microseconds (Kubernetes may write nanoseconds) are truncated.
+    """
+    if not isinstance(value, str):
+        return None
+    match = _RFC3339_RE.match(value.strip())
+    if not match:
+        return None
+    date, time, fraction, zone = match.groups()
+    text = f"{date}T{time}"
+    if fraction:
+        text += "." + fraction
+    text += "+00:00" if zone in ("Z", "z") else zone
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _short_uid(uid: str) -> str:
+    return uid if len(uid) <= 8 else uid[:8] + "…"
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return f"{seconds:.0f}s" if seconds >= 1 or seconds == 0 else f"{seconds:.1f}s"
+
+
+def _names(values: Iterable[str]) -> str:
+    return ", ".join(sorted(values)) or "none"
+
+
+def _claim_name(claim: dict[str, Any]) -> str:
+    meta = claim.get("metadata") or {}
+    return f"{meta.get('namespace', '?')}/{meta.get('name', '?')}"
+
+
+def _claim_rule(pv: dict[str, Any], snapshot: ClusterSnapshot) -> str | None:
+    """Why the PV's claim may still own the data, or None when the claim is gone."""
+    ref = (pv.get("spec") or {}).get("claimRef")
+    if not ref:
+        return "no claimRef: already available"
+    if not isinstance(ref, dict):
+        return "claimRef is malformed"
+    namespace, name, uid = ref.get("namespace"), ref.get("name"), ref.get("uid")
+    if not isinstance(namespace, str) or not namespace or not isinstance(name, str) or not name:
+        return "claimRef has no namespace or name: cannot tell whether its claim is gone"
+    claim = snapshot.claim(namespace, name)
+    if claim is None:
+        return None
+    claim_uid = (claim.get("metadata") or {}).get("uid")
+    if not claim_uid:
+        return f"claim {namespace}/{name} exists but has no uid to compare with claimRef"
+    if not uid:
+        # Without a uid in claimRef we cannot tell a new claim from the original: assume owner.
+        return f"claim {namespace}/{name} exists and claimRef has no uid to tell them apart"
+    if claim_uid == uid:
+        return f"claim {namespace}/{name} still exists (uid {_short_uid(str(uid))})"
+    return None
+
+
+def _age_rule(pv: dict[str, Any], min_age: float, now: datetime) -> tuple[str, bool] | None:
+    """(reason, mark_first_seen) to WAIT while the PV is too young, or None when old enough."""
+    if min_age <= 0:
+        return None
+    meta = pv.get("metadata") or {}
+    status = pv.get("status") or {}
+    since = parse_timestamp(status.get("lastPhaseTransitionTime"))
+    what = "in its phase"
+    if since is None:
+        raw_first_seen = (meta.get("annotations") or {}).get(FIRST_SEEN_ANNOTATION)
+        since = parse_timestamp(raw_first_seen)
+        what = "first seen"
+        if since is None:
+            if raw_first_seen is None:
+                reason = (
+                    f"no usable phase transition time: marking first-seen, min-age {min_age:g}s"
+                )
+            else:
+                reason = (
+                    f"unparseable {FIRST_SEEN_ANNOTATION} {str(raw_first_seen)[:40]!r}: "
+                    f"re-marking first-seen, min-age {min_age:g}s"
+                )
+            return reason, True
+    age = (now - since).total_seconds()
+    if age < min_age:
+        return (
+            f"too young: {what} {_fmt_seconds(max(age, 0.0))} ago, "
+            f"{_fmt_seconds(min_age - age)} left of min-age {min_age:g}s",
+            False,
+        )
+    return None
+
+
+def decide(
+    pv: dict[str, Any], snapshot: ClusterSnapshot, settings: DecideSettings, now: datetime
+) -> Decision:
+    """Recycle only when every rule holds; otherwise SKIP (or WAIT) naming the first that fails.
+
+    `now` must be timezone-aware (UTC from the caller's clock).
+    """
+    if now.tzinfo is None:
+        raise ValueError("decide: `now` must be timezone-aware")
+    meta = pv.get("metadata") or {}
+    spec = pv.get("spec") or {}
+    status = pv.get("status") or {}
+    name = str(meta.get("name") or "")
+
+    def skip(reason: str) -> Decision:
+        return Decision(name, Action.SKIP, reason)
+
+    if not name:
+        return skip("PV has no name")
+    if describe_source(pv) is None:
+        return skip("not a glusterfs volume")
+    if meta.get("deletionTimestamp"):
+        return skip("being deleted (deletionTimestamp set)")
+    annotations = meta.get("annotations") or {}
+    if SKIP_ANNOTATION in annotations:
+        value = str(annotations[SKIP_ANNOTATION])
+        if value.strip().lower() not in _SKIP_OFF_VALUES:
+            return skip(f"annotated {SKIP_ANNOTATION}={value[:40]!r}")
+    phase = status.get("phase")
+    if phase not in settings.phases:
+        return skip(f"phase {phase or 'unknown'} is not one of {_names(settings.phases)}")
+    if phase == "Failed":
+        message = str(status.get("message") or "").strip()
+        if message not in settings.failed_messages:
+            return skip(f"failed for a reason not ours to fix: {message[:120]!r}")
+    policy = spec.get("persistentVolumeReclaimPolicy")
+    if policy not in settings.reclaim_policies:
+        return skip(
+            f"reclaim policy {policy or 'unset'} is not one of {_names(settings.reclaim_policies)}"
+        )
+    if settings.selector is not None and not settings.selector.matches(meta.get("labels") or {}):
+        return skip(f"labels do not match selector {settings.selector.text!r}")
+    if (claim_reason := _claim_rule(pv, snapshot)) is not None:
+        return skip(claim_reason)
+    if wanted_by := sorted(_claim_name(claim) for claim in snapshot.claims_naming(name)):
+        return skip(f"claim {', '.join(wanted_by)} asks for this volume (spec.volumeName)")
+    if (too_young := _age_rule(pv, settings.min_age, now)) is not None:
+        reason, mark = too_young
+        return Decision(name, Action.WAIT, reason, mark_first_seen=mark)
+    return Decision(name, Action.RECYCLE, "released claim is gone and every rule holds")
+
+
+def decide_all(
+    snapshot: ClusterSnapshot, settings: DecideSettings, now: datetime
+) -> list[Decision]:
+    """One Decision per PV, sorted by name; eligible PVs past `max_volumes` become WAIT."""
+    pvs = sorted(snapshot.pvs, key=lambda pv: str((pv.get("metadata") or {}).get("name") or ""))
+    decisions: list[Decision] = []
+    eligible = 0
+    for pv in pvs:
+        decision = decide(pv, snapshot, settings, now)
+        if decision.action is Action.RECYCLE:
+            eligible += 1
+            if settings.max_volumes is not None and eligible > settings.max_volumes:
+                decision = replace(
+                    decision,
+                    action=Action.WAIT,
+                    reason=f"max-volumes reached ({settings.max_volumes} per run)",
+                )
+        decisions.append(decision)
+    return decisions
+
+
+__all__ = [
+    "FIRST_SEEN_ANNOTATION",
+    "SKIP_ANNOTATION",
+    "Action",
+    "DecideSettings",
+    "Decision",
+    "decide",
+    "decide_all",
+    "parse_timestamp",
+]

@@ -1,0 +1,209 @@
+"""One pass: lease -> replay -> snapshot -> decide -> act -> report, and the exit code it earns."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from recycler_job import failpoints, gluster
+from recycler_job.act import Actor
+from recycler_job.clock import Clock, format_time, utcnow
+from recycler_job.config import Config
+from recycler_job.decide import FIRST_SEEN_ANNOTATION, Action, DecideSettings, Decision, decide_all
+from recycler_job.events import EventRecorder
+from recycler_job.exit_codes import ExitCode
+from recycler_job.journal import Journal
+from recycler_job.kube import LEASE, PV, PVC, ClusterUnavailable, Conflict, Kube, KubeError
+from recycler_job.lease import LeaseKeeper, LeaseLock
+from recycler_job.report import RunReport, VolumeResult
+from recycler_job.state import ClusterSnapshot
+
+log = logging.getLogger(__name__)
+
+
+def journal_name(config: Config) -> str:
+    """The ConfigMap holding `--mode recreate` records, next to the Lease."""
+    return f"{config.lease_name}-recreate"
+
+
+class Runner:
+    """Runs one pass against one cluster."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        stop: threading.Event | None = None,
+        clock: Clock = utcnow,
+        kube: Kube | None = None,
+    ) -> None:
+        self.config = config
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.kube = kube
+        self.report = RunReport(identity=config.identity, dry_run=config.dry_run, mode=config.mode)
+
+    def run(self) -> RunReport:
+        """Do the pass; the report carries the exit code. Never raises for cluster trouble."""
+        started = time.monotonic()
+        self.report.started = format_time(self.clock())
+        try:
+            self._run()
+        except ClusterUnavailable as exc:
+            self.report.outcome = "cluster-unavailable"
+            self.report.error = str(exc)
+            log.error("cannot use the cluster: %s", exc)
+        except KubeError as exc:
+            self.report.outcome = "cluster-unavailable"
+            self.report.error = f"{type(exc).__name__}: {exc}"
+            log.error("the API failed: %s", exc)
+        finally:
+            self.report.seconds = round(time.monotonic() - started, 3)
+            if self.kube is not None:
+                self.report.api_requests = self.kube.requests
+        self.report.exit_code = int(self._exit_code())
+        return self.report
+
+    def _exit_code(self) -> ExitCode:
+        report = self.report
+        if report.outcome == "cluster-unavailable":
+            return ExitCode.CLUSTER_UNAVAILABLE
+        if report.outcome == "interrupted" or self.stop.is_set():
+            return ExitCode.INTERRUPTED
+        if report.counts().get("failed"):
+            return ExitCode.VOLUME_FAILED
+        return ExitCode.OK
+
+    def _run(self) -> None:
+        config = self.config
+        if self.kube is None:
+            self.kube = Kube.connect(config.kubeconfig)
+        kube = self.kube
+        lock = LeaseLock(
+            kube,
+            namespace=config.lease_namespace,
+            name=config.lease_name,
+            identity=config.identity,
+            duration=config.lease_duration,
+            clock=self.clock,
+        )
+        if config.dry_run:
+            self._report_lease_holder(kube)
+            self._pass(kube, keeper=None)
+            return
+        holder = lock.try_acquire()
+        if holder is not None:
+            until = format_time(holder.expires) if holder.expires else "unknown"
+            self.report.lease = f"held-by:{holder.identity}"
+            self.report.outcome = "skipped"
+            log.info(
+                "another run holds lease %s/%s: %s until %s; skipping this pass",
+                config.lease_namespace,
+                config.lease_name,
+                holder.identity,
+                until,
+            )
+            return
+        self.report.lease = "acquired"
+        keeper = LeaseKeeper(lock).start()
+        try:
+            self._pass(kube, keeper=keeper)
+        finally:
+            keeper.stop()
+            lock.release()
+
+    def _report_lease_holder(self, kube: Kube) -> None:
+        lease = kube.get_or_none(LEASE, self.config.lease_name, self.config.lease_namespace)
+        holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
+        self.report.lease = f"held-by:{holder}" if holder else "not-taken"
+        if holder:
+            log.info("dry run: lease is held by %s (a real run would check its expiry)", holder)
+
+    def _pass(self, kube: Kube, keeper: LeaseKeeper | None) -> None:
+        config = self.config
+        journal = Journal(kube, config.lease_namespace, journal_name(config))
+        self.report.replayed = journal.replay(dry_run=config.dry_run)
+        for line in self.report.replayed:
+            log.info("recreate record: %s", line)
+        if not config.dry_run:
+            self.report.stale_mounts_cleaned = gluster.cleanup_stale_mounts(config.mount_root)
+            for path in self.report.stale_mounts_cleaned:
+                log.warning("cleaned up a mount left by a killed run: %s", path)
+
+        pvs, pages = kube.list_items(PV, label_selector=config.selector)
+        claims, _ = kube.list_items(PVC)
+        snapshot = ClusterSnapshot.build(pvs, claims)
+        self.report.pvs_seen = len(pvs)
+        self.report.list_pages = pages
+        settings = DecideSettings.from_config(config)
+        decisions = decide_all(snapshot, settings, self.clock())
+
+        by_name = {pv["metadata"]["name"]: pv for pv in pvs}
+        to_recycle: list[Decision] = []
+        for decision in decisions:
+            if decision.action is Action.RECYCLE:
+                to_recycle.append(decision)
+                continue
+            self.report.volumes.append(self._not_recycled(decision))
+            if decision.mark_first_seen and not config.dry_run:
+                self._mark_first_seen(kube, by_name[decision.pv_name])
+        log.info(
+            "%d PVs listed in %d pages, %d claims; %d eligible",
+            len(pvs),
+            pages,
+            len(claims),
+            len(to_recycle),
+        )
+        if not to_recycle:
+            return
+        failpoints.hit("after-decide")
+
+        deadline = None
+        if config.deadline is not None:
+            deadline = time.monotonic() + config.deadline - self.report.seconds
+        actor = Actor(
+            kube=kube,
+            config=config,
+            settings=settings,
+            events=EventRecorder(kube, config.identity, dry_run=config.dry_run),
+            journal=journal,
+            keeper=keeper,
+            stop=self.stop,
+            clock=self.clock,
+            deadline=deadline,
+        )
+        with ThreadPoolExecutor(max_workers=config.parallel, thread_name_prefix="volume") as pool:
+            results = list(pool.map(actor.recycle, to_recycle))
+        self.report.volumes.extend(results)
+        if any(r.outcome == "interrupted" for r in results) and self.stop.is_set():
+            self.report.outcome = "interrupted"
+
+    @staticmethod
+    def _not_recycled(decision: Decision) -> VolumeResult:
+        outcome = "waiting" if decision.action is Action.WAIT else "skipped"
+        log.debug("pv/%s: %s: %s", decision.pv_name, outcome, decision.reason)
+        return VolumeResult(
+            pv=decision.pv_name,
+            decision=decision.action.value,
+            reason=decision.reason,
+            outcome=outcome,
+        )
+
+    def _mark_first_seen(self, kube: Kube, pv: dict[str, Any]) -> None:
+        """Start the --min-age clock on a server that has no lastPhaseTransitionTime."""
+        name = pv["metadata"]["name"]
+        patch = {
+            "metadata": {
+                "resourceVersion": pv["metadata"]["resourceVersion"],
+                "annotations": {FIRST_SEEN_ANNOTATION: format_time(self.clock())},
+            }
+        }
+        try:
+            kube.merge_patch(PV, name, patch)
+        except Conflict:
+            log.info("pv/%s changed meanwhile; first-seen is set next run", name)
+        except KubeError as exc:
+            log.warning("pv/%s: could not set %s: %s", name, FIRST_SEEN_ANNOTATION, exc)

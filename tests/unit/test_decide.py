@@ -1,0 +1,595 @@
+"""Every decision rule, both ways; max-volumes capping; min-age and first-seen clock edges."""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from recycler_job.config import load_config
+from recycler_job.decide import (
+    FIRST_SEEN_ANNOTATION,
+    SKIP_ANNOTATION,
+    Action,
+    DecideSettings,
+    Decision,
+    decide,
+    decide_all,
+    parse_timestamp,
+)
+from recycler_job.selector import parse_selector
+from recycler_job.state import ClusterSnapshot
+from tests.unit.builders import NO_PLUGIN, OLD_NO_PLUGIN, make_pv, make_pvc
+
+NOW = datetime(2024, 1, 1, 1, 0, 0, tzinfo=UTC)  # one hour after make_pv's transition time
+BASE = DecideSettings(
+    phases=frozenset({"Failed"}),
+    failed_messages=(NO_PLUGIN, OLD_NO_PLUGIN),
+    reclaim_policies=frozenset({"Recycle"}),
+    selector=None,
+    min_age=60.0,
+    max_volumes=None,
+)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def run(
+    pv: dict[str, Any],
+    claims: list[dict[str, Any]] | None = None,
+    now: datetime = NOW,
+    **settings: Any,
+) -> Decision:
+    snapshot = ClusterSnapshot.build([pv], claims or [])
+    return decide(pv, snapshot, replace(BASE, **settings), now)
+
+
+# (id, pv, claims, settings overrides, expected action, reason fragment)
+CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, Any], Action, str]] = [
+    ("eligible", make_pv(), [], {}, Action.RECYCLE, "claim is gone"),
+    # source
+    ("no source", make_pv(source=None), [], {}, Action.SKIP, "not a glusterfs volume"),
+    (
+        "nfs source",
+        make_pv(source={"nfs": {"server": "x", "path": "/e"}}),
+        [],
+        {},
+        Action.SKIP,
+        "not a glusterfs volume",
+    ),
+    (
+        "malformed glusterfs path",
+        make_pv(source={"glusterfs": {"endpoints": "ep", "path": "vol/../other"}}),
+        [],
+        {},
+        Action.SKIP,
+        "not a glusterfs volume",
+    ),
+    # deletion
+    (
+        "being deleted",
+        make_pv(deletion_timestamp="2024-01-01T00:30:00Z"),
+        [],
+        {},
+        Action.SKIP,
+        "being deleted",
+    ),
+    # skip annotation
+    *[
+        (
+            f"skip annotation {value!r}",
+            make_pv(annotations={SKIP_ANNOTATION: value}),
+            [],
+            {},
+            Action.SKIP,
+            f"annotated {SKIP_ANNOTATION}",
+        )
+        for value in ("true", "TRUE", " True ", "yes", "ture")
+    ],
+    *[
+        (
+            f"skip annotation off {value!r}",
+            make_pv(annotations={SKIP_ANNOTATION: value}),
+            [],
+            {},
+            Action.RECYCLE,
+            "",
+        )
+        for value in ("false", "False", "", "0", "no")
+    ],
+    (
+        "other annotation",
+        make_pv(annotations={"example.com/skip": "true"}),
+        [],
+        {},
+        Action.RECYCLE,
+        "",
+    ),
+    # phase and Failed message
+    ("phase Bound", make_pv(phase="Bound"), [], {}, Action.SKIP, "phase Bound is not one of"),
+    ("phase missing", make_pv(phase=None), [], {}, Action.SKIP, "phase unknown"),
+    (
+        "Released not opted in",
+        make_pv(phase="Released", message=None),
+        [],
+        {},
+        Action.SKIP,
+        "phase Released is not one of Failed",
+    ),
+    (
+        "Released opted in",
+        make_pv(phase="Released", message=None),
+        [],
+        {"phases": frozenset({"Released"})},
+        Action.RECYCLE,
+        "",
+    ),
+    (
+        "Failed not opted in",
+        make_pv(),
+        [],
+        {"phases": frozenset({"Released"})},
+        Action.SKIP,
+        "phase Failed is not one of Released",
+    ),
+    (
+        "Failed other message",
+        make_pv(message="Recycle failed: pod hung"),
+        [],
+        {},
+        Action.SKIP,
+        "failed for a reason not ours to fix: 'Recycle failed: pod hung'",
+    ),
+    ("Failed no message", make_pv(message=None), [], {}, Action.SKIP, "not ours to fix: ''"),
+    ("Failed pre-1.3 message", make_pv(message=OLD_NO_PLUGIN), [], {}, Action.RECYCLE, ""),
+    (
+        "Failed message not in custom list",
+        make_pv(),
+        [],
+        {"failed_messages": ("custom",)},
+        Action.SKIP,
+        "not ours to fix",
+    ),
+    # reclaim policy
+    (
+        "Retain not opted in",
+        make_pv(policy="Retain"),
+        [],
+        {},
+        Action.SKIP,
+        "reclaim policy Retain is not one of Recycle",
+    ),
+    (
+        "Retain opted in",
+        make_pv(policy="Retain"),
+        [],
+        {"reclaim_policies": frozenset({"Retain"})},
+        Action.RECYCLE,
+        "",
+    ),
+    ("Delete not opted in", make_pv(policy="Delete"), [], {}, Action.SKIP, "Delete"),
+    ("policy unset", make_pv(policy=None), [], {}, Action.SKIP, "reclaim policy unset"),
+    # selector
+    (
+        "selector matches",
+        make_pv(labels={"tier": "scratch"}),
+        [],
+        {"selector": parse_selector("tier=scratch")},
+        Action.RECYCLE,
+        "",
+    ),
+    (
+        "selector does not match",
+        make_pv(labels={"tier": "gold"}),
+        [],
+        {"selector": parse_selector("tier=scratch")},
+        Action.SKIP,
+        "labels do not match selector 'tier=scratch'",
+    ),
+    (
+        "selector without labels",
+        make_pv(),
+        [],
+        {"selector": parse_selector("tier")},
+        Action.SKIP,
+        "do not match",
+    ),
+    (
+        "negative selector without labels",
+        make_pv(),
+        [],
+        {"selector": parse_selector("!keep")},
+        Action.RECYCLE,
+        "",
+    ),
+    # claimRef and the claim
+    ("no claimRef", make_pv(claim=None), [], {}, Action.SKIP, "no claimRef: already available"),
+    (
+        "claimRef without namespace",
+        make_pv(claim=("", "data")),
+        [],
+        {},
+        Action.SKIP,
+        "claimRef has no namespace or name",
+    ),
+    (
+        "claim still exists",
+        make_pv(claim_uid="1234567890abcdef"),
+        [make_pvc(uid="1234567890abcdef")],
+        {},
+        Action.SKIP,
+        "claim default/data still exists (uid 12345678…)",
+    ),
+    (
+        "claim re-created with another uid",
+        make_pv(claim_uid="old"),
+        [make_pvc(uid="new")],
+        {},
+        Action.RECYCLE,
+        "",
+    ),
+    (
+        "claimRef without uid, claim exists",
+        make_pv(claim_uid=None),
+        [make_pvc(uid="any")],
+        {},
+        Action.SKIP,
+        "claimRef has no uid",
+    ),
+    ("claimRef without uid, claim gone", make_pv(claim_uid=None), [], {}, Action.RECYCLE, ""),
+    (
+        "existing claim without uid",
+        make_pv(claim_uid="old"),
+        [make_pvc(uid=None)],
+        {},
+        Action.SKIP,
+        "has no uid to compare",
+    ),
+    (
+        "same claim name in another namespace",
+        make_pv(claim_uid="old"),
+        [make_pvc(namespace="other", uid="old")],
+        {},
+        Action.RECYCLE,
+        "",
+    ),
+    # a claim asking for this volume by name
+    (
+        "claim names this volume",
+        make_pv(name="pv-a"),
+        [make_pvc(namespace="team", name="restore", volume_name="pv-a")],
+        {},
+        Action.SKIP,
+        "claim team/restore asks for this volume",
+    ),
+    (
+        "claim names another volume",
+        make_pv(name="pv-a"),
+        [make_pvc(namespace="team", name="restore", volume_name="pv-b")],
+        {},
+        Action.RECYCLE,
+        "",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("pv", "claims", "overrides", "action", "fragment"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_rules(
+    pv: dict[str, Any],
+    claims: list[dict[str, Any]],
+    overrides: dict[str, Any],
+    action: Action,
+    fragment: str,
+) -> None:
+    decision = run(pv, claims, **overrides)
+    assert decision.action is action, decision.reason
+    assert fragment in decision.reason
+    assert decision.pv_name == pv["metadata"]["name"]
+    assert decision.mark_first_seen is False
+
+
+def test_safety_rules_come_before_the_claim_rule() -> None:
+    """The reason names the first failing rule, cheapest and safest first."""
+    pv = make_pv(annotations={SKIP_ANNOTATION: "true"}, policy="Retain", claim_uid="u")
+    decision = run(pv, [make_pvc(uid="u")])
+    assert decision.action is Action.SKIP
+    assert SKIP_ANNOTATION in decision.reason
+
+
+def test_deleted_non_gluster_pv_reports_the_source() -> None:
+    decision = run(make_pv(source=None, deletion_timestamp="2024-01-01T00:00:00Z"))
+    assert decision.reason == "not a glusterfs volume"
+
+
+def test_naive_now_is_rejected() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        run(make_pv(), now=NOW.replace(tzinfo=None))
+
+
+# --- age: lastPhaseTransitionTime, then the first-seen annotation ---
+
+# (id, lastPhaseTransitionTime, first-seen annotation, min_age, action, mark, reason fragment)
+AGE_CASES: list[tuple[str, str | None, str | None, float, Action, bool, str]] = [
+    (
+        "transition old enough",
+        iso(NOW - timedelta(seconds=61)),
+        None,
+        60,
+        Action.RECYCLE,
+        False,
+        "",
+    ),
+    (
+        "transition exactly min-age",
+        iso(NOW - timedelta(seconds=60)),
+        None,
+        60,
+        Action.RECYCLE,
+        False,
+        "",
+    ),
+    (
+        "transition a microsecond short",
+        iso(NOW - timedelta(seconds=59, microseconds=999999)),
+        None,
+        60,
+        Action.WAIT,
+        False,
+        "too young",
+    ),
+    (
+        "transition too young",
+        iso(NOW - timedelta(seconds=15)),
+        None,
+        60,
+        Action.WAIT,
+        False,
+        "in its phase 15s ago, 45s left of min-age 60s",
+    ),
+    (
+        "transition in the future (clock skew)",
+        iso(NOW + timedelta(seconds=30)),
+        None,
+        60,
+        Action.WAIT,
+        False,
+        "0s ago, 90s left",
+    ),
+    (
+        "transition with offset",
+        "2024-01-01T01:59:00+01:00",  # 00:59 UTC: one minute ago
+        None,
+        60,
+        Action.RECYCLE,
+        False,
+        "",
+    ),
+    (
+        "transition with nanoseconds",
+        "2024-01-01T00:58:59.123456789Z",
+        None,
+        60,
+        Action.RECYCLE,
+        False,
+        "",
+    ),
+    (
+        "young transition beats an old first-seen",
+        iso(NOW - timedelta(seconds=10)),
+        iso(NOW - timedelta(days=3)),
+        60,
+        Action.WAIT,
+        False,
+        "in its phase",
+    ),
+    ("first-seen old enough", None, iso(NOW - timedelta(minutes=5)), 60, Action.RECYCLE, False, ""),
+    (
+        "first-seen too young",
+        None,
+        iso(NOW - timedelta(seconds=20)),
+        60,
+        Action.WAIT,
+        False,
+        "first seen 20s ago, 40s left",
+    ),
+    ("no timestamps", None, None, 60, Action.WAIT, True, "marking first-seen"),
+    (
+        "unparseable first-seen",
+        None,
+        "yesterday",
+        60,
+        Action.WAIT,
+        True,
+        "unparseable gluster-recycler/first-seen 'yesterday'",
+    ),
+    (
+        "naive first-seen is unparseable",
+        None,
+        "2024-01-01T00:00:00",
+        60,
+        Action.WAIT,
+        True,
+        "unparseable",
+    ),
+    (
+        "date-only first-seen is unparseable",
+        None,
+        "2024-01-01",
+        60,
+        Action.WAIT,
+        True,
+        "unparseable",
+    ),
+    (
+        "unparseable transition falls back to first-seen",
+        "garbage",
+        iso(NOW - timedelta(minutes=5)),
+        60,
+        Action.RECYCLE,
+        False,
+        "",
+    ),
+    (
+        "unparseable transition, no first-seen",
+        "garbage",
+        None,
+        60,
+        Action.WAIT,
+        True,
+        "marking first-seen",
+    ),
+    ("min-age 0 needs no timestamp", None, None, 0, Action.RECYCLE, False, ""),
+    (
+        "min-age 0 ignores a future transition",
+        iso(NOW + timedelta(hours=1)),
+        None,
+        0,
+        Action.RECYCLE,
+        False,
+        "",
+    ),
+    (
+        "long min-age",
+        iso(NOW - timedelta(hours=1)),
+        None,
+        7200,
+        Action.WAIT,
+        False,
+        "3600s left of min-age 7200s",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("transition", "first_seen", "min_age", "action", "mark", "fragment"),
+    [case[1:] for case in AGE_CASES],
+    ids=[case[0] for case in AGE_CASES],
+)
+def test_age(
+    transition: str | None,
+    first_seen: str | None,
+    min_age: float,
+    action: Action,
+    mark: bool,
+    fragment: str,
+) -> None:
+    annotations = {FIRST_SEEN_ANNOTATION: first_seen} if first_seen is not None else None
+    pv = make_pv(last_transition=transition, annotations=annotations)
+    decision = run(pv, min_age=min_age)
+    assert decision.action is action, decision.reason
+    assert decision.mark_first_seen is mark
+    assert fragment in decision.reason
+
+
+def test_age_is_checked_last() -> None:
+    """A PV we would skip anyway is not stamped with first-seen."""
+    decision = run(make_pv(last_transition=None, policy="Retain"))
+    assert decision.action is Action.SKIP
+    assert decision.mark_first_seen is False
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-01-02T03:04:05Z", datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2024-01-02t03:04:05z", datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2024-01-02T03:04:05.5Z", datetime(2024, 1, 2, 3, 4, 5, 500000, tzinfo=UTC)),
+        ("2024-01-02T03:04:05.123456789Z", datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)),
+        ("2024-01-02T05:04:05+02:00", datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2024-01-02T03:04:05", None),
+        ("2024-01-02", None),
+        ("2024-13-02T03:04:05Z", None),
+        ("20240102T030405Z", None),
+        ("", None),
+        (None, None),
+        (1704164645, None),
+    ],
+)
+def test_parse_timestamp(text: object, expected: datetime | None) -> None:
+    assert parse_timestamp(text) == expected
+
+
+# --- decide_all ---
+
+
+def snapshot_of(*pvs: dict[str, Any]) -> ClusterSnapshot:
+    return ClusterSnapshot.build(list(pvs), [])
+
+
+def test_decide_all_sorts_by_name() -> None:
+    snap = snapshot_of(make_pv("pv-c"), make_pv("pv-a", policy="Retain"), make_pv("pv-b"))
+    decisions = decide_all(snap, BASE, NOW)
+    assert [d.pv_name for d in decisions] == ["pv-a", "pv-b", "pv-c"]
+    assert [d.action for d in decisions] == [Action.SKIP, Action.RECYCLE, Action.RECYCLE]
+
+
+def test_decide_all_caps_eligible_volumes() -> None:
+    snap = snapshot_of(
+        make_pv("pv-d"),
+        make_pv("pv-a"),
+        make_pv("pv-b", policy="Retain"),  # skipped: does not count towards the cap
+        make_pv("pv-c"),
+        make_pv("pv-e", last_transition=None),  # waiting: does not count either
+    )
+    decisions = decide_all(snap, replace(BASE, max_volumes=2), NOW)
+    by_name = {d.pv_name: d for d in decisions}
+    assert by_name["pv-a"].action is Action.RECYCLE
+    assert by_name["pv-b"].action is Action.SKIP
+    assert by_name["pv-c"].action is Action.RECYCLE
+    assert by_name["pv-d"].action is Action.WAIT
+    assert by_name["pv-d"].reason == "max-volumes reached (2 per run)"
+    assert by_name["pv-e"].action is Action.WAIT
+    assert by_name["pv-e"].mark_first_seen is True
+
+
+@pytest.mark.parametrize(("cap", "recycled"), [(None, 3), (1, 1), (3, 3), (10, 3)])
+def test_decide_all_cap_counts(cap: int | None, recycled: int) -> None:
+    snap = snapshot_of(make_pv("pv-1"), make_pv("pv-2"), make_pv("pv-3"))
+    decisions = decide_all(snap, replace(BASE, max_volumes=cap), NOW)
+    assert sum(d.action is Action.RECYCLE for d in decisions) == recycled
+    assert sum(d.action is Action.WAIT for d in decisions) == 3 - recycled
+
+
+def test_decide_all_empty() -> None:
+    assert decide_all(snapshot_of(), BASE, NOW) == []
+
+
+def test_decide_all_uses_the_snapshot_claims() -> None:
+    pv = make_pv("pv-a", claim_uid="u")
+    snap = ClusterSnapshot.build([pv], [make_pvc(uid="u")])
+    assert decide_all(snap, BASE, NOW)[0].action is Action.SKIP
+
+
+def test_settings_from_config() -> None:
+    config = load_config(
+        [
+            "--phases=Failed,Released",
+            "--reclaim-policies=Recycle,Retain",
+            "--selector=tier=scratch",
+            "--min-age=5m",
+            "--max-volumes=3",
+            "--failed-messages=a|b",
+        ],
+        {},
+        namespace_file="/nonexistent",
+    )
+    settings = DecideSettings.from_config(config)
+    assert settings.phases == frozenset({"Failed", "Released"})
+    assert settings.reclaim_policies == frozenset({"Recycle", "Retain"})
+    assert settings.failed_messages == ("a", "b")
+    assert settings.min_age == 300
+    assert settings.max_volumes == 3
+    assert settings.selector is not None
+    assert settings.selector.matches({"tier": "scratch"})
+    assert not settings.selector.matches({"tier": "gold"})
+
+
+def test_settings_from_config_without_selector() -> None:
+    config = load_config([], {}, namespace_file="/nonexistent")
+    assert DecideSettings.from_config(config).selector is None
