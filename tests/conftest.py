@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
 from recycler_job.kube import Kube
-
 from tests.sandbox.controlplane import ControlPlane, SandboxError
 from tests.sandbox.requirements import missing
 

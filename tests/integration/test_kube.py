@@ -61,8 +61,9 @@ def test_expired_continue_token_restarts_the_list(kube: Kube, unique: str) -> No
     deadline = time.monotonic() + 40
     while True:
         try:
-            adapter._call("get", PV, "probe", label_selector=f"batch={unique}", limit=2,
-                          _continue=stale)
+            adapter._call(
+                "get", PV, "probe", label_selector=f"batch={unique}", limit=2, _continue=stale
+            )
         except Expired:
             break
         assert time.monotonic() < deadline, "token never expired"
@@ -79,7 +80,10 @@ def test_errors_are_translated(control_plane: ControlPlane, kube: Kube, tmp_path
         kube.get(PV, "does-not-exist")
     assert kube.get_or_none(PV, "does-not-exist") is None
     bad = tmp_path / "kubeconfig"
-    bad.write_text(control_plane.kubeconfig.read_text().replace(
-        f"127.0.0.1:{control_plane.api_port}", "127.0.0.1:1"))
+    bad.write_text(
+        control_plane.kubeconfig.read_text().replace(
+            f"127.0.0.1:{control_plane.api_port}", "127.0.0.1:1"
+        )
+    )
     with pytest.raises(ClusterUnavailable):
         Kube.connect(str(bad)).list_items(PV)

@@ -16,13 +16,12 @@ NS = "default"
 
 
 def lock(kube: Kube, name: str, identity: str, duration: int = 30, clock=utcnow) -> LeaseLock:
-    return LeaseLock(kube, namespace=NS, name=name, identity=identity, duration=duration,
-                     clock=clock)
+    return LeaseLock(
+        kube, namespace=NS, name=name, identity=identity, duration=duration, clock=clock
+    )
 
 
-def test_missing_lease_is_created_and_a_second_run_sees_the_holder(
-    kube: Kube, unique: str
-) -> None:
+def test_missing_lease_is_created_and_a_second_run_sees_the_holder(kube: Kube, unique: str) -> None:
     name = f"lease-{unique}"
     first = lock(kube, name, "run-a")
     assert first.try_acquire() is None
@@ -64,7 +63,12 @@ def test_concurrent_runs_exactly_one_wins(kube: Kube, unique: str) -> None:
         results: list[object] = [None] * len(locks)
         barrier = threading.Barrier(len(locks))
 
-        def attempt(i: int) -> None:
+        def attempt(
+            i: int,
+            locks: list[LeaseLock] = locks,
+            results: list[object] = results,
+            barrier: threading.Barrier = barrier,
+        ) -> None:
             barrier.wait()
             results[i] = locks[i].try_acquire()
 

@@ -86,8 +86,12 @@ def test_delete_with_stale_resource_version_gets_409(
         kube.delete(PV, name, uid=meta["uid"], resource_version=meta["resourceVersion"])
     assert kube.get_or_none(PV, name) is not None
     with pytest.raises(Conflict):
-        kube.delete(PV, name, uid="00000000-0000-0000-0000-000000000000",
-                    resource_version=kube.get(PV, name)["metadata"]["resourceVersion"])
+        kube.delete(
+            PV,
+            name,
+            uid="00000000-0000-0000-0000-000000000000",
+            resource_version=kube.get(PV, name)["metadata"]["resourceVersion"],
+        )
     assert kube.get_or_none(PV, name) is not None
 
 
@@ -101,15 +105,18 @@ def test_service_account_kubeconfig_is_denied_what_its_role_lacks(
         "create", "role", "read-cm", "-n", ns, "--verb=get,list", "--resource=configmaps"
     )
     control_plane.run_kubectl(
-        "create", "rolebinding", "read-cm", "-n", ns, "--role=read-cm",
+        "create",
+        "rolebinding",
+        "read-cm",
+        "-n",
+        ns,
+        "--role=read-cm",
         f"--serviceaccount={ns}:reader",
     )
     config = control_plane.service_account_kubeconfig(ns, "reader")
     allowed = control_plane.run_kubectl("get", "configmaps", "-n", ns, kubeconfig=config)
     assert allowed.returncode == 0
-    denied = control_plane.run_kubectl(
-        "get", "secrets", "-n", ns, kubeconfig=config, check=False
-    )
+    denied = control_plane.run_kubectl("get", "secrets", "-n", ns, kubeconfig=config, check=False)
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
     denied_pv = control_plane.run_kubectl("get", "pv", kubeconfig=config, check=False)
     assert denied_pv.returncode != 0 and "forbidden" in denied_pv.stderr.lower()
@@ -121,7 +128,11 @@ def test_sandbox_leaves_no_process_behind() -> None:
     pids = [p.pid for p in plane.procs.values()]
     workdir = plane.workdir
     plane.stop()
-    alive = subprocess.run(["ps", "-o", "pid=", "-p", ",".join(map(str, pids))],
-                           capture_output=True, text=True, check=False).stdout.split()
+    alive = subprocess.run(
+        ["ps", "-o", "pid=", "-p", ",".join(map(str, pids))],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
     assert alive == []
     assert not workdir.exists()

@@ -6,6 +6,7 @@ kubeconfig path; the processes keep running after this command exits. `down` sto
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -46,10 +47,8 @@ def down() -> int:
         return 0
     state = json.loads(STATE_FILE.read_text())
     for pid in reversed(list(state["pids"].values())):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     shutil.rmtree(STATE_DIR, ignore_errors=True)
     print("sandbox down")
     return 0

@@ -179,6 +179,7 @@ class ControlPlane:
                     "--service-cluster-ip-range=10.0.0.0/24",
                     "--allow-privileged=true",
                     "--enable-priority-and-fairness=false",
+                    "--etcd-compaction-interval=10s",
                     f"--audit-log-path={self.workdir / 'audit.log'}",
                     f"--audit-policy-file={self._write_audit_policy()}",
                     "--audit-log-format=json",
@@ -271,10 +272,8 @@ class ControlPlane:
     def service_account_kubeconfig(
         self, namespace: str, name: str, path: Path | None = None
     ) -> Path:
-        """Mint a token for ServiceAccount `namespace/name` (TokenRequest) and write a kubeconfig."""
-        proc = self.run_kubectl(
-            "create", "token", name, "-n", namespace, "--duration=2h"
-        )
+        """Mint a ServiceAccount token (TokenRequest API) and write a kubeconfig using it."""
+        proc = self.run_kubectl("create", "token", name, "-n", namespace, "--duration=2h")
         token = proc.stdout.strip()
         path = path or self.workdir / f"sa-{namespace}-{name}.kubeconfig"
         self._write_kubeconfig(path, f"{namespace}-{name}", token=token, namespace=namespace)
