@@ -37,7 +37,11 @@ class VolumeFailure(Exception):
 
 
 class Interrupted(Exception):
-    """SIGTERM/SIGINT or the deadline arrived: no new step starts."""
+    """SIGTERM/SIGINT arrived: no new step starts."""
+
+
+class DeadlineReached(Exception):
+    """The run's --deadline passed before this volume started; the next run takes it."""
 
 
 @dataclass
@@ -90,6 +94,10 @@ class Actor:
             )
             self.events.normal(pv, "Recycled", message)
             log.info("pv/%s: recycled: %s", decision.pv_name, message)
+        except DeadlineReached as exc:
+            result.outcome = "waiting"
+            result.reason = f"{exc}; the next run takes it"
+            log.info("pv/%s: %s", decision.pv_name, result.reason)
         except Interrupted as exc:
             result.outcome = "interrupted"
             result.error = str(exc)
@@ -118,7 +126,7 @@ class Actor:
         if self.stop.is_set():
             raise Interrupted("stop requested before this volume started")
         if self.deadline is not None and time.monotonic() > self.deadline:
-            raise Interrupted("run deadline reached before this volume started")
+            raise DeadlineReached("run deadline reached before this volume started")
         if self.keeper is not None:
             self.keeper.check()
 

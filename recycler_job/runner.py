@@ -45,10 +45,11 @@ class Runner:
         self.clock = clock
         self.kube = kube
         self.report = RunReport(identity=config.identity, dry_run=config.dry_run, mode=config.mode)
+        self._started = time.monotonic()
 
     def run(self) -> RunReport:
         """Do the pass; the report carries the exit code. Never raises for cluster trouble."""
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         self.report.started = format_time(self.clock())
         try:
             self._run()
@@ -163,7 +164,7 @@ class Runner:
 
         deadline = None
         if config.deadline is not None:
-            deadline = time.monotonic() + config.deadline - self.report.seconds
+            deadline = self._started + config.deadline
         actor = Actor(
             kube=kube,
             config=config,
