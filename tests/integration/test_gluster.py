@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
 import subprocess
 import textwrap
 import time
@@ -53,8 +54,8 @@ def with_marker(path: str) -> Path:
     return marker
 
 
-def glusterfs_argv(mountpoint: str) -> list[str]:
-    """The command line of the glusterfs client process serving `mountpoint`."""
+def glusterfs_process(mountpoint: str) -> tuple[int, list[str]] | None:
+    """The pid and command line of the glusterfs client serving `mountpoint`, if any."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -64,8 +65,22 @@ def glusterfs_argv(mountpoint: str) -> list[str]:
             continue
         argv = [a.decode() for a in raw.split(b"\0") if a]
         if argv and os.path.basename(argv[0]) == "glusterfs" and argv[-1] == mountpoint:
-            return argv
-    raise AssertionError(f"no glusterfs process for {mountpoint}")
+            return int(name), argv
+    return None
+
+
+def glusterfs_argv(mountpoint: str) -> list[str]:
+    found = glusterfs_process(mountpoint)
+    assert found is not None, f"no glusterfs process for {mountpoint}"
+    return found[1]
+
+
+def exited(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
 
 
 def wait_until(predicate, timeout: float = 30.0) -> None:
@@ -347,7 +362,7 @@ def test_unreachable_glusterd_is_an_error_and_hosts_are_tried_in_order(
 ) -> None:
     volume = gluster_volume()
     with pytest.raises(GlusterError, match="no gluster host answered") as caught:
-        gluster.connected_clients([UNRESOLVABLE, "192.0.2.250"], volume.name, timeout=10)
+        gluster.connected_clients([UNRESOLVABLE, "192.0.2.250"], volume.name, timeout=3)
     assert UNRESOLVABLE in str(caught.value)
     assert "192.0.2.250" in str(caught.value)
     hosts = [UNRESOLVABLE, *volume.hosts]
@@ -430,3 +445,24 @@ def test_cleanup_of_stale_mounts(
     assert marker.read_text() == "precious"
     (brick,) = gluster_server.brick_paths(volume)
     assert Path(brick, "data.txt").read_text() == "keep me"  # nothing was removed inside
+
+
+def test_a_mount_whose_client_died_is_refused_and_cleaned_up(
+    gluster_volume: VolumeFactory, mount_root: str
+) -> None:
+    volume = gluster_volume()
+    mountpoint = gluster.mountpoint_for(mount_root, "pv-dead")
+    mount(volume, mountpoint)
+    found = glusterfs_process(mountpoint)
+    assert found is not None
+    pid = found[0]
+    os.kill(pid, signal.SIGKILL)  # the client process our mount started
+    wait_until(lambda: exited(pid))
+
+    with pytest.raises(MountError):
+        gluster.verify_mounted(mountpoint, volume.hosts, volume.source(), timeout=10)
+    assert mountinfo.find_mount(mountpoint) is not None  # a killed run leaves this behind
+
+    assert gluster.cleanup_stale_mounts(mount_root) == [mountpoint]
+    assert mountinfo.find_mount(mountpoint) is None
+    assert os.listdir(mount_root) == []
