@@ -32,3 +32,9 @@ sandbox-down:
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
+
+# Replays the Containerfile in a debootstrap'd Debian root and runs the image against the
+# sandbox (root needed; ~1 min cold after the first debootstrap, ~30 s warm). Not in `test`.
+.PHONY: image-check
+image-check: setup
+	bash scripts/verify_image.sh

@@ -10,8 +10,9 @@
 #  3. Checks on that root: the entrypoint's --help; the glusterfs client and CLI present;
 #     no compiler, pip or glusterfs-server left behind.
 #  4. A pod-like run against a real sandbox (control plane from testenv/, glusterd on this
-#     machine, `kubectl apply -k manifests/`): the program is PID 1 in its own PID and mount
-#     namespaces, on a read-only root with the CronJob's volumeMounts as tmpfs, its environment
+#     machine, `kubectl apply -k manifests/`): the program runs in its own PID and mount
+#     namespaces (under a pause-like init when the pod shares its process namespace, else as
+#     PID 1), on a read-only root with the CronJob's volumeMounts as tmpfs, its environment
 #     from the ConfigMap and the CronJob's env, in-cluster credentials of the gluster-recycler
 #     ServiceAccount. A --dry-run pass must touch nothing; a real pass must wipe the volume,
 #     make the PV Available and write the termination message.
@@ -503,8 +504,8 @@ def static_checks(config: dict[str, object]) -> None:
         "sh", "-c",
         "for t in gcc cc c++ make ld pip pip3 python3-config glusterd; do command -v $t; done; "
         "ls /opt/gluster-recycler/bin/pip* 2>/dev/null; "
-        "dpkg-query -W -f='${Package}\\n' glusterfs-server python3-venv python3-pip "
-        "build-essential 2>/dev/null",
+        "dpkg-query -W -f='${db:Status-Status} ${Package}\\n' glusterfs-server python3-venv "
+        "python3-pip build-essential gcc 2>/dev/null | awk '$1 == \"installed\" {print $2}'",
     ).stdout.split()
     if leftovers:
         fail(f"build tools or extra packages left in the image: {leftovers}")
@@ -550,6 +551,23 @@ def pod_spec(kubectl: str) -> tuple[dict[str, object], dict[str, str]]:
     return pod, {k: str(v) for k, v in (configmap.get("data") or {}).items()}
 
 
+# PID 1 of a pod with shareProcessNamespace (what the pause container does): start the
+# container's process, forward SIGTERM, reap every child including re-parented orphans.
+PAUSE = """
+import os, signal, subprocess, sys
+child = subprocess.Popen(sys.argv[1:])
+signal.signal(signal.SIGTERM, lambda s, f: child.send_signal(s))
+orphans = 0
+while True:
+    pid, status = os.wait()
+    if pid == child.pid:
+        break
+    orphans += 1
+print(f"pod init: reaped {orphans} orphaned process(es)", file=sys.stderr)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def pod_run(
     config: dict[str, object],
     pod: dict[str, object],
@@ -557,8 +575,9 @@ def pod_run(
     extra_env: dict[str, str],
     secrets: dict[str, str],
     workdir: Path,
-) -> tuple[int, str, str]:
-    """Run the container as the CronJob describes it; (exit code, output, termination log)."""
+) -> tuple[int, str, str, str]:
+    """Run the container as the CronJob describes it: (exit code, stdout, stderr, termination
+    message)."""
     container = pod["containers"][0]  # type: ignore[index]
     namespace = "gluster-recycler"
     env: dict[str, str] = dict(config["env"])  # type: ignore[call-overload]
@@ -596,9 +615,6 @@ def pod_run(
         f"M={q(str(merged))}",
         f"mount -t overlay overlay -o lowerdir={q(str(ROOTFS))},upperdir={q(str(over / 'upper'))},"
         f"workdir={q(str(over / 'work'))} \"$M\"",
-        # mount points the runtime creates, then what it mounts on them
-        *[f"mkdir -p \"$M\"{q(resolve_in_root(ROOTFS, p))}" for p in mounts],
-        f"mkdir -p \"$M\"{q(sa_dir)}",
         "touch \"$M/etc/hosts\" \"$M/etc/resolv.conf\" \"$M/etc/hostname\"",
         "mount -t proc proc \"$M/proc\"",
         "mount -t sysfs -o ro sysfs \"$M/sys\"",
@@ -608,16 +624,30 @@ def pod_run(
         "ln -s /proc/self/fd \"$M/dev/fd\"; mkdir \"$M/dev/shm\" \"$M/dev/pts\"",
         "touch \"$M/dev/termination-log\"",
         f"mount --bind {q(str(termination))} \"$M/dev/termination-log\"",
-        *[f"mount -t tmpfs tmpfs \"$M\"{q(resolve_in_root(ROOTFS, p))}" for p in mounts],
-        f"mount --bind {q(str(sa_host))} \"$M\"{q(sa_dir)}",
-        f"mount -o remount,bind,ro \"$M\"{q(sa_dir)}",
+        # like a runtime: in path order, each mount point created right before its mount
+        *[
+            line
+            for path in sorted([*(resolve_in_root(ROOTFS, p) for p in mounts), sa_dir])
+            for line in (
+                [
+                    f"mkdir -p \"$M\"{q(path)}",
+                    f"mount --bind {q(str(sa_host))} \"$M\"{q(path)}",
+                    f"mount -o remount,bind,ro \"$M\"{q(path)}",
+                ]
+                if path == sa_dir
+                else [f"mkdir -p \"$M\"{q(path)}", f"mount -t tmpfs tmpfs \"$M\"{q(path)}"]
+            )
+        ],
         "mount --bind /etc/hosts \"$M/etc/hosts\"",
         "mount --bind /etc/resolv.conf \"$M/etc/resolv.conf\"",
     ]
     if security.get("readOnlyRootFilesystem"):
         lines.append("mount -o remount,bind,ro \"$M\"")
+    # shareProcessNamespace: a pause-like init (outside the image's root, as pause is) is
+    # PID 1 and reaps orphans; otherwise the program itself is PID 1.
+    init = [sys.executable, "-c", PAUSE] if pod.get("shareProcessNamespace") else []
     lines.append(
-        "exec chroot \"$M\" /usr/bin/env -i "
+        f"exec {shlex.join(init)} chroot \"$M\" /usr/bin/env -i "
         + " ".join(q(f"{k}={v}") for k, v in env.items())
         + " "
         + shlex.join(command)
@@ -628,7 +658,7 @@ def pod_run(
         capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, timeout=600,
     )
     shutil.rmtree(over, ignore_errors=True)
-    return proc.returncode, proc.stdout + proc.stderr, termination.read_text()
+    return proc.returncode, proc.stdout, proc.stderr, termination.read_text()
 
 
 def cluster_checks(config: dict[str, object]) -> None:
@@ -676,32 +706,37 @@ def cluster_checks(config: dict[str, object]) -> None:
             wait_for(lambda: phase() == "Failed", what="the PV to fail recycling")
             selection = {"PV_SELECTOR": f"grt-image-check={unique}", "MIN_AGE": "0", **in_cluster}
 
-            code, output, message = pod_run(config, pod, configmap,
-                                             {**selection, "DRY_RUN": "true"}, secrets, workdir)
-            if code != 0 or "would" not in output:
-                fail(f"dry run in the image: exit {code}\n{output[-3000:]}")
+            code, out, err, message = pod_run(
+                config, pod, configmap, {**selection, "DRY_RUN": "true"}, secrets, workdir
+            )
+            if code != 0 or "1 would-recycle" not in out:
+                fail(f"dry run in the image: exit {code}\n{out}{err[-3000:]}")
             with server.mounted(volume) as root:
                 if sorted(os.listdir(root)) != [".hidden", "b.bin", "data"]:
                     fail(f"the dry run changed the volume: {os.listdir(root)}")
             if phase() != "Failed":
                 fail(f"the dry run changed the PV: phase {phase()}")
             say(f"--dry-run pass in the image: exit 0, volume and PV untouched; "
-                f"summary: {output.strip().splitlines()[-1]}")
+                f"summary: {out.strip()}")
 
-            code, output, message = pod_run(config, pod, configmap, selection, secrets, workdir)
+            code, out, err, message = pod_run(config, pod, configmap, selection, secrets, workdir)
             if code != 0:
-                fail(f"pass in the image: exit {code}\n{output[-3000:]}")
+                fail(f"pass in the image: exit {code}\n{out}{err[-3000:]}")
             wait_for(lambda: phase() == "Available", timeout=60, what="the PV to be Available")
             with server.mounted(volume) as root:
                 if os.listdir(root):
                     fail(f"the volume is not empty after the pass: {os.listdir(root)}")
-            if token in output:
+            if token in out + err:
                 fail("the service-account token appears in the output")
             if not message.strip():
                 fail("no termination message written to /dev/termination-log")
-            say(f"real pass in the image (PID 1, read-only root, in-cluster SA credentials): "
-                f"exit 0, volume empty, PV Available; summary: {output.strip().splitlines()[-1]}")
+            say(f"real pass in the image (own PID and mount namespaces, read-only root, "
+                f"in-cluster SA credentials): "
+                f"exit 0, volume empty, PV Available; summary: {out.strip()}")
             say(f"termination message: {message.strip()[:300]}")
+            reaped = [line for line in err.splitlines() if line.startswith("pod init:")]
+            if reaped:
+                say(reaped[-1] + " (e.g. each mount's glusterfs daemon, once unmounted)")
             plane.run_kubectl("delete", "pv", name, "--wait=false")
             plane.run_kubectl("delete", "namespace", ns, "--wait=false")
     finally:

@@ -1,0 +1,833 @@
+"""The deployment manifests against the real API server and controllers of the sandbox.
+
+Schema and semantics are checked by the pinned kube-apiserver itself (server-side dry run with
+strict field validation), the CronJob and Job controllers really create Jobs and pods, and a
+full pass runs with the installed ServiceAccount's own token against a real gluster volume.
+
+The OpenShift Template is generated from the OpenShift overlay; after changing manifests/base:
+
+    .venv/bin/python -m tests.integration.test_manifests --write-template
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from recycler_job.config import build_parser, load_config
+from recycler_job.exit_codes import ExitCode
+from tests.sandbox.controlplane import ControlPlane, control_plane_bin_dir
+from tests.sandbox.objects import endpoints, gluster_pv, pvc, wait_for
+
+pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[2]
+MANIFESTS = REPO / "manifests"
+OPENSHIFT = MANIFESTS / "openshift"
+TEMPLATE = OPENSHIFT / "template.yaml"
+NS = "gluster-recycler"
+SA = f"system:serviceaccount:{NS}:gluster-recycler"
+IMAGE = "localhost/gluster-recycler:0.1.0"
+KINDS = {
+    "Namespace",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "ConfigMap",
+    "CronJob",
+}
+TEMPLATE_DEFAULTS = {
+    "NAMESPACE": NS,
+    "GLUSTER_HOSTS": "",
+    "INTERVAL": "*/5 * * * *",
+    "DEBUG": "false",
+    "IMAGE": IMAGE,
+}
+
+# ---- helpers ------------------------------------------------------------------------------
+
+
+def kubectl(
+    plane: ControlPlane, *args: str, input_text: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return plane.run_kubectl(*args, input_text=input_text, check=check)
+
+
+def render(plane: ControlPlane, path: Path) -> list[dict[str, Any]]:
+    out = kubectl(plane, "kustomize", str(path)).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and name in (None, d["metadata"]["name"])]
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} objects"
+    return found[0]
+
+
+def pod_spec(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    spec: dict[str, Any] = by_kind(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"][
+        "spec"
+    ]
+    return spec
+
+
+def process_template(params: dict[str, str]) -> list[dict[str, Any]]:
+    """What `oc process` does with our template: ${P} in strings, every parameter declared."""
+    template = yaml.safe_load(TEMPLATE.read_text())
+    declared = {p["name"]: p.get("value", "") for p in template["parameters"]}
+    values = {**declared, **params}
+    text = json.dumps(template["objects"])
+    used = set(re.findall(r"\$\{([A-Z_]+)\}", text))
+    assert used <= set(declared), f"undeclared parameters {used - set(declared)}"
+    assert set(declared) <= used, f"parameters never used: {set(declared) - used}"
+
+    def sub(value: Any) -> Any:
+        if isinstance(value, str):
+            return re.sub(r"\$\{([A-Z_]+)\}", lambda m: values[m.group(1)], value)
+        if isinstance(value, list):
+            return [sub(v) for v in value]
+        if isinstance(value, dict):
+            return {k: sub(v) for k, v in value.items()}
+        return value
+
+    objects: list[dict[str, Any]] = sub(template["objects"])
+    return objects
+
+
+def template_from_overlay(docs: list[dict[str, Any]]) -> str:
+    """The template text for the rendered overlay (see --write-template)."""
+    objects = []
+    for original in docs:
+        doc = copy.deepcopy(original)
+        meta = doc["metadata"]
+        if doc["kind"] == "Namespace":
+            meta["name"] = "${NAMESPACE}"
+        if meta.get("namespace") == NS:
+            meta["namespace"] = "${NAMESPACE}"
+        for subject in doc.get("subjects", []):
+            if subject.get("namespace") == NS:
+                subject["namespace"] = "${NAMESPACE}"
+        if doc["kind"] == "CronJob":
+            doc["spec"]["schedule"] = "${INTERVAL}"
+            pod_spec([doc])["containers"][0]["image"] = "${IMAGE}"
+        if doc["kind"] == "ConfigMap":
+            doc["data"]["GLUSTER_HOSTS"] = "${GLUSTER_HOSTS}"
+            doc["data"]["DEBUG"] = "${DEBUG}"
+        objects.append(doc)
+    current = yaml.safe_load(TEMPLATE.read_text())
+    current["objects"] = objects
+    header = "".join(
+        line for line in TEMPLATE.read_text().splitlines(keepends=True) if line.startswith("#")
+    )
+    return header + yaml.safe_dump(current, sort_keys=False, width=100)
+
+
+def can_i(plane: ControlPlane, verb: str, resource: str, namespace: str | None = None) -> bool:
+    args = ["auth", "can-i", verb, resource, f"--as={SA}"]
+    args += [f"--namespace={namespace}"] if namespace else []
+    result = kubectl(plane, *args, check=False)
+    answer = result.stdout.strip()
+    assert answer in ("yes", "no"), f"can-i {verb} {resource}: {result.stdout} {result.stderr}"
+    return answer == "yes"
+
+
+def may_use_scc(plane: ControlPlane, scc: str, namespace: str = NS) -> bool:
+    """What OpenShift's SCC admission asks RBAC for the pod's ServiceAccount. (`kubectl auth
+    can-i` cannot ask it here: it drops the group of a resource the server does not serve.)"""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": SA,
+            "groups": [
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{NS}",
+                "system:authenticated",
+            ],
+            "resourceAttributes": {
+                "group": "security.openshift.io",
+                "resource": "securitycontextconstraints",
+                "name": scc,
+                "verb": "use",
+                "namespace": namespace,
+            },
+        },
+    }
+    out = kubectl(plane, "create", "-f", "-", "-o", "json", input_text=json.dumps(review))
+    return bool(json.loads(out.stdout)["status"].get("allowed"))
+
+
+def phase(plane: ControlPlane, name: str) -> str:
+    return str(plane.get_json("pv", name).get("status", {}).get("phase", ""))
+
+
+def token_of(kubeconfig: Path) -> str:
+    config = yaml.safe_load(kubeconfig.read_text())
+    token: str = config["users"][0]["user"]["token"]
+    return token
+
+
+def run_pass(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """One pass as a subprocess with a clean environment (no settings leak in from ours)."""
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recycler_job",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--lease-namespace",
+            NS,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=240,
+        check=False,
+    )
+
+
+# ---- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def installed(control_plane: ControlPlane) -> ControlPlane:
+    """`kubectl apply -k manifests/`, for real."""
+    kubectl(control_plane, "apply", "-k", str(MANIFESTS))
+    return control_plane
+
+
+# ---- rendering and schema -----------------------------------------------------------------
+
+
+def test_kustomize_renders_everything_into_one_namespace(control_plane: ControlPlane) -> None:
+    docs = render(control_plane, MANIFESTS)
+    assert {d["kind"] for d in docs} == KINDS
+    assert len(docs) == len(KINDS)
+    for doc in docs:
+        if doc["kind"] in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
+            assert "namespace" not in doc["metadata"], doc["metadata"]
+        else:
+            assert doc["metadata"]["namespace"] == NS, doc["metadata"]
+        for subject in doc.get("subjects", []):
+            assert subject == {
+                "kind": "ServiceAccount",
+                "name": "gluster-recycler",
+                "namespace": NS,
+            }
+    assert by_kind(docs, "Namespace")["metadata"]["name"] == NS
+    assert pod_spec(docs)["containers"][0]["image"] == IMAGE
+    base = yaml.safe_load((MANIFESTS / "base" / "kustomization.yaml").read_text())
+    name, tag = IMAGE.rsplit(":", 1)
+    assert base["images"] == [{"name": "gluster-recycler", "newName": name, "newTag": tag}]
+
+
+def test_openshift_overlay_renders_base_plus_scc_grant(control_plane: ControlPlane) -> None:
+    base = render(control_plane, MANIFESTS)
+    docs = render(control_plane, OPENSHIFT)
+    extra = [d for d in docs if d not in base]
+    assert all(d in docs for d in base)
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in extra) == [
+        ("ClusterRole", "gluster-recycler-scc-privileged"),
+        ("RoleBinding", "gluster-recycler-scc-privileged"),
+    ]
+    role = by_kind(extra, "ClusterRole")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["security.openshift.io"],
+            "resources": ["securitycontextconstraints"],
+            "resourceNames": ["privileged"],
+            "verbs": ["use"],
+        }
+    ]
+    binding = by_kind(extra, "RoleBinding")
+    assert binding["metadata"]["namespace"] == NS
+    assert binding["roleRef"]["name"] == "gluster-recycler-scc-privileged"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "gluster-recycler", "namespace": NS}
+    ]
+
+
+def test_server_dry_run_with_strict_validation_accepts_every_manifest(
+    control_plane: ControlPlane,
+) -> None:
+    # Namespaced objects need their namespace to exist, even in a dry run.
+    kubectl(control_plane, "apply", "-f", str(MANIFESTS / "base" / "namespace.yaml"))
+    for target in (MANIFESTS, OPENSHIFT):
+        docs = render(control_plane, target)
+        result = kubectl(
+            control_plane,
+            "apply",
+            "-k",
+            str(target),
+            "--dry-run=server",
+            "--validate=strict",
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        lines = [line for line in result.stdout.splitlines() if line.strip()]
+        assert len(lines) == len(docs), result.stdout
+        assert all(line.endswith("(server dry run)") for line in lines), result.stdout
+        unexpected = [w for w in result.stderr.splitlines() if w.strip() and "glusterfs" not in w]
+        assert not unexpected, f"warnings from the API server: {unexpected}"
+    objects = process_template(TEMPLATE_DEFAULTS)
+    result = kubectl(
+        control_plane,
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-f",
+        "-",
+        input_text=yaml.safe_dump_all(objects),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_strict_validation_does_reject_a_bad_cronjob(control_plane: ControlPlane) -> None:
+    """The check above can fail: the same server call rejects what it is there to catch."""
+    kubectl(control_plane, "apply", "-f", str(MANIFESTS / "base" / "namespace.yaml"))
+    cronjob = by_kind(render(control_plane, MANIFESTS), "CronJob")
+    misspelt = copy.deepcopy(cronjob)
+    misspelt["spec"]["jobTemplate"]["spec"]["template"]["spec"]["terminationGracePeriod"] = 180
+    result = kubectl(
+        control_plane,
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-f",
+        "-",
+        input_text=yaml.safe_dump(misspelt),
+        check=False,
+    )
+    assert result.returncode != 0 and "unknown field" in result.stderr, result.stderr
+    exit_zero = copy.deepcopy(cronjob)
+    exit_zero["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"][
+        "values"
+    ] = [0]
+    result = kubectl(
+        control_plane,
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-f",
+        "-",
+        input_text=yaml.safe_dump(exit_zero),
+        check=False,
+    )
+    assert result.returncode != 0 and "podFailurePolicy" in result.stderr, result.stderr
+
+
+def test_configmap_and_pod_env_are_a_valid_configuration(control_plane: ControlPlane) -> None:
+    """What the pod's environment will hold passes the program's own validation."""
+    docs = render(control_plane, MANIFESTS)
+    container = pod_spec(docs)["containers"][0]
+    configmap = by_kind(docs, "ConfigMap", container["envFrom"][0]["configMapRef"]["name"])
+    env = {k: str(v) for k, v in configmap["data"].items()}
+    for item in container["env"]:
+        env[item["name"]] = item.get("value", NS)  # POD_NAMESPACE comes from metadata.namespace
+    known = {"POD_NAMESPACE"} | {
+        re.sub(r".*env ([A-Z_]+);.*", r"\1", a.help or "") for a in build_parser()._actions
+    }
+    assert set(env) <= known, f"variables the program does not read: {set(env) - known}"
+    config = load_config([], env, namespace_file="/nonexistent")
+    assert config.lease_namespace == NS
+    assert config.mount_root == "/var/lib/gluster-recycler/mounts"
+    assert config.mode == "release" and not config.dry_run and config.client_check
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert any(config.mount_root.startswith(m + "/") for m in mounts), "mount root on an emptyDir"
+
+
+def test_deadlines_leave_time_to_finish_and_clean_up(control_plane: ControlPlane) -> None:
+    docs = render(control_plane, MANIFESTS)
+    job = by_kind(docs, "CronJob")["spec"]["jobTemplate"]["spec"]
+    pod = pod_spec(docs)
+    container = pod["containers"][0]
+    env = {i["name"]: i["value"] for i in container["env"] if "value" in i}
+    configmap = by_kind(docs, "ConfigMap")["data"]
+    config = load_config([], {**configmap, **env}, namespace_file="/nonexistent")
+    assert config.deadline is not None
+    # The volume started last gets at least 10 minutes before the Job deadline's SIGTERM...
+    assert config.deadline + 600 <= job["activeDeadlineSeconds"]
+    # ...and after SIGTERM: umount then umount -l (MOUNT_TIMEOUT each), Event, lease release.
+    assert pod["terminationGracePeriodSeconds"] >= 2 * config.mount_timeout + 2 * 30
+    assert job["podReplacementPolicy"] == "Failed"
+
+
+# ---- installed for real -------------------------------------------------------------------
+
+
+def test_apply_installs_everything_and_applying_again_changes_nothing(
+    installed: ControlPlane,
+) -> None:
+    objects = (
+        ("namespace", NS, False),
+        ("serviceaccount", "gluster-recycler", True),
+        ("clusterrole", "gluster-recycler", False),
+        ("clusterrolebinding", "gluster-recycler", False),
+        ("role", "gluster-recycler", True),
+        ("rolebinding", "gluster-recycler", True),
+        ("configmap", "gluster-recycler-config", True),
+        ("cronjob", "gluster-recycler", True),
+    )
+
+    def versions() -> dict[str, str]:
+        found = {}
+        for kind, name, namespaced in objects:
+            args = [kind, name] + (["-n", NS] if namespaced else [])
+            meta = installed.get_json(*args)["metadata"]
+            assert meta["name"] == name
+            found[f"{kind}/{name}"] = meta["resourceVersion"]
+        return found
+
+    before = versions()
+    again = kubectl(installed, "apply", "-k", str(MANIFESTS)).stdout.splitlines()
+    assert len(again) == len(KINDS), again
+    # kubectl says "configured" for the CronJob every time (its client-side patch always
+    # re-sends the podFailurePolicy rules), but the server changes nothing: compare versions.
+    assert versions() == before
+
+
+def test_manual_job_from_the_cronjob_carries_the_configuration(
+    installed: ControlPlane, unique: str
+) -> None:
+    name = f"manual-{unique}"
+    kubectl(installed, "create", "job", "--from=cronjob/gluster-recycler", "-n", NS, name)
+    try:
+        job = installed.get_json("job", name, "-n", NS)
+        spec = job["spec"]
+        assert spec["backoffLimit"] == 2
+        assert spec["activeDeadlineSeconds"] == 3600
+        rules = {
+            (r["action"], tuple(r["onExitCodes"]["values"]))
+            for r in spec["podFailurePolicy"]["rules"]
+            if "onExitCodes" in r
+        }
+        assert rules == {
+            ("FailJob", (int(ExitCode.BAD_CONFIG),)),
+            ("Ignore", (int(ExitCode.INTERRUPTED),)),
+            ("Count", (int(ExitCode.VOLUME_FAILED), int(ExitCode.CLUSTER_UNAVAILABLE))),
+        }
+        pod = spec["template"]["spec"]
+        assert pod["restartPolicy"] == "Never"
+        assert pod["serviceAccountName"] == "gluster-recycler"
+        assert pod["shareProcessNamespace"] is True  # pause reaps the glusterfs daemons
+        (container,) = pod["containers"]
+        assert container["command"] == ["gluster-recycler"]
+        assert container["image"] == IMAGE
+        assert container["envFrom"] == [{"configMapRef": {"name": "gluster-recycler-config"}}]
+        assert container["securityContext"]["privileged"] is True
+        assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+        owners = job["metadata"]["ownerReferences"]
+        assert [(o["kind"], o["name"]) for o in owners] == [("CronJob", "gluster-recycler")]
+
+        # The Job controller makes a pod: admission (ServiceAccount, Pod Security) let it in.
+        def pods() -> list[dict[str, Any]]:
+            items: list[dict[str, Any]] = installed.get_json(
+                "pods", "-n", NS, "-l", f"job-name={name}"
+            )["items"]
+            return items
+
+        (created,) = wait_for(pods, timeout=60, what="the Job's pod")
+        assert created["spec"]["serviceAccountName"] == "gluster-recycler"
+        assert created["spec"]["containers"][0]["securityContext"]["privileged"] is True
+        mounts = {m["mountPath"] for m in created["spec"]["containers"][0]["volumeMounts"]}
+        assert "/var/run/secrets/kubernetes.io/serviceaccount" in mounts
+    finally:
+        kubectl(
+            installed,
+            "delete",
+            "job",
+            name,
+            "-n",
+            NS,
+            "--cascade=foreground",
+            "--wait=true",
+            check=False,
+        )
+
+
+def test_cronjob_controller_starts_a_job_on_schedule(installed: ControlPlane) -> None:
+    kubectl(installed, "delete", "jobs", "--all", "-n", NS, "--cascade=foreground", "--wait=true")
+    kubectl(
+        installed,
+        "patch",
+        "cronjob",
+        "gluster-recycler",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"schedule": "* * * * *"}}),
+    )
+    try:
+
+        def scheduled() -> list[str]:
+            jobs = installed.get_json("jobs", "-n", NS)["items"]
+            return [
+                j["metadata"]["name"]
+                for j in jobs
+                if any(
+                    o["kind"] == "CronJob" and o["name"] == "gluster-recycler"
+                    for o in j["metadata"].get("ownerReferences", [])
+                )
+                and "cronjob.kubernetes.io/instantiate" not in j["metadata"].get("annotations", {})
+            ]
+
+        names = wait_for(scheduled, timeout=80, interval=2, what="a Job from the schedule")
+        assert all(n.startswith("gluster-recycler-") for n in names)
+        cronjob = installed.get_json("cronjob", "gluster-recycler", "-n", NS)
+        assert cronjob["status"].get("lastScheduleTime")
+    finally:
+        kubectl(installed, "apply", "-k", str(MANIFESTS))  # back to */5
+        kubectl(installed, "delete", "jobs", "--all", "-n", NS, "--wait=false", check=False)
+    assert (
+        installed.get_json("cronjob", "gluster-recycler", "-n", NS)["spec"]["schedule"]
+        == "*/5 * * * *"
+    )
+
+
+# ---- RBAC ---------------------------------------------------------------------------------
+
+EXPECTED_CLUSTER_RULES = [
+    {
+        "apiGroups": [""],
+        "resources": ["persistentvolumes"],
+        "verbs": ["get", "list", "patch", "create", "delete"],
+    },
+    {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+]
+EXPECTED_NAMESPACE_RULES = [
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": ["gluster-recycler"],
+        "verbs": ["get", "update"],
+    },
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": ["gluster-recycler-recreate"],
+        "verbs": ["get", "update"],
+    },
+]
+
+
+def test_rbac_rules_are_exactly_these_and_have_no_wildcard(control_plane: ControlPlane) -> None:
+    docs = render(control_plane, OPENSHIFT)
+    assert by_kind(docs, "ClusterRole", "gluster-recycler")["rules"] == EXPECTED_CLUSTER_RULES
+    assert by_kind(docs, "Role", "gluster-recycler")["rules"] == EXPECTED_NAMESPACE_RULES
+    for doc in docs:
+        for rule in doc.get("rules", []):
+            for key in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert "*" not in rule.get(key, []), (doc["metadata"]["name"], rule)
+
+
+def test_service_account_may_do_what_a_pass_needs(installed: ControlPlane) -> None:
+    allowed = [
+        *(
+            (verb, "persistentvolumes", None)
+            for verb in ("get", "list", "patch", "create", "delete")
+        ),
+        ("list", "persistentvolumeclaims", None),
+        ("get", "persistentvolumeclaims", "some-app"),
+        ("get", "endpoints", "some-app"),
+        ("create", "events", "default"),
+        ("create", "leases.coordination.k8s.io", NS),
+        ("get", "leases.coordination.k8s.io/gluster-recycler", NS),
+        ("update", "leases.coordination.k8s.io/gluster-recycler", NS),
+        ("create", "configmaps", NS),
+        ("get", "configmaps/gluster-recycler-recreate", NS),
+        ("update", "configmaps/gluster-recycler-recreate", NS),
+    ]
+    denied_for = [
+        (verb, res, ns) for verb, res, ns in allowed if not can_i(installed, verb, res, ns)
+    ]
+    assert not denied_for, f"the ServiceAccount lacks {denied_for}"
+
+
+def test_service_account_is_denied_everything_else(installed: ControlPlane) -> None:
+    denied = [
+        ("get", "secrets", NS),
+        ("list", "secrets", NS),
+        ("list", "secrets", "default"),
+        ("get", "secrets", "kube-system"),
+        ("delete", "persistentvolumeclaims", "some-app"),
+        ("create", "persistentvolumeclaims", "some-app"),
+        ("patch", "persistentvolumeclaims", "some-app"),
+        ("update", "persistentvolumes", None),
+        ("deletecollection", "persistentvolumes", None),
+        ("watch", "persistentvolumes", None),
+        ("get", "nodes", None),
+        ("list", "nodes", None),
+        ("create", "pods", NS),
+        ("list", "pods", NS),
+        ("create", "pods/exec", NS),
+        ("create", "pods/exec", "some-app"),
+        ("get", "pods/log", NS),
+        ("delete", "leases.coordination.k8s.io/gluster-recycler", NS),
+        ("update", "leases.coordination.k8s.io/some-other-lease", NS),
+        ("get", "leases.coordination.k8s.io/gluster-recycler", "kube-system"),
+        ("update", "leases.coordination.k8s.io/kube-controller-manager", "kube-system"),
+        ("get", "configmaps/gluster-recycler-config", NS),
+        ("update", "configmaps/gluster-recycler-config", NS),
+        ("delete", "configmaps/gluster-recycler-recreate", NS),
+        ("create", "configmaps", "default"),
+        ("update", "endpoints", "some-app"),
+        ("list", "endpoints", "some-app"),
+        ("create", "serviceaccounts/token", NS),
+        ("create", "clusterrolebindings", None),
+        ("escalate", "clusterroles", None),
+        ("bind", "clusterroles", None),
+        ("update", "cronjobs.batch", NS),
+        ("create", "jobs.batch", NS),
+        ("*", "*", None),
+    ]
+    allowed_for = [(verb, res, ns) for verb, res, ns in denied if can_i(installed, verb, res, ns)]
+    assert not allowed_for, f"the ServiceAccount may also {allowed_for}"
+    assert not may_use_scc(installed, "privileged"), "the base grants an OpenShift SCC"
+
+
+def test_openshift_overlay_applies_and_grants_use_of_privileged_scc(
+    installed: ControlPlane,
+) -> None:
+    assert not may_use_scc(installed, "privileged")
+    result = kubectl(
+        installed,
+        "apply",
+        "-k",
+        str(OPENSHIFT),
+        "--dry-run=server",
+        "--validate=strict",
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    try:
+        kubectl(installed, "apply", "-k", str(OPENSHIFT))
+        assert may_use_scc(installed, "privileged")
+        assert not may_use_scc(installed, "anyuid")
+        assert not may_use_scc(installed, "privileged", namespace="default")
+    finally:
+        kubectl(
+            installed,
+            "delete",
+            "rolebinding",
+            "gluster-recycler-scc-privileged",
+            "-n",
+            NS,
+            check=False,
+        )
+        kubectl(installed, "delete", "clusterrole", "gluster-recycler-scc-privileged", check=False)
+    assert not may_use_scc(installed, "privileged")
+
+
+def test_openshift_template_is_the_overlay_with_five_parameters(
+    control_plane: ControlPlane, unique: str
+) -> None:
+    overlay = render(control_plane, OPENSHIFT)
+    processed = process_template(TEMPLATE_DEFAULTS)
+
+    def key(doc: dict[str, Any]) -> tuple[str, str]:
+        return doc["kind"], doc["metadata"]["name"]
+
+    assert sorted(processed, key=key) == sorted(overlay, key=key), (
+        "template.yaml drifted from manifests/openshift: run "
+        "python -m tests.integration.test_manifests --write-template"
+    )
+    other = f"tpl-{unique}"
+    objects = process_template(
+        {
+            "NAMESPACE": other,
+            "GLUSTER_HOSTS": "gl1;gl2",
+            "INTERVAL": "0 * * * *",
+            "DEBUG": "true",
+            "IMAGE": "r/x:1",
+        }
+    )
+    assert "${" not in json.dumps(objects)
+    assert by_kind(objects, "Namespace")["metadata"]["name"] == other
+    for doc in objects:
+        if doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
+            assert doc["metadata"]["namespace"] == other
+        for subject in doc.get("subjects", []):
+            assert subject["namespace"] == other
+    assert by_kind(objects, "CronJob")["spec"]["schedule"] == "0 * * * *"
+    assert by_kind(objects, "ConfigMap")["data"]["GLUSTER_HOSTS"] == "gl1;gl2"
+    assert by_kind(objects, "ConfigMap")["data"]["DEBUG"] == "true"
+    assert pod_spec(objects)["containers"][0]["image"] == "r/x:1"
+    kubectl(control_plane, "create", "namespace", other)
+    try:
+        result = kubectl(
+            control_plane,
+            "apply",
+            "--dry-run=server",
+            "--validate=strict",
+            "-f",
+            "-",
+            input_text=yaml.safe_dump_all(objects),
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+    finally:
+        kubectl(control_plane, "delete", "namespace", other, "--wait=false", check=False)
+
+
+# ---- a real pass with the ServiceAccount's token ------------------------------------------
+
+
+def failed_gluster_pv(plane: ControlPlane, volume: Any, unique: str, label: str) -> str:
+    """A glusterfs PV with Recycle policy whose claim was deleted: phase Failed."""
+    ns, name = f"app-{unique}", f"grt-mf-{unique}"
+    kubectl(plane, "create", "namespace", ns)
+    plane.apply(endpoints("glusterfs-cluster", ns, list(volume.hosts)))
+    plane.apply(gluster_pv(name, volume.path, endpoints_namespace=ns, labels={label: unique}))
+    plane.apply(pvc("data", ns, volume_name=name))
+    wait_for(lambda: phase(plane, name) == "Bound", what="the PV to bind")
+    kubectl(plane, "delete", "pvc", "data", "-n", ns, "--wait=false")
+    wait_for(lambda: phase(plane, name) == "Failed", what="the PV to fail recycling")
+    return name
+
+
+def volume_entries(server: Any, volume: Any) -> list[str]:
+    with server.mounted(volume) as root:
+        return sorted(os.listdir(root))
+
+
+def recycled_events(plane: ControlPlane, pv: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = plane.get_json(
+        "events", "-n", "default", f"--field-selector=involvedObject.name={pv}"
+    )["items"]
+    return [e for e in items if e["reason"] == "Recycled"]
+
+
+@pytest.mark.gluster
+def test_pass_with_the_service_account_token_recycles_a_volume(
+    installed: ControlPlane,
+    gluster_server: Any,
+    gluster_volume: Any,
+    unique: str,
+    tmp_path: Path,
+) -> None:
+    volume = gluster_volume()
+    gluster_server.write_files(volume, {"a.txt": "a", ".hidden": "h", "dir/b.txt": "b" * 5000})
+    assert volume_entries(gluster_server, volume) == [".hidden", "a.txt", "dir"]
+    name = failed_gluster_pv(installed, volume, unique, "grt-manifests")
+    kubeconfig = installed.service_account_kubeconfig(
+        NS, "gluster-recycler", tmp_path / "sa.kubeconfig"
+    )
+    token = token_of(kubeconfig)
+    assert len(token) > 100
+
+    result = run_pass(
+        kubeconfig,
+        "--min-age",
+        "0",
+        "--selector",
+        f"grt-manifests={unique}",
+        "--mount-root",
+        str(tmp_path / "mounts"),
+        "--debug",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "1 recycled, 0 failed" in result.stdout, output
+    wait_for(lambda: phase(installed, name) == "Available", timeout=30, what="PV Available")
+    assert installed.get_json("pv", name)["spec"].get("claimRef") is None
+    assert volume_entries(gluster_server, volume) == []
+    assert recycled_events(installed, name), "no Recycled Event on the PV"
+    lease = installed.get_json("lease", "gluster-recycler", "-n", NS)
+    assert not lease["spec"].get("holderIdentity"), "the lease was not released"
+    # --debug really logged (API requests), and never the token or an Authorization header.
+    assert "api GET" in output and "DEBUG" in output, output[-2000:]
+    assert token not in output
+    assert token[:40] not in output and token[-40:] not in output
+    assert "authorization" not in output.lower()
+
+
+@pytest.mark.gluster
+def test_recreate_mode_with_the_service_account_token(
+    installed: ControlPlane,
+    gluster_server: Any,
+    gluster_volume: Any,
+    unique: str,
+    tmp_path: Path,
+) -> None:
+    volume = gluster_volume()
+    gluster_server.write_files(volume, {"old.txt": "x", "d/e/f.txt": "y"})
+    name = failed_gluster_pv(installed, volume, unique, "grt-manifests-recreate")
+    before = installed.get_json("pv", name)["metadata"]
+    kubeconfig = installed.service_account_kubeconfig(
+        NS, "gluster-recycler", tmp_path / "sa.kubeconfig"
+    )
+    result = run_pass(
+        kubeconfig,
+        "--mode",
+        "recreate",
+        "--min-age",
+        "0",
+        "--selector",
+        f"grt-manifests-recreate={unique}",
+        "--mount-root",
+        str(tmp_path / "mounts"),
+        "--debug",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "1 recycled, 0 failed" in result.stdout, output
+    after = installed.get_json("pv", name)
+    assert after["metadata"]["uid"] != before["uid"], "the PV was not re-created"
+    assert after["metadata"]["labels"] == before["labels"]
+    assert "gluster-recycler/last-recycled" in after["metadata"]["annotations"]
+    wait_for(lambda: phase(installed, name) == "Available", timeout=30, what="PV Available")
+    assert volume_entries(gluster_server, volume) == []
+    assert recycled_events(installed, name)
+    record = installed.get_json("configmap", "gluster-recycler-recreate", "-n", NS)
+    assert not record.get("data"), f"recreate record left behind: {record.get('data')}"
+    assert token_of(kubeconfig) not in output
+
+
+def test_a_service_account_without_the_roles_gets_exit_code_3(
+    installed: ControlPlane, unique: str, tmp_path: Path
+) -> None:
+    """The same pass with an unbound ServiceAccount: refused by RBAC, exit 3, nothing done."""
+    sa = f"nobody-{unique}"
+    kubectl(installed, "create", "serviceaccount", sa, "-n", NS)
+    try:
+        kubeconfig = installed.service_account_kubeconfig(NS, sa, tmp_path / "nobody.kubeconfig")
+        result = run_pass(kubeconfig, "--min-age", "0", "--mount-root", str(tmp_path / "m"))
+        assert result.returncode == int(ExitCode.CLUSTER_UNAVAILABLE), result.stdout + result.stderr
+        assert "forbidden" in (result.stdout + result.stderr).lower()
+    finally:
+        kubectl(installed, "delete", "serviceaccount", sa, "-n", NS, check=False)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write-template"]:
+        print(__doc__)
+        raise SystemExit(2)
+    rendered = subprocess.run(
+        [str(control_plane_bin_dir() / "kubectl"), "kustomize", str(OPENSHIFT)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    TEMPLATE.write_text(template_from_overlay([d for d in yaml.safe_load_all(rendered) if d]))
+    print(f"wrote {TEMPLATE}")
