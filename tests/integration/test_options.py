@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,22 +14,9 @@ from recycler_job.decide import FIRST_SEEN_ANNOTATION
 from recycler_job.kube import PV, Kube
 from recycler_job.runner import Runner
 from tests.integration.scenario import Scenario
-from tests.sandbox.controlplane import ControlPlane
-from tests.sandbox.gluster import GlusterServer
 from tests.sandbox.objects import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.gluster]
-
-
-@pytest.fixture
-def scenario(
-    control_plane: ControlPlane,
-    gluster_server: GlusterServer,
-    gluster_volume: Any,
-    unique: str,
-    tmp_path: Path,
-) -> Scenario:
-    return Scenario(control_plane, gluster_server, gluster_volume, unique, tmp_path)
 
 
 def test_max_volumes_caps_a_pass_and_parallel_recycles_the_rest(scenario: Scenario) -> None:

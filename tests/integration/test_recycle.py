@@ -11,7 +11,6 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,7 +19,6 @@ from recycler_job.decide import SKIP_ANNOTATION
 from recycler_job.kube import CONFIGMAP, LEASE, PV, Kube
 from tests.integration.scenario import Scenario
 from tests.sandbox.controlplane import ControlPlane
-from tests.sandbox.gluster import GlusterServer
 from tests.sandbox.objects import pvc, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.gluster]
@@ -33,17 +31,6 @@ TENANT_FILES: dict[str, bytes | str] = {
     "name with spaces\nand newline": "odd",
     "deep/" + "/".join(f"d{i}" for i in range(40)) + "/leaf": "deep",
 }
-
-
-@pytest.fixture
-def scenario(
-    control_plane: ControlPlane,
-    gluster_server: GlusterServer,
-    gluster_volume: Any,
-    unique: str,
-    tmp_path: Path,
-) -> Scenario:
-    return Scenario(control_plane, gluster_server, gluster_volume, unique, tmp_path)
 
 
 def assert_available_and_bindable(scenario: Scenario, pv_name: str) -> None:
