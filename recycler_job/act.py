@@ -9,10 +9,11 @@ of releasing it. The mount is always undone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from recycler_job import failpoints, gluster, wipe
@@ -21,7 +22,16 @@ from recycler_job.config import Config
 from recycler_job.decide import FIRST_SEEN_ANNOTATION, Action, DecideSettings, Decision, decide
 from recycler_job.events import EventRecorder
 from recycler_job.journal import Journal, clean_copy
-from recycler_job.kube import ENDPOINTS, PV, PVC, Conflict, Kube, KubeError, NotFound
+from recycler_job.kube import (
+    ENDPOINTS,
+    PV,
+    PVC,
+    ClusterUnavailable,
+    Conflict,
+    Kube,
+    KubeError,
+    NotFound,
+)
 from recycler_job.lease import LeaseKeeper, LeaseLost
 from recycler_job.report import VolumeResult
 from recycler_job.sources import GlusterSource, describe_source
@@ -57,6 +67,8 @@ class Actor:
     stop: threading.Event
     clock: Clock
     deadline: float | None = None  # time.monotonic() after which no volume starts
+    fatal: threading.Event = field(default_factory=threading.Event)  # 401/403 seen
+    snapshot: ClusterSnapshot | None = None  # the pass's own reading, reused by dry runs
 
     # ---- entry point -----------------------------------------------------------------------
 
@@ -83,6 +95,7 @@ class Actor:
                 result.reason = f"{decision.reason}; would wipe {hosts[0]}:{source.mount_path}"
                 log.info("pv/%s: dry run: would recycle (%s)", decision.pv_name, result.reason)
                 return result
+            self._timed(result, "rehearse", self._rehearse_release, pv)
             self._wipe_volume(pv, source, hosts, result)
             failpoints.hit("before-release")
             self._guard()
@@ -102,6 +115,11 @@ class Actor:
             result.outcome = "interrupted"
             result.error = str(exc)
             log.warning("pv/%s: interrupted: %s; the PV stays unreleased", decision.pv_name, exc)
+        except ClusterUnavailable as exc:
+            # Unauthorized or forbidden will be so for every volume: start no other one.
+            self.fatal.set()
+            result.error = f"cannot use the cluster: {exc}"
+            log.error("pv/%s: not recycled: %s; stopping the pass", decision.pv_name, exc)
         except (VolumeFailure, LeaseLost, gluster.GlusterError, wipe.WipeError, KubeError) as exc:
             if isinstance(exc, wipe.WipeInterrupted):
                 result.outcome = "interrupted"
@@ -123,6 +141,8 @@ class Actor:
     # ---- steps -----------------------------------------------------------------------------
 
     def _may_start(self) -> None:
+        if self.fatal.is_set():
+            raise Interrupted("the cluster refused an earlier request of this pass")
         if self.stop.is_set():
             raise Interrupted("stop requested before this volume started")
         if self.deadline is not None and time.monotonic() > self.deadline:
@@ -143,8 +163,17 @@ class Actor:
             pv = self.kube.get(PV, name)
         except NotFound as exc:
             raise VolumeFailure(f"pv/{name} no longer exists") from exc
-        claims, _ = self.kube.list_items(PVC)
-        fresh = ClusterSnapshot.build([pv], claims)
+        if self.config.dry_run and self.snapshot is not None:
+            # Nothing is removed in a dry run: the pass's own claim list is fresh enough, and
+            # re-listing every claim per volume would dominate a large dry run.
+            fresh = ClusterSnapshot(
+                pvs=[pv],
+                claims=self.snapshot.claims,
+                claims_by_volume=self.snapshot.claims_by_volume,
+            )
+        else:
+            claims, _ = self.kube.list_items(PVC)
+            fresh = ClusterSnapshot.build([pv], claims)
         again = decide(pv, fresh, self.settings, self.clock())
         if again.action is not Action.RECYCLE:
             raise VolumeFailure(f"re-check before wiping: {again.reason}")
@@ -226,6 +255,32 @@ class Actor:
             except gluster.GlusterError as exc:
                 log.error("pv/%s: unmount of %s failed: %s", name, mountpoint, exc)
             result.durations["unmount"] = round(time.monotonic() - unmount_started, 3)
+
+    def _rehearse_release(self, pv: dict[str, Any]) -> None:
+        """Ask the API server to authorize and admit the release writes without storing them.
+
+        A volume is wiped only when the write that returns it to the pool would be accepted:
+        a missing RBAC verb or a PV that changed since the re-check shows up here, before any
+        file is removed, instead of leaving a wiped volume that cannot be released.
+        """
+        meta = pv["metadata"]
+        if self.config.mode == "recreate":
+            self.kube.delete(
+                PV,
+                meta["name"],
+                uid=meta["uid"],
+                resource_version=meta["resourceVersion"],
+                dry_run=True,
+            )
+            # Allowed when the only objection is that the PV still exists (409).
+            with contextlib.suppress(Conflict):
+                self.kube.create(PV, clean_copy(pv), dry_run=True)
+            return
+        patch = {
+            "metadata": {"resourceVersion": meta["resourceVersion"]},
+            "spec": {"claimRef": None},
+        }
+        self.kube.merge_patch(PV, meta["name"], patch, dry_run=True)
 
     def _make_available(self, pv: dict[str, Any]) -> None:
         meta = pv["metadata"]

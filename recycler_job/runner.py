@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -16,7 +17,16 @@ from recycler_job.decide import FIRST_SEEN_ANNOTATION, Action, DecideSettings, D
 from recycler_job.events import EventRecorder
 from recycler_job.exit_codes import ExitCode
 from recycler_job.journal import Journal
-from recycler_job.kube import LEASE, PV, PVC, ClusterUnavailable, Conflict, Kube, KubeError
+from recycler_job.kube import (
+    LEASE,
+    PV,
+    PVC,
+    ClusterUnavailable,
+    Conflict,
+    Kube,
+    KubeError,
+    gc_paused,
+)
 from recycler_job.lease import LeaseKeeper, LeaseLock
 from recycler_job.report import RunReport, VolumeResult
 from recycler_job.state import ClusterSnapshot
@@ -62,6 +72,7 @@ class Runner:
             self.report.error = f"{type(exc).__name__}: {exc}"
             log.error("the API failed: %s", exc)
         finally:
+            gc.unfreeze()  # see _read_snapshot
             self.report.seconds = round(time.monotonic() - started, 3)
             if self.kube is not None:
                 self.report.api_requests = self.kube.requests
@@ -134,9 +145,7 @@ class Runner:
             for path in self.report.stale_mounts_cleaned:
                 log.warning("cleaned up a mount left by a killed run: %s", path)
 
-        pvs, pages = kube.list_items(PV, label_selector=config.selector)
-        claims, _ = kube.list_items(PVC)
-        snapshot = ClusterSnapshot.build(pvs, claims)
+        pvs, pages, claims, snapshot = self._read_snapshot(kube)
         self.report.pvs_seen = len(pvs)
         self.report.list_pages = pages
         settings = DecideSettings.from_config(config)
@@ -175,12 +184,35 @@ class Runner:
             stop=self.stop,
             clock=self.clock,
             deadline=deadline,
+            snapshot=snapshot,
         )
         with ThreadPoolExecutor(max_workers=config.parallel, thread_name_prefix="volume") as pool:
             results = list(pool.map(actor.recycle, to_recycle))
         self.report.volumes.extend(results)
-        if any(r.outcome == "interrupted" for r in results) and self.stop.is_set():
+        if actor.fatal.is_set():
+            self.report.outcome = "cluster-unavailable"
+            self.report.error = next(r.error for r in results if r.error.startswith("cannot use"))
+        elif any(r.outcome == "interrupted" for r in results) and self.stop.is_set():
             self.report.outcome = "interrupted"
+
+    def _read_snapshot(
+        self, kube: Kube
+    ) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]], ClusterSnapshot]:
+        """List every PV and claim once, then freeze them out of the garbage collector's sight.
+
+        The snapshot (about a million dicts and lists for 10,000 PVs) lives for the whole pass.
+        Left to the collector, it is walked again by every full collection that later
+        allocations trigger (deciding, the report, each volume's re-check listing every claim
+        again): together with `gc_paused` this takes an idle pass on 10,000 PVs from 1.4 to
+        0.9 CPU-seconds (docs/performance.md). JSON holds no reference cycles, so `gc.freeze()`
+        loses nothing (reference counting still frees it); run() unfreezes what is left.
+        """
+        with gc_paused():
+            pvs, pages = kube.list_items(PV, label_selector=self.config.selector)
+            claims, _ = kube.list_items(PVC)
+            snapshot = ClusterSnapshot.build(pvs, claims)
+            gc.freeze()
+        return pvs, pages, claims, snapshot
 
     @staticmethod
     def _not_recycled(decision: Decision) -> VolumeResult:

@@ -346,3 +346,40 @@ def test_unreachable_cluster_exits_3_and_bad_config_exits_2(
     assert bad_config.code == 2
     assert bad_config.stderr.strip().count("\n") == 0
     assert "--parallel" in bad_config.stderr
+
+
+def test_a_release_the_cluster_would_refuse_stops_the_pass_before_any_wipe(
+    scenario: Scenario, control_plane: ControlPlane
+) -> None:
+    """RBAC without `patch` on PVs: the rehearsal is refused, nothing is wiped, exit 3."""
+    pvs = [scenario.released_volume(f"noperm{i}", {"keep": "x"}) for i in range(2)]
+    ns = f"np-{scenario.unique}"
+    kc = control_plane.run_kubectl
+    kc("create", "namespace", ns)
+    kc("create", "serviceaccount", "r", "-n", ns)
+    role = f"np-{scenario.unique}"
+    kc(
+        "create",
+        "clusterrole",
+        role,
+        "--verb=get,list",
+        "--resource=persistentvolumes,persistentvolumeclaims,endpoints",
+    )
+    kc("create", "clusterrolebinding", role, f"--clusterrole={role}", f"--serviceaccount={ns}:r")
+    kc(
+        "create",
+        "role",
+        role,
+        "-n",
+        "default",
+        "--verb=get,create,update",
+        "--resource=leases,configmaps,events",
+    )
+    kc("create", "rolebinding", role, "-n", "default", f"--role={role}", f"--serviceaccount={ns}:r")
+    result = scenario.run(kubeconfig=control_plane.service_account_kubeconfig(ns, "r"))
+    assert result.code == 3, result.stderr
+    for pv in pvs:
+        assert scenario.listing(pv) == ["keep"]
+        assert scenario.pv(pv)["spec"].get("claimRef")
+    outcomes = sorted(v["outcome"] for v in result.report["volumes"] if v["pv"] in pvs)
+    assert outcomes == ["failed", "interrupted"]
