@@ -39,12 +39,10 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
             )
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        report = Runner(config, stop=stop).run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    # Kept until exit: a signal that arrives while the report is written must not kill us.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    report = Runner(config, stop=stop).run()
     print(report.summary_line(), flush=True)
     for line in report.failed_lines():
         print(f"  {line}", flush=True)

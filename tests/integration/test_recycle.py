@@ -273,14 +273,19 @@ def test_change_during_wipe_blocks_the_release(scenario: Scenario) -> None:
 
 
 def test_sigterm_mid_wipe_leaves_pv_unreleased_and_lease_free(scenario: Scenario) -> None:
-    pv = scenario.released_volume("term", {f"d{i}/f{j}": "x" for i in range(20) for j in range(50)})
+    files = {f"d{i}/f{j}": "x" for i in range(30) for j in range(100)}
+    pv = scenario.released_volume("term", files)
     proc = scenario.start(
-        "--wipe-workers", "1", env={"GLUSTER_RECYCLER_FAILPOINTS": "before-wipe=sleep:2"}
+        "--wipe-workers", "1", env={"GLUSTER_RECYCLER_FAILPOINTS": "before-wipe=sleep:1"}
     )
-    time.sleep(3)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the wipe starts one second after this line
+        if "failpoint before-wipe" in line:
+            break
+    time.sleep(1.5)
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)
-    assert proc.returncode == 4, proc.stderr.read() if proc.stderr else ""
+    proc.communicate(timeout=120)
+    assert proc.returncode == 4
     assert scenario.pv(pv)["spec"].get("claimRef"), "an interrupted volume stays unreleased"
     lease = scenario.plane.get_json("lease", scenario.lease, "-n", "default")
     assert not lease["spec"].get("holderIdentity")
