@@ -1,22 +1,49 @@
 # The two commands: `make demo` and `make test`. Both set up everything they need first.
 PY := .venv/bin/python
+PYTEST := $(PY) -m pytest -p no:cacheprovider
 PYTEST_ARGS ?=
+# Kubernetes versions of the sandbox (testenv/versions): the whole suite runs on the default,
+# the compatibility subset (tests/conftest.py) on the others. K8S_VERSION=MAJOR.MINOR runs
+# one version only: `make test K8S_VERSION=1.21`.
+K8S_DEFAULT := $(shell awk '$$2 == "default" {print $$1}' testenv/versions)
+K8S_COMPAT := $(shell awk '$$2 == "compat" {print $$1}' testenv/versions)
+K8S_VERSION ?=
+K8S_BUILD := $(or $(K8S_VERSION),$(K8S_DEFAULT) $(K8S_COMPAT))
 
-.PHONY: setup test lint unit demo bench sandbox-up sandbox-down clean
+.PHONY: setup controlplanes test lint unit demo bench sandbox-up sandbox-down clean
 
 setup:
 	@bash scripts/setup.sh
+
+# Builds (or finds in the cache) the control plane of every version the tests will start,
+# before pytest runs: a cold build takes minutes, longer than any test may.
+controlplanes: setup
+	@for v in $(K8S_BUILD); do bash testenv/build.sh "$$v" >/dev/null || exit 1; done
 
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
-test: setup lint
-	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+# Everything on the default version, then the compatibility subset on each other version.
+# With K8S_VERSION: that version only (the whole suite for the default, else unit tests and
+# the compatibility subset).
+test: setup lint controlplanes
+ifeq ($(K8S_VERSION),)
+	K8S_VERSION=$(K8S_DEFAULT) $(PYTEST) $(PYTEST_ARGS)
+	@for v in $(K8S_COMPAT); do \
+	  echo "K8S_VERSION=$$v $(PYTEST) -m compat tests/integration $(PYTEST_ARGS)"; \
+	  K8S_VERSION=$$v $(PYTEST) -m compat tests/integration $(PYTEST_ARGS) || exit 1; \
+	done
+else ifeq ($(K8S_VERSION),$(K8S_DEFAULT))
+	K8S_VERSION=$(K8S_VERSION) $(PYTEST) $(PYTEST_ARGS)
+else
+	$(PYTEST) tests/unit $(PYTEST_ARGS)
+	K8S_VERSION=$(K8S_VERSION) $(PYTEST) -m compat tests/integration $(PYTEST_ARGS)
+endif
 
 unit: setup
-	$(PY) -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) -m scripts.demo

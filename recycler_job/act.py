@@ -4,7 +4,9 @@ Every destructive step is preceded by a check that can only stop it: the Lease i
 the pass is not interrupted, the PV and its claims still say "recycle" when read again from the
 API, and the mount is a verified glusterfs mount of exactly this volume. Writes carry the
 resourceVersion read right before the wipe, so any change in between fails the volume instead
-of releasing it. The mount is always undone.
+of releasing it. While files are removed, a watcher (watch.py) stops the wipe at the first
+change of the PV, its claims, the volume's clients or the Lease. The mount this run made is
+always undone, and no other.
 """
 
 from __future__ import annotations
@@ -16,14 +18,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from recycler_job import failpoints, gluster, wipe
+from recycler_job import failpoints, gluster, watch, wipe
 from recycler_job.clock import Clock, format_time
 from recycler_job.config import Config
 from recycler_job.decide import FIRST_SEEN_ANNOTATION, Action, DecideSettings, Decision, decide
 from recycler_job.events import EventRecorder
-from recycler_job.journal import Journal, clean_copy
+from recycler_job.journal import (
+    BOUND_BY_CONTROLLER,
+    Journal,
+    clean_copy,
+    released_claim_ref,
+)
 from recycler_job.kube import (
     ENDPOINTS,
+    LEASE,
     PV,
     PVC,
     ClusterUnavailable,
@@ -33,6 +41,7 @@ from recycler_job.kube import (
     NotFound,
 )
 from recycler_job.lease import LeaseKeeper, LeaseLost
+from recycler_job.mountinfo import MountEntry
 from recycler_job.report import VolumeResult
 from recycler_job.sources import GlusterSource, describe_source
 from recycler_job.state import ClusterSnapshot
@@ -42,8 +51,25 @@ log = logging.getLogger(__name__)
 RECYCLED_ANNOTATION = "gluster-recycler/last-recycled"
 
 
+# How long one poll of the volume's clients may take during a wipe (it runs blind meanwhile).
+_PROBE_TIMEOUT = 5.0
+
+
+def _beyond(kinds: dict[str, int], allowed: dict[str, int]) -> dict[str, int]:
+    """Client kinds counted more often than `allowed` allows, with the excess."""
+    return {k: n - allowed.get(k, 0) for k, n in kinds.items() if n > allowed.get(k, 0)}
+
+
+def _kinds(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+
+
 class VolumeFailure(Exception):
     """This volume cannot be recycled now; the message says why (shown to admins)."""
+
+
+class ChangedDuringWipe(VolumeFailure):
+    """The PV, a claim, the volume's clients or the Lease changed while the volume was wiped."""
 
 
 class Interrupted(Exception):
@@ -52,6 +78,13 @@ class Interrupted(Exception):
 
 class DeadlineReached(Exception):
     """The run's --deadline passed before this volume started; the next run takes it."""
+
+
+def _failure_text(result: VolumeResult) -> str:
+    """A RecycleFailed Event's message: the error, and the Volume ID once it was proven."""
+    if result.volume_id:
+        return f"{result.error} (gluster Volume ID {result.volume_id})"
+    return result.error
 
 
 @dataclass
@@ -90,7 +123,15 @@ class Actor:
             hosts = self._hosts(pv, source)
             if self.config.dry_run:
                 if self.config.client_check:
-                    self._timed(result, "client_check", self._client_check, hosts, source)
+                    try:
+                        self._timed(result, "client_check", self._client_check, hosts, source)
+                    except gluster.VolumeInUse as exc:
+                        # What a real run would do today: leave it for a later run. Not a
+                        # failure of the dry run.
+                        result.outcome = "would-refuse"
+                        result.reason = f"{decision.reason}; would be refused: {exc}"
+                        log.info("pv/%s: dry run: would refuse: %s", decision.pv_name, exc)
+                        return result
                 result.outcome = "would-recycle"
                 result.reason = f"{decision.reason}; would wipe {hosts[0]}:{source.mount_path}"
                 log.info("pv/%s: dry run: would recycle (%s)", decision.pv_name, result.reason)
@@ -102,9 +143,14 @@ class Actor:
             self._timed(result, "release", self._make_available, pv)
             result.outcome = "recycled"
             message = (
-                f"wiped {result.files} files, {result.dirs} directories, {result.bytes} bytes; "
+                f"wiped {result.files} files, {result.dirs} directories, {result.bytes} bytes "
+                f"of gluster Volume ID {result.volume_id}; "
                 f"volume is Available again ({self.config.mode})"
             )
+            if (reserved := released_claim_ref(pv)) is not None:
+                message += (
+                    f", reserved for claim {reserved.get('namespace')}/{reserved.get('name')}"
+                )
             self.events.normal(pv, "Recycled", message)
             log.info("pv/%s: recycled: %s", decision.pv_name, message)
         except DeadlineReached as exc:
@@ -128,12 +174,12 @@ class Actor:
                 result.error = f"{type(exc).__name__}: {exc}"
             log.error("pv/%s: not recycled: %s", decision.pv_name, result.error)
             if result.outcome == "failed" and not self.config.dry_run:
-                self.events.warning(pv, "RecycleFailed", result.error)
+                self.events.warning(pv, "RecycleFailed", _failure_text(result))
         except Exception as exc:  # a bug must not stop the other volumes either
             log.exception("pv/%s: unexpected error", decision.pv_name)
             result.error = f"unexpected {type(exc).__name__}: {exc}"
             if not self.config.dry_run:
-                self.events.warning(pv, "RecycleFailed", result.error)
+                self.events.warning(pv, "RecycleFailed", _failure_text(result))
         finally:
             result.durations["total"] = round(time.monotonic() - started, 3)
         return result
@@ -158,45 +204,79 @@ class Actor:
             self.keeper.check()
 
     def _recheck(self, name: str) -> dict[str, Any]:
-        """Read the PV and every claim again and decide again: the snapshot may be minutes old."""
+        """Read the PV, every PV and every claim again and decide again: the snapshot may be
+        minutes old, and a PV created since may share this one's gluster volume."""
         try:
             pv = self.kube.get(PV, name)
         except NotFound as exc:
             raise VolumeFailure(f"pv/{name} no longer exists") from exc
         if self.config.dry_run and self.snapshot is not None:
-            # Nothing is removed in a dry run: the pass's own claim list is fresh enough, and
-            # re-listing every claim per volume would dominate a large dry run.
+            # Nothing is removed in a dry run: the pass's own lists are fresh enough, and
+            # re-listing every PV and claim per volume would dominate a large dry run.
             fresh = ClusterSnapshot(
                 pvs=[pv],
                 claims=self.snapshot.claims,
                 claims_by_volume=self.snapshot.claims_by_volume,
+                volume_index_of=self.snapshot,
             )
         else:
+            pvs, _ = self.kube.list_items(PV)
             claims, _ = self.kube.list_items(PVC)
-            fresh = ClusterSnapshot.build([pv], claims)
+            fresh = ClusterSnapshot.build([pv], claims, others=pvs)
         again = decide(pv, fresh, self.settings, self.clock())
         if again.action is not Action.RECYCLE:
             raise VolumeFailure(f"re-check before wiping: {again.reason}")
         return pv
 
     def _hosts(self, pv: dict[str, Any], source: GlusterSource) -> tuple[str, ...]:
-        """--gluster-hosts, else the Endpoints the PV names (its namespace, the configured one,
-        else the claim's)."""
-        if self.config.gluster_hosts:
-            return self.config.gluster_hosts
-        claim_ns = ((pv.get("spec") or {}).get("claimRef") or {}).get("namespace")
-        namespace = source.endpoints_namespace or self.config.endpoints_namespace or claim_ns
+        """--gluster-hosts, else the hosts of the Endpoints the PV names.
+
+        With both, the Endpoints must share an address with --gluster-hosts: a PV naming
+        servers of another pool is refused (its volume may have the same name as one here).
+        """
+        configured = self.config.gluster_hosts
+        found = self._endpoints_hosts(pv, source, required=not configured)
+        if not configured:
+            assert found is not None  # required
+            return found[1]
+        if found is not None:
+            what, hosts = found
+            try:
+                gluster.ensure_same_pool(configured, hosts, what=what)
+            except gluster.VolumeIdentityError as exc:
+                raise VolumeFailure(str(exc)) from exc
+        return configured
+
+    def _endpoints_hosts(
+        self, pv: dict[str, Any], source: GlusterSource, *, required: bool
+    ) -> tuple[str, tuple[str, ...]] | None:
+        """("Endpoints NS/NAME", its addresses) for the Endpoints the PV names; None when
+        there are none and they are not `required` (VolumeFailure when they are).
+
+        The namespace is the PV's `endpointsNamespace`, else --endpoints-namespace. The former
+        claim's namespace only with --endpoints-from-claim-namespace: its users control the
+        Endpoints there, and could point the wipe at any gluster server.
+        """
+        namespace = source.endpoints_namespace or self.config.endpoints_namespace
+        if not namespace and self.config.endpoints_from_claim_namespace:
+            namespace = ((pv.get("spec") or {}).get("claimRef") or {}).get("namespace")
         if not namespace:
+            if not required:
+                return None
             raise VolumeFailure(
-                f"no namespace for Endpoints {source.endpoints!r}: "
-                "set --endpoints-namespace or --gluster-hosts"
+                f"no namespace for Endpoints {source.endpoints!r}: the PV sets no "
+                "endpointsNamespace; set --gluster-hosts or --endpoints-namespace "
+                "(the former claim's namespace is read only with "
+                "--endpoints-from-claim-namespace)"
             )
+        what = f"Endpoints {namespace}/{source.endpoints}"
         try:
             endpoints = self.kube.get(ENDPOINTS, source.endpoints, namespace)
         except NotFound as exc:
+            if not required:
+                return None
             raise VolumeFailure(
-                f"Endpoints {namespace}/{source.endpoints} not found: "
-                "set --gluster-hosts or create the Endpoints"
+                f"{what} not found: set --gluster-hosts or create the Endpoints"
             ) from exc
         hosts: list[str] = []
         for subset in endpoints.get("subsets") or []:
@@ -205,8 +285,10 @@ class Actor:
                 if host and host not in hosts:
                     hosts.append(host)
         if not hosts:
-            raise VolumeFailure(f"Endpoints {namespace}/{source.endpoints} lists no address")
-        return tuple(hosts)
+            if not required:
+                return None
+            raise VolumeFailure(f"{what} lists no address")
+        return what, tuple(hosts)
 
     def _client_check(self, hosts: tuple[str, ...], source: GlusterSource) -> None:
         gluster.ensure_not_in_use(hosts, source.volume, timeout=self.config.mount_timeout)
@@ -223,8 +305,10 @@ class Actor:
             self._timed(result, "client_check", self._client_check, hosts, source)
         mountpoint = gluster.mountpoint_for(self.config.mount_root, name)
         self._guard()
+        ours: MountEntry | None = None  # only what this run mounted is ever unmounted
         try:
-            self._timed(
+            failpoints.hit("before-mount")
+            ours = self._timed(
                 result,
                 "mount",
                 gluster.mount_volume,
@@ -236,34 +320,177 @@ class Actor:
             failpoints.hit("before-wipe")
             self._guard()
             # The last check before removing anything: still exactly this gluster mount.
-            gluster.verify_mounted(mountpoint, hosts, source)
-            stats = self._timed(
-                result,
-                "wipe",
-                wipe.wipe_tree,
-                mountpoint,
-                workers=self.config.wipe_workers,
-                stop=self.stop,
+            verified = gluster.verify_mounted(mountpoint, hosts, source)
+            assert ours is not None
+            if verified.mount_id != ours.mount_id:
+                raise gluster.MountError(f"{mountpoint} is no longer the mount this run made")
+            # Which volume answered: the bricks serving the mount must be bricks of the volume
+            # `gluster volume info` describes on the same hosts (and no trash out of reach).
+            identity = gluster.verify_volume_identity(
+                mountpoint, hosts, source, timeout=self.config.mount_timeout
             )
-            result.files, result.dirs, result.bytes = stats.files, stats.dirs, stats.bytes
-            if self.config.reset_owner is not None or self.config.reset_mode is not None:
-                wipe.reset_root(mountpoint, self.config.reset_owner, self.config.reset_mode)
+            result.volume_id = identity.volume_id
+            failpoints.hit("after-verify")
+            # From here on the path is never looked up again: everything goes through this fd,
+            # proven to be the root of the verified mount (its device, gluster's root inode).
+            with wipe.open_verified_root(
+                mountpoint, device=verified.device, inode=gluster.ROOT_INODE
+            ) as root:
+                self._wipe_root(pv, source, hosts, root, result)
         finally:
             unmount_started = time.monotonic()
-            try:
-                gluster.unmount(mountpoint, timeout=self.config.mount_timeout)
-            except gluster.GlusterError as exc:
-                log.error("pv/%s: unmount of %s failed: %s", name, mountpoint, exc)
+            if ours is not None:
+                try:
+                    gluster.unmount(
+                        mountpoint, timeout=self.config.mount_timeout, mount_id=ours.mount_id
+                    )
+                except gluster.GlusterError as exc:
+                    log.error("pv/%s: unmount of %s failed: %s", name, mountpoint, exc)
             result.durations["unmount"] = round(time.monotonic() - unmount_started, 3)
+
+    def _wipe_root(
+        self,
+        pv: dict[str, Any],
+        source: GlusterSource,
+        hosts: tuple[str, ...],
+        root: wipe.VerifiedRoot,
+        result: VolumeResult,
+    ) -> None:
+        """Re-check, then wipe `root` while a watcher stops it at the first sign of an owner.
+
+        The checks before the mount are minutes old for a large volume: the PV and its claims
+        are decided once more right before the first unlink, and during the wipe the PV's
+        resourceVersion, the claims, the volume's gluster clients and the Lease are polled.
+        """
+        clients = self._clients_after_mount(hosts, source) if self.config.client_check else None
+        self._recheck_unchanged(pv)
+        self._guard()
+        watcher = watch.Watcher(self._probes(pv, hosts, source, clients))
+        with watcher:
+            try:
+                stats = self._timed(
+                    result,
+                    "wipe",
+                    wipe.wipe_tree,
+                    root,
+                    workers=self.config.wipe_workers,
+                    stop=lambda: self.stop.is_set() or watcher.changed(),
+                )
+                result.files, result.dirs, result.bytes = stats.files, stats.dirs, stats.bytes
+                if self.config.reset_owner is not None or self.config.reset_mode is not None:
+                    wipe.reset_root(root, self.config.reset_owner, self.config.reset_mode)
+            except wipe.WipeError as exc:
+                if exc.stats is not None:
+                    result.files, result.dirs = exc.stats.files, exc.stats.dirs
+                    result.bytes = exc.stats.bytes
+                if watcher.changed():
+                    raise ChangedDuringWipe(
+                        f"changed during the wipe: {watcher.reason}; stopped after removing "
+                        f"{result.files} files (the rest is left, the PV is not released)"
+                    ) from exc
+                raise
+            try:
+                watcher.check()
+            except watch.VolumeChanged as exc:
+                raise ChangedDuringWipe(f"changed during the wipe: {exc}") from exc
+
+    def _recheck_unchanged(self, pv: dict[str, Any]) -> None:
+        """The re-check right before the first unlink: same decision, same resourceVersion."""
+        name = pv["metadata"]["name"]
+        fresh = self._recheck(name)
+        before, now = pv["metadata"]["resourceVersion"], fresh["metadata"]["resourceVersion"]
+        if now != before:
+            raise VolumeFailure(
+                f"re-check before wiping: pv/{name} changed since it was read "
+                f"(resourceVersion {before} -> {now})"
+            )
+
+    def _clients_after_mount(
+        self, hosts: tuple[str, ...], source: GlusterSource
+    ) -> gluster.ClientReport:
+        """The volume's clients with our mount in place: ours must be the only one."""
+        report = gluster.client_report(hosts, source.volume, timeout=self.config.mount_timeout)
+        others = _beyond(report.foreign_kinds, {"fuse": 1})
+        if others:
+            raise gluster.VolumeInUse(
+                f"volume {source.volume} has clients besides our mount: {_kinds(others)}"
+            )
+        return report
+
+    def _probes(
+        self,
+        pv: dict[str, Any],
+        hosts: tuple[str, ...],
+        source: GlusterSource,
+        clients: gluster.ClientReport | None,
+    ) -> dict[str, watch.Probe]:
+        """What the watcher polls during the wipe; each raises VolumeChanged on a change."""
+        name = pv["metadata"]["name"]
+        read_version = pv["metadata"]["resourceVersion"]
+
+        def pv_and_claims() -> None:
+            try:
+                current = self.kube.get(PV, name)
+            except NotFound as exc:
+                raise watch.VolumeChanged(f"pv/{name} was deleted") from exc
+            version = current["metadata"]["resourceVersion"]
+            if version != read_version:
+                raise watch.VolumeChanged(
+                    f"pv/{name} was modified (resourceVersion {read_version} -> {version})"
+                )
+            claims, _ = self.kube.list_items(PVC)
+            again = decide(
+                current, ClusterSnapshot.build([current], claims), self.settings, self.clock()
+            )
+            if again.action is not Action.RECYCLE:
+                raise watch.VolumeChanged(again.reason)
+
+        probes: dict[str, watch.Probe] = {"pv and claims": pv_and_claims}
+        if clients is not None:
+            allowed = {"fuse": 1, **clients.foreign_kinds}
+
+            def gluster_clients() -> None:
+                report = gluster.client_report(hosts, source.volume, timeout=_PROBE_TIMEOUT)
+                new = _beyond(report.foreign_kinds, allowed)
+                if new:
+                    raise watch.VolumeChanged(
+                        f"a new gluster client connected to volume {source.volume}: {_kinds(new)}"
+                    )
+
+            probes["gluster clients"] = gluster_clients
+        keeper = self.keeper
+        if keeper is not None:
+            lock = keeper.lock
+
+            def lease() -> None:
+                # A probe of its own: no API request (which may hang) delays this check.
+                try:
+                    keeper.check()
+                except LeaseLost as exc:
+                    raise watch.VolumeChanged(f"the Lease is no longer ours: {exc}") from exc
+
+            def lease_holder() -> None:
+                current = self.kube.get_or_none(LEASE, lock.name, lock.namespace)
+                holder = ((current or {}).get("spec") or {}).get("holderIdentity")
+                if holder != lock.identity:
+                    raise watch.VolumeChanged(
+                        f"Lease {lock.namespace}/{lock.name} is now held by {holder or 'nobody'}"
+                    )
+
+            probes["lease"] = lease
+            probes["lease holder"] = lease_holder
+        return probes
 
     def _rehearse_release(self, pv: dict[str, Any]) -> None:
         """Ask the API server to authorize and admit the release writes without storing them.
 
         A volume is wiped only when the write that returns it to the pool would be accepted:
         a missing RBAC verb or a PV that changed since the re-check shows up here, before any
-        file is removed, instead of leaving a wiped volume that cannot be released.
+        file is removed, instead of leaving a wiped volume that cannot be released. The
+        rehearsed writes are the real ones (same patch, same clean copy).
         """
         meta = pv["metadata"]
+        now = format_time(self.clock())
         if self.config.mode == "recreate":
             self.kube.delete(
                 PV,
@@ -274,37 +501,50 @@ class Actor:
             )
             # Allowed when the only objection is that the PV still exists (409).
             with contextlib.suppress(Conflict):
-                self.kube.create(PV, clean_copy(pv), dry_run=True)
+                self.kube.create(PV, self._recreated(pv, now), dry_run=True)
             return
-        patch = {
-            "metadata": {"resourceVersion": meta["resourceVersion"]},
-            "spec": {"claimRef": None},
+        self.kube.merge_patch(PV, meta["name"], self._release_patch(pv, now), dry_run=True)
+
+    @staticmethod
+    def _release_patch(pv: dict[str, Any], now: str) -> dict[str, Any]:
+        """The merge patch that does what the PV controller's unbindVolume does after its own
+        recycle: a PV the controller bound loses claimRef and `bound-by-controller`; a PV an
+        admin pre-bound keeps claimRef's namespace and name (loses uid and resourceVersion),
+        so it stays reserved for a claim of that name. The resourceVersion is a precondition.
+        """
+        meta = pv["metadata"]
+        annotations: dict[str, Any] = {FIRST_SEEN_ANNOTATION: None, RECYCLED_ANNOTATION: now}
+        if released_claim_ref(pv) is None:
+            claim_ref: dict[str, Any] | None = None
+            annotations[BOUND_BY_CONTROLLER] = None
+        else:
+            claim_ref = {"uid": None, "resourceVersion": None}
+        return {
+            "metadata": {"resourceVersion": meta["resourceVersion"], "annotations": annotations},
+            "spec": {"claimRef": claim_ref},
         }
-        self.kube.merge_patch(PV, meta["name"], patch, dry_run=True)
+
+    @staticmethod
+    def _recreated(pv: dict[str, Any], now: str) -> dict[str, Any]:
+        """The clean copy `--mode recreate` creates: released as `_release_patch` releases."""
+        clean = clean_copy(pv, drop_annotations=(FIRST_SEEN_ANNOTATION,))
+        clean["metadata"].setdefault("annotations", {})[RECYCLED_ANNOTATION] = now
+        return clean
 
     def _make_available(self, pv: dict[str, Any]) -> None:
         meta = pv["metadata"]
         now = format_time(self.clock())
         if self.config.mode == "recreate":
             assert self.journal is not None
-            clean = clean_copy(pv, drop_annotations=(FIRST_SEEN_ANNOTATION,))
-            clean["metadata"].setdefault("annotations", {})[RECYCLED_ANNOTATION] = now
             try:
-                self.journal.recreate(pv, clean)
+                self.journal.recreate(pv, self._recreated(pv, now))
             except (Conflict, NotFound) as exc:
                 raise VolumeFailure(
                     f"pv/{meta['name']} changed while it was wiped; not re-created: {exc}"
                 ) from exc
             return
-        patch = {
-            "metadata": {
-                "resourceVersion": meta["resourceVersion"],
-                "annotations": {FIRST_SEEN_ANNOTATION: None, RECYCLED_ANNOTATION: now},
-            },
-            "spec": {"claimRef": None},
-        }
         try:
-            self.kube.merge_patch(PV, meta["name"], patch)
+            self.kube.merge_patch(PV, meta["name"], self._release_patch(pv, now))
         except Conflict as exc:
             raise VolumeFailure(
                 f"pv/{meta['name']} changed while it was wiped; not released (next run retries)"

@@ -25,6 +25,10 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     except ConfigError as exc:
         print(f"gluster-recycler: error: {exc}", file=sys.stderr)
         return int(ExitCode.BAD_CONFIG)
+    problem = _foreign_mounts(config.mount_root)
+    if problem:
+        print(f"gluster-recycler: error: {problem}", file=sys.stderr)
+        return int(ExitCode.BAD_CONFIG)
     setup_logging(debug=config.debug, log_format=config.log_format)
     log.debug("effective configuration: %s", config.redacted())
 
@@ -43,16 +47,42 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
     report = Runner(config, stop=stop).run()
-    print(report.summary_line(), flush=True)
-    for line in report.failed_lines():
-        print(f"  {line}", flush=True)
+    # Each output on its own: a closed stdout or a full disk must not cost the others.
+    try:
+        print(report.summary_line(), flush=True)
+        for line in report.failed_lines():
+            print(f"  {line}", flush=True)
+    except OSError as exc:
+        log.error("could not print the summary: %s", exc)
     if config.report_file:
         try:
             report.write_json(config.report_file)
-        except OSError as exc:
+        except (OSError, TypeError, ValueError) as exc:
             log.error("could not write --report-file %s: %s", config.report_file, exc)
     report.write_termination_log()
     return report.exit_code
+
+
+def _foreign_mounts(mount_root: str) -> str | None:
+    """Why `mount_root` cannot be ours, or None: it must hold no mount this tool did not make.
+
+    Checked when the run starts, not when the config is parsed: mounts come and go. A foreign
+    mount there would share the directory our cleanup and mountpoints work in.
+    """
+    from recycler_job import gluster  # noqa: PLC0415 (keeps --help and bad config fast)
+
+    try:
+        foreign = gluster.foreign_mounts(mount_root)
+    except gluster.GlusterError as exc:
+        return f"--mount-root {mount_root}: {exc}"
+    if not foreign:
+        return None
+    first = foreign[0]
+    return (
+        f"--mount-root {mount_root} holds {len(foreign)} mount(s) gluster-recycler did not "
+        f"make (first: {first.fstype} {first.source!r} on {first.mount_point!r}); "
+        "give it a directory of its own"
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,10 @@ DEFAULT_MOUNT_ROOT = "/var/lib/gluster-recycler/mounts"
 
 _EXIT_CODE_HELP = {
     ExitCode.OK: "pass completed, nothing to do, dry run, or another run holds the lease",
-    ExitCode.VOLUME_FAILED: "at least one volume could not be recycled",
+    ExitCode.VOLUME_FAILED: (
+        "at least one volume could not be recycled, the lease was lost, or an unexpected "
+        "error stopped the pass"
+    ),
     ExitCode.BAD_CONFIG: "configuration rejected before anything was touched",
     ExitCode.CLUSTER_UNAVAILABLE: "API unreachable, unauthorized or forbidden",
     ExitCode.INTERRUPTED: (
@@ -73,6 +76,7 @@ class Config:
     kubeconfig: str | None = None
     gluster_hosts: tuple[str, ...] = ()
     endpoints_namespace: str | None = None
+    endpoints_from_claim_namespace: bool = False
     phases: frozenset[str] = frozenset({"Failed"})
     failed_messages: tuple[str, ...] = DEFAULT_FAILED_MESSAGES
     reclaim_policies: frozenset[str] = frozenset({"Recycle"})
@@ -320,13 +324,24 @@ def _max_volumes(raw: object) -> int | None:
     return value
 
 
+# Directories whose mounts belong to the system or to kubelet: a mount root there would make
+# the stale-mount cleanup and the mountpoints share a directory with other people's mounts.
+_SHARED_MOUNT_DIRS = ("/mnt",)
+_KUBELET_DIR = "/var/lib/kubelet"
+
+
 def _mount_root(raw: object) -> str:
     path = _string(raw)
     if not os.path.isabs(path):
         raise _Invalid("must be an absolute path")
     path = os.path.normpath(path)
-    if path in ("/", "//"):
-        raise _Invalid("must not be the filesystem root")
+    for candidate in (path, os.path.realpath(path)):
+        if candidate in ("/", "//"):
+            raise _Invalid("must not be the filesystem root")
+        if candidate in _SHARED_MOUNT_DIRS:
+            raise _Invalid(f"must not be {candidate}: other mounts live there")
+        if candidate == _KUBELET_DIR or candidate.startswith(_KUBELET_DIR + "/"):
+            raise _Invalid(f"must not be inside {_KUBELET_DIR}: kubelet's mounts live there")
     return path
 
 
@@ -422,6 +437,14 @@ _OPTIONS: tuple[_Option, ...] = (
         "namespace of the Endpoints named by PVs that set no endpointsNamespace",
         "NAMESPACE",
         "none",
+    ),
+    _Option(
+        "endpoints_from_claim_namespace",
+        "GLUSTER_ENDPOINTS_FROM_CLAIM_NAMESPACE",
+        _to_bool,
+        "as a last resort, read a PV's Endpoints in its former claim's namespace. Risky: "
+        "anyone who can edit Endpoints there can point the wipe at another gluster pool",
+        boolean=True,
     ),
     _Option(
         "phases",

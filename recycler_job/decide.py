@@ -11,8 +11,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from recycler_job.clock import format_time
 from recycler_job.selector import Selector, parse_selector
-from recycler_job.sources import describe_source
+from recycler_job.sources import GlusterSource, describe_source
 from recycler_job.state import ClusterSnapshot
 
 if TYPE_CHECKING:
@@ -121,17 +122,82 @@ def _claim_rule(pv: dict[str, Any], snapshot: ClusterSnapshot) -> str | None:
     if not isinstance(namespace, str) or not namespace or not isinstance(name, str) or not name:
         return "claimRef has no namespace or name: cannot tell whether its claim is gone"
     claim = snapshot.claim(namespace, name)
+    if not uid:
+        if claim is None:
+            # How an admin pre-binds a PV, and what a release of a pre-bound PV leaves: the
+            # volume waits for a claim of this name. No claim was ever bound: nothing to wipe.
+            return (
+                f"reserved for claim {namespace}/{name} (claimRef without uid): "
+                "no claim was bound to it"
+            )
+        # Without a uid in claimRef we cannot tell a new claim from the original: assume owner.
+        return f"claim {namespace}/{name} exists and claimRef has no uid to tell them apart"
     if claim is None:
         return None
     claim_uid = (claim.get("metadata") or {}).get("uid")
     if not claim_uid:
         return f"claim {namespace}/{name} exists but has no uid to compare with claimRef"
-    if not uid:
-        # Without a uid in claimRef we cannot tell a new claim from the original: assume owner.
-        return f"claim {namespace}/{name} exists and claimRef has no uid to tell them apart"
     if claim_uid == uid:
         return f"claim {namespace}/{name} still exists (uid {_short_uid(str(uid))})"
     return None
+
+
+def _overlaps(mine: tuple[str, ...], other: tuple[str, ...]) -> bool:
+    """Whether two paths on one volume share data: equal, or one is an ancestor of the other.
+
+    Compared by whole components, so `a/b` and `a/bc` are siblings. A `..` in the other path
+    could name anything on the volume: it counts as overlapping.
+    """
+    if ".." in other:
+        return True
+    common = min(len(mine), len(other))
+    return mine[:common] == other[:common]
+
+
+def _shared_volume_rule(name: str, source: GlusterSource, snapshot: ClusterSnapshot) -> str | None:
+    """Why another PV may own data this wipe would remove, or None when no other PV overlaps.
+
+    Any other PV counts, whatever its phase, reclaim policy or labels: wiping `volume/a`
+    destroys `volume/a/b`'s data, and wiping `volume/a/b` destroys part of `volume/a`'s.
+    Volumes are matched by name only (two pools cannot be told apart from a PV).
+    """
+    mine = (source.volume, *(part for part in source.subdir.split("/") if part))
+    sharing = sorted(
+        use
+        for use in snapshot.pvs_on_volume(source.volume)
+        if use.pv != name and _overlaps(mine, use.parts)
+    )
+    if not sharing:
+        return None
+    shown = ", ".join(f"pv/{use.pv} (path {'/'.join(use.parts)!r})" for use in sharing[:3])
+    more = f" and {len(sharing) - 3} more" if len(sharing) > 3 else ""
+    return (
+        f"gluster volume {source.volume} path {source.path!r} overlaps {shown}{more}: "
+        "a wipe would remove data of another PV"
+    )
+
+
+def first_seen_value(pv: dict[str, Any], now: datetime) -> str:
+    """The first-seen annotation for `pv` at `now`: `<RFC 3339>;claim=<claimRef uid>`.
+
+    The uid ties the clock to the claim whose deletion started it: after a manual release and
+    a rebind, the stamp of the earlier claim must not make the next deletion look old.
+    """
+    ref = (pv.get("spec") or {}).get("claimRef") or {}
+    return f"{format_time(now)};claim={ref.get('uid') or ''}"
+
+
+def parse_first_seen(value: object) -> tuple[datetime | None, str | None]:
+    """(time, claim uid) from a first-seen value; None for a part that is absent or malformed."""
+    if not isinstance(value, str):
+        return None, None
+    stamp, _, rest = value.partition(";")
+    claim_uid = None
+    for item in rest.split(";"):
+        key, sep, val = item.strip().partition("=")
+        if sep and key == "claim" and val:
+            claim_uid = val
+    return parse_timestamp(stamp), claim_uid
 
 
 def _age_rule(pv: dict[str, Any], min_age: float, now: datetime) -> tuple[str, bool] | None:
@@ -144,18 +210,26 @@ def _age_rule(pv: dict[str, Any], min_age: float, now: datetime) -> tuple[str, b
     what = "in its phase"
     if since is None:
         raw_first_seen = (meta.get("annotations") or {}).get(FIRST_SEEN_ANNOTATION)
-        since = parse_timestamp(raw_first_seen)
+        since, seen_for = parse_first_seen(raw_first_seen)
         what = "first seen"
+        claim_uid = ((pv.get("spec") or {}).get("claimRef") or {}).get("uid")
+        if raw_first_seen is None:
+            reason = f"no usable phase transition time: marking first-seen, min-age {min_age:g}s"
+            return reason, True
         if since is None:
-            if raw_first_seen is None:
-                reason = (
-                    f"no usable phase transition time: marking first-seen, min-age {min_age:g}s"
-                )
-            else:
-                reason = (
-                    f"unparseable {FIRST_SEEN_ANNOTATION} {str(raw_first_seen)[:40]!r}: "
-                    f"re-marking first-seen, min-age {min_age:g}s"
-                )
+            reason = (
+                f"unparseable {FIRST_SEEN_ANNOTATION} {str(raw_first_seen)[:60]!r}: "
+                f"re-marking first-seen, min-age {min_age:g}s"
+            )
+            return reason, True
+        if not claim_uid or seen_for != claim_uid:
+            # Written for an earlier claim (or by a version that named none): its clock
+            # started before this claim was deleted, so it cannot shorten this wait.
+            reason = (
+                f"{FIRST_SEEN_ANNOTATION} {str(raw_first_seen)[:60]!r} is not for the claim "
+                f"in claimRef (uid {_short_uid(str(claim_uid or ''))}): "
+                f"re-marking first-seen, min-age {min_age:g}s"
+            )
             return reason, True
     age = (now - since).total_seconds()
     if age < min_age:
@@ -186,7 +260,8 @@ def decide(
 
     if not name:
         return skip("PV has no name")
-    if describe_source(pv) is None:
+    source = describe_source(pv)
+    if source is None:
         return skip("not a glusterfs volume")
     if meta.get("deletionTimestamp"):
         return skip("being deleted (deletionTimestamp set)")
@@ -213,6 +288,8 @@ def decide(
         return skip(claim_reason)
     if wanted_by := sorted(_claim_name(claim) for claim in snapshot.claims_naming(name)):
         return skip(f"claim {', '.join(wanted_by)} asks for this volume (spec.volumeName)")
+    if (shared_reason := _shared_volume_rule(name, source, snapshot)) is not None:
+        return skip(shared_reason)
     if (too_young := _age_rule(pv, settings.min_age, now)) is not None:
         reason, mark = too_young
         return Decision(name, Action.WAIT, reason, mark_first_seen=mark)
@@ -248,5 +325,7 @@ __all__ = [
     "Decision",
     "decide",
     "decide_all",
+    "first_seen_value",
+    "parse_first_seen",
     "parse_timestamp",
 ]

@@ -7,7 +7,7 @@ class ExitCode(IntEnum):
     """How a pass ended."""
 
     OK = 0  # pass completed, nothing to do, dry run, or another run holds the lease
-    VOLUME_FAILED = 1  # at least one volume could not be recycled
+    VOLUME_FAILED = 1  # a volume could not be recycled, the Lease was lost, or an unexpected error
     BAD_CONFIG = 2  # configuration rejected before anything was touched
     CLUSTER_UNAVAILABLE = 3  # API unreachable, unauthorized or forbidden
     INTERRUPTED = 4  # SIGTERM/SIGINT: stopped starting volumes, cleaned up, released the lease

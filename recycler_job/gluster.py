@@ -9,6 +9,8 @@ Safety rules this module keeps:
   mountpoint is a plain local directory.
 * Nothing here ever removes a directory recursively: mountpoints are removed with
   `rmdir`, so a directory that still holds files is left where it is and reported.
+* Only our own mounts are ever unmounted: the mount id `mount_volume` returned, or a mount
+  carrying the record `mount_volume` writes before mounting (`is_own_mount`).
 * Failures raise `GlusterError` (or `MountError`, `VolumeInUse`) with a one-line message;
   "could not check" is an error, never a pass.
 """
@@ -16,13 +18,16 @@ Safety rules this module keeps:
 import contextlib
 import errno
 import ipaddress
+import json
 import logging
 import os
 import re
 import shlex
 import signal
+import socket
 import stat
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -48,7 +53,12 @@ GLUSTER_DAEMONS = frozenset(
 
 # The inode number gluster gives the root of a mount (the root GFID ...0001), also for
 # subdirectory mounts.
-_ROOT_INODE = 1
+ROOT_INODE = 1
+# The mark of a mount made by this tool: a record file `<mount root>/RECORD_DIR/<name>`,
+# written before `mount` runs, naming the mount source. Only a `fuse.glusterfs` mount at
+# `<mount root>/<name>` whose record names its source is ours to unmount. (The leading dot
+# keeps the directory apart from mountpoints: PV names never start with one.)
+RECORD_DIR = ".gluster-recycler-mounts"
 # How many stacked mounts `unmount` peels off one mountpoint before giving up.
 _MAX_STACK = 8
 
@@ -491,6 +501,279 @@ def ensure_not_in_use(hosts: Sequence[str], volume: str, *, timeout: float) -> N
         raise VolumeInUse(report.describe())
 
 
+# --------------------------------------------------------------------- volume identity
+
+# The xattrs a FUSE mount answers on its root: the bricks serving it (host and path), and
+# the glusterd node uuid(s) of those bricks.
+PATHINFO_XATTR = "trusted.glusterfs.pathinfo"
+NODE_UUID_XATTRS = ("trusted.glusterfs.node-uuid", "trusted.glusterfs.list-node-uuids")
+# `features.trash` values that leave the trash translator off; anything else counts as on.
+_TRASH_OFF = frozenset({"off", "no", "false", "disable", "0"})
+_POSIX_ENTRY = re.compile(r"<POSIX\((?P<brick>[^()<>]+)\):(?P<rest>[^<>]+)>")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+class VolumeIdentityError(MountError):
+    """The mount cannot be proven to be the volume the PV names (another pool, say)."""
+
+
+class TrashInTheWay(GlusterError):
+    """The trash translator would keep copies of the wiped files out of the mount's reach."""
+
+
+def resolve_addresses(hosts: Iterable[str]) -> frozenset[str]:
+    """Every IP address `hosts` resolve to (IPv4-mapped IPv6 as IPv4); unresolvable ones add
+    nothing."""
+    found: set[str] = set()
+    for host in hosts:
+        name = host.strip()
+        if name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]
+        try:
+            infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            log.debug("cannot resolve %s", name)
+            continue
+        for info in infos:
+            text = str(info[4][0]).split("%", 1)[0]
+            try:
+                address = ipaddress.ip_address(text)
+            except ValueError:
+                continue
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                address = address.ipv4_mapped
+            found.add(str(address))
+    return frozenset(found)
+
+
+def ensure_same_pool(configured: Sequence[str], endpoints: Sequence[str], *, what: str) -> None:
+    """Refuse (VolumeIdentityError) when `configured` and `endpoints` share no IP address.
+
+    `--gluster-hosts` names the pool this tool wipes; a PV whose Endpoints (`what`) name
+    other servers belongs to another pool that may hold a volume of the same name.
+    """
+    ours = resolve_addresses(configured)
+    theirs = resolve_addresses(endpoints)
+    if not ours:
+        raise VolumeIdentityError(
+            f"cannot resolve any of --gluster-hosts {', '.join(configured)} to compare them "
+            f"with {what}"
+        )
+    if not theirs:
+        raise VolumeIdentityError(
+            f"cannot resolve any address of {what} ({', '.join(endpoints)}) to compare it "
+            "with --gluster-hosts"
+        )
+    if not ours & theirs:
+        raise VolumeIdentityError(
+            f"{what} ({', '.join(sorted(theirs))}) shares no address with --gluster-hosts "
+            f"({', '.join(sorted(ours))}): the PV belongs to another gluster pool"
+        )
+
+
+@dataclass(frozen=True)
+class VolumeBrick:
+    """One brick of `gluster volume info --xml`: `host:/path` and its glusterd node uuid."""
+
+    host: str
+    path: str
+    node_uuid: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}:{self.path}"
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    """What `gluster volume info VOL --xml` says about one volume."""
+
+    name: str
+    volume_id: str
+    bricks: tuple[VolumeBrick, ...]
+    options: dict[str, str]
+
+    @property
+    def trash(self) -> bool:
+        """Whether the trash translator is on (explicitly set options only; its default
+        is off)."""
+        value = self.options.get("features.trash")
+        return value is not None and value.strip().lower() not in _TRASH_OFF
+
+
+def parse_volume_info(text: str, volume: str) -> VolumeInfo:
+    """Parse `gluster volume info VOL --xml`; GlusterError on anything unexpected.
+
+    The CLI exits 0 also for a volume that does not exist: `opRet` -1 says so.
+    """
+    try:
+        root = ET.fromstring(text.strip())  # noqa: S314 -- our own gluster CLI call
+    except ET.ParseError as exc:
+        raise GlusterError(f"unreadable `volume info {volume} --xml` output: {exc}") from None
+    if root.findtext("opRet") != "0":
+        reason = root.findtext("opErrstr") or f"opRet {root.findtext('opRet')}"
+        raise GlusterError(f"`volume info {volume}` failed: {reason}")
+    found = [v for v in root.iter("volume") if v.findtext("name") == volume]
+    if len(found) != 1:
+        raise GlusterError(f"`volume info {volume}` described {len(found)} volumes named so")
+    node = found[0]
+    volume_id = (node.findtext("id") or "").strip()
+    if not _UUID.fullmatch(volume_id):
+        raise GlusterError(f"`volume info {volume}` gave no Volume ID")
+    bricks: list[VolumeBrick] = []
+    for brick in node.iter("brick"):
+        name = (brick.findtext("name") or brick.text or "").strip()
+        host, sep, path = name.rpartition(":")
+        if not sep or not host or not path.startswith("/"):
+            raise GlusterError(f"`volume info {volume}`: unexpected brick {name!r}")
+        uuid = (brick.findtext("hostUuid") or brick.get("uuid") or "").strip().lower()
+        bricks.append(VolumeBrick(host=host, path=path.rstrip("/") or "/", node_uuid=uuid))
+    if not bricks:
+        raise GlusterError(f"`volume info {volume}` listed no brick")
+    options: dict[str, str] = {}
+    for option in node.iter("option"):
+        key = (option.findtext("name") or "").strip()
+        if key:
+            options[key] = (option.findtext("value") or "").strip()
+    return VolumeInfo(name=volume, volume_id=volume_id, bricks=tuple(bricks), options=options)
+
+
+@dataclass(frozen=True)
+class PathinfoBrick:
+    """One `<POSIX(brick):host:served path>` entry of `trusted.glusterfs.pathinfo`."""
+
+    host: str  # the brick server's own hostname (or its node uuid with node-uuid-pathinfo)
+    brick: str
+    served: str  # the directory on the brick that the mounted directory is
+
+
+def parse_pathinfo(text: str) -> list[PathinfoBrick]:
+    """Every POSIX entry of a pathinfo value; GlusterError when there is none.
+
+    Replicate and distribute nest the entries of their bricks (`(<REPLICATE:...> <POSIX...>
+    <POSIX...>)`); only the POSIX entries name bricks. The host is what precedes
+    `:<brick path>` (an IPv6 address contains colons too).
+    """
+    entries: list[PathinfoBrick] = []
+    for match in _POSIX_ENTRY.finditer(text.rstrip("\x00")):
+        brick, rest = match.group("brick"), match.group("rest")
+        cut = rest.find(":" + brick)
+        if cut <= 0:
+            raise GlusterError(f"unexpected pathinfo entry {match.group(0)!r}")
+        entries.append(PathinfoBrick(host=rest[:cut], brick=brick, served=rest[cut + 1 :]))
+    if not entries:
+        raise GlusterError(f"pathinfo names no brick: {_one_line(text, 200)!r}")
+    return entries
+
+
+def _same_host(name: str, brick: VolumeBrick) -> bool:
+    if name.lower() in (brick.host.lower(), brick.node_uuid):
+        return True
+    return bool(resolve_addresses([name]) & resolve_addresses([brick.host]))
+
+
+def check_volume_identity(
+    entries: Sequence[PathinfoBrick],
+    info: VolumeInfo,
+    source: GlusterSource,
+    node_uuids: Iterable[str] = (),
+) -> None:
+    """Raise VolumeIdentityError unless every brick serving the mount is one of `info`'s.
+
+    A pathinfo brick matches a brick of the volume when its path is that brick's path and
+    its host is the brick's host: the same name, the brick's node uuid
+    (`storage.node-uuid-pathinfo on`), or a name resolving to a common address (bricks
+    report their server's own hostname, volume info the name the brick was created with).
+    The served directory must be the brick path plus the PV's subdirectory. Node uuids the
+    mount reports must all belong to the volume's bricks.
+    """
+    if info.name != source.volume:
+        raise VolumeIdentityError(f"volume info is for {info.name}, not {source.volume}")
+    expected_suffix = "/" + source.subdir if source.subdir else ""
+    for entry in entries:
+        brick_path = entry.brick.rstrip("/") or "/"
+        candidates = [b for b in info.bricks if b.path == brick_path]
+        if not any(_same_host(entry.host, b) for b in candidates):
+            raise VolumeIdentityError(
+                f"the mount is served by brick {entry.host}:{entry.brick}, which is not a "
+                f"brick of volume {info.name} ({info.volume_id}: "
+                f"{', '.join(b.name for b in info.bricks)}): another pool or volume answered"
+            )
+        served = entry.served.rstrip("/")
+        if served != brick_path.rstrip("/") + expected_suffix:
+            raise VolumeIdentityError(
+                f"brick {entry.host}:{entry.brick} serves {entry.served!r} for this mount, "
+                f"expected {brick_path.rstrip('/') + expected_suffix!r}"
+            )
+    known = {b.node_uuid for b in info.bricks}
+    strangers = sorted({u.lower() for u in node_uuids} - known)
+    if strangers:
+        raise VolumeIdentityError(
+            f"the mount is served by gluster node(s) {', '.join(strangers)}, none of which "
+            f"holds a brick of volume {info.name} ({info.volume_id})"
+        )
+
+
+def check_trash(info: VolumeInfo, source: GlusterSource) -> None:
+    """Refuse a subdirectory PV on a volume whose trash translator is on (TrashInTheWay).
+
+    An unlink then moves the file to `.trashcan/<subdir>/...` at the volume root, which a
+    subdirectory mount cannot see: the wipe would "succeed" and leave the data on the volume.
+    A PV of the whole volume empties `.trashcan` itself (see wipe.py).
+    """
+    if source.subdir and info.trash:
+        raise TrashInTheWay(
+            f"volume {info.name} has features.trash on ({info.options['features.trash']!r}): "
+            f"files wiped in subdirectory {source.subdir!r} would be kept in "
+            f"{info.name}/.trashcan, out of this mount's reach; not wiped "
+            f"(turn features.trash off, or empty the trash as an admin)"
+        )
+
+
+def volume_info(hosts: Sequence[str], volume: str, *, timeout: float) -> VolumeInfo:
+    """`gluster volume info VOL --xml` from `hosts`, parsed."""
+    text = _run_gluster(hosts, ["volume", "info", volume, "--xml"], timeout=timeout)
+    return parse_volume_info(text, volume)
+
+
+def _read_xattr(path: str, name: str, timeout: float) -> str | None:
+    """The xattr `name` of `path` as text; None when it is absent (ENODATA) or unsupported."""
+
+    def read(target: str) -> bytes | None:
+        try:
+            return os.getxattr(target, name, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+                return None
+            raise
+
+    value = _bounded(read, path, timeout)
+    return None if value is None else value.decode("utf-8", "replace").rstrip("\x00")
+
+
+def verify_volume_identity(
+    mountpoint: str, hosts: Sequence[str], source: GlusterSource, *, timeout: float
+) -> VolumeInfo:
+    """Prove the verified mount on `mountpoint` is `source`'s volume as `hosts` describe it.
+
+    Reads the mount root's pathinfo (the bricks that answered) and node uuids, asks `hosts`
+    for `volume info`, and checks them against each other (`check_volume_identity`) and the
+    trash rule for subdirectory PVs (`check_trash`). Returns the volume info (its Volume ID
+    goes into the report). Raises VolumeIdentityError, TrashInTheWay or GlusterError.
+    """
+    path = _canonical(mountpoint)
+    pathinfo = _read_xattr(path, PATHINFO_XATTR, timeout)
+    if pathinfo is None:
+        raise VolumeIdentityError(f"{path} answers no {PATHINFO_XATTR}: cannot tell its bricks")
+    uuids: set[str] = set()
+    for xattr in NODE_UUID_XATTRS:
+        uuids.update(_UUID.findall(_read_xattr(path, xattr, timeout) or ""))
+    info = volume_info(hosts, source.volume, timeout=timeout)
+    check_volume_identity(parse_pathinfo(pathinfo), info, source, uuids)
+    check_trash(info, source)
+    return info
+
+
 # ------------------------------------------------------------------------------ mounts
 
 
@@ -602,10 +885,87 @@ def verify_mounted(
             f"{path} is on device {os.major(st.st_dev)}:{os.minor(st.st_dev)}, "
             f"mountinfo says {entry.major}:{entry.minor}"
         )
-    if st.st_ino != _ROOT_INODE:
+    if st.st_ino != ROOT_INODE:
         raise MountError(f"{path} has inode {st.st_ino}, not the gluster root inode")
     _statvfs(path, timeout)
     return entry
+
+
+def _record_path(mountpoint: str) -> str:
+    parent, name = os.path.split(mountpoint)
+    return os.path.join(parent, RECORD_DIR, name)
+
+
+def _write_record(mountpoint: str, mount_source: str) -> None:
+    """Mark `mountpoint` as ours before mounting: a killed run's mount stays recognisable."""
+    record = _record_path(mountpoint)
+    body = json.dumps({"source": mount_source, "pid": os.getpid()}).encode()
+    for attempt in range(3):  # a parallel volume's cleanup may rmdir the empty directory
+        try:
+            os.makedirs(os.path.dirname(record), mode=0o700, exist_ok=True)
+            temporary = f"{record}.{os.getpid()}.{threading.get_ident()}.tmp"
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, body)
+            finally:
+                os.close(fd)
+            os.replace(temporary, record)
+            return
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+        except OSError as exc:
+            raise MountError(f"cannot write mount record {record}: {exc.strerror or exc}") from exc
+
+
+def _recorded_source(mountpoint: str) -> str | None:
+    """The source our record for `mountpoint` names; None when there is no valid record."""
+    try:
+        fd = os.open(_record_path(mountpoint), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        data = json.loads(os.read(fd, 65536))
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    source = data.get("source") if isinstance(data, dict) else None
+    return source if isinstance(source, str) else None
+
+
+def _remove_record(mountpoint: str) -> None:
+    record = _record_path(mountpoint)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(record)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.dirname(record))  # only when no other record is left
+
+
+def is_own_mount(entry: MountEntry, mount_root: str) -> bool:
+    """True when `entry` carries this tool's mark: a `fuse.glusterfs` mount directly in
+    `mount_root`, named like a PV, whose record (written before mounting) names its source.
+    """
+    root = os.path.realpath(mount_root)
+    parent, name = os.path.split(entry.mount_point)
+    if parent != root or entry.fstype != FSTYPE or not _DNS_SUBDOMAIN.fullmatch(name):
+        return False
+    return _recorded_source(entry.mount_point) == entry.source
+
+
+def foreign_mounts(mount_root: str) -> list[MountEntry]:
+    """Every mount below `mount_root` that this tool did not make (see `is_own_mount`).
+
+    A mount root that holds them is refused: it is not a directory of our own, and
+    unmounting or wiping there could hit someone else's data. Raises MountError when
+    mountinfo cannot be read.
+    """
+    root = os.path.realpath(mount_root)
+    try:
+        below = mountinfo.mounts_below(root)
+    except (OSError, mountinfo.MountinfoError) as exc:
+        raise MountError(f"cannot read mountinfo: {exc}") from exc
+    return [entry for entry in below if not is_own_mount(entry, root)]
 
 
 def _remove_dir(path: str) -> bool:
@@ -660,13 +1020,17 @@ def _detach(path: str, timeout: float) -> None:
 
 
 def _discard(path: str, timeout: float) -> None:
-    """After a failed mount: detach whatever got mounted and rmdir the empty mountpoint."""
+    """After a failed mount: detach whatever got mounted and rmdir the empty mountpoint.
+
+    Only called once `path` was found unmounted before our `mount` ran.
+    """
     try:
         _detach(path, timeout)
     except MountError as exc:
         log.error("cleanup after a failed mount: %s", exc)
         return
     _remove_dir(path)
+    _remove_record(path)
 
 
 def mount_volume(
@@ -683,8 +1047,10 @@ def mount_volume(
     With `check_clients`, first raise VolumeInUse when other clients are connected (the
     check must come before our own mount, which would count). A mountpoint that already
     has something mounted on it is refused and left alone. `mount` is killed after
-    `timeout` s. On every failure nothing of ours stays mounted and the mountpoint is
-    removed when empty; files that were in it are never touched.
+    `timeout` s. Before `mount` runs, a record naming the source is written to
+    `<parent>/RECORD_DIR/<name>`: the mark by which `unmount` and `cleanup_stale_mounts`
+    know the mount is ours. On every failure nothing of ours stays mounted and the
+    mountpoint is removed when empty; files that were in it are never touched.
     """
     valid = check_hosts(hosts)
     path = _canonical(mountpoint)
@@ -703,6 +1069,11 @@ def mount_volume(
         raise MountError(f"mountpoint {path} exists and is not a directory")
 
     mount_source, options = mount_source_and_options(valid, source, read_only)
+    try:
+        _write_record(path, mount_source)
+    except BaseException:
+        _remove_dir(path)
+        raise
     args = ["-t", "glusterfs"]
     if options:
         args += ["-o", ",".join(options)]
@@ -731,17 +1102,40 @@ def mount_volume(
         raise
 
 
-def unmount(mountpoint: str, *, timeout: float) -> None:
-    """Unmount `mountpoint` and rmdir it when empty.
+def unmount(mountpoint: str, *, timeout: float, mount_id: int | None = None) -> None:
+    """Unmount our mount at `mountpoint`, then rmdir it when empty and drop its record.
 
+    Only a mount of ours is ever unmounted: the one with `mount_id` (from the `MountEntry`
+    `mount_volume` returned) when given, else one carrying our mark (`is_own_mount`).
+    Anything else found there (a foreign mount, or one stacked on top of ours) is left in
+    place: MountError when ours is still below it, a warning when ours is gone.
     `umount` first; when that fails (busy) or hangs, `umount -l` (lazy detach). Not being
-    mounted is not an error. Raises MountError only when the mount stays in place.
+    mounted is not an error. Raises MountError when our mount stays in place.
     """
     path = _canonical(mountpoint)
+
+    def ours(entry: MountEntry) -> bool:
+        if mount_id is not None:
+            return entry.mount_id == mount_id
+        return is_own_mount(entry, os.path.dirname(path))
+
     for _ in range(_MAX_STACK):
         entry = _find(path)
         if entry is None:
             break
+        if not ours(entry):
+            if mount_id is not None and _mounted_at(path, mount_id):
+                raise MountError(
+                    f"{path}: a {entry.fstype} mount of {entry.source} was not made by this run "
+                    "and is on top of ours; both left in place"
+                )
+            log.warning(
+                "left %s mounted: %s of %s was not made by this run",
+                path,
+                entry.fstype,
+                entry.source,
+            )
+            return
         result = _run("umount", [path], timeout=timeout)
         after = _find(path)
         if after is None or after.mount_id != entry.mount_id:
@@ -756,16 +1150,27 @@ def unmount(mountpoint: str, *, timeout: float) -> None:
         if _find(path) is not None:
             raise MountError(f"{path} is still mounted after {_MAX_STACK} unmounts")
     _remove_dir(path)
+    _remove_record(path)
+
+
+def _mounted_at(path: str, mount_id: int) -> bool:
+    """True when mount `mount_id` is still on `path` (perhaps below another mount)."""
+    try:
+        return any(e.mount_id == mount_id and e.mount_point == path for e in mountinfo.read())
+    except (OSError, mountinfo.MountinfoError) as exc:
+        raise MountError(f"cannot read mountinfo: {exc}") from exc
 
 
 def cleanup_stale_mounts(mount_root: str, *, timeout: float = 60.0) -> list[str]:
     """Undo what a killed run left below `mount_root`; returns the paths cleaned up.
 
-    Every `fuse.glusterfs` mount below `mount_root` is lazily unmounted (other file
-    systems there are reported and left alone), then every empty directory directly in
-    `mount_root` is removed with rmdir. A directory that still holds files is left in
-    place and reported (logged as a warning), never removed recursively. Returned: each
-    unmounted mountpoint and each removed directory, once.
+    Every mount below `mount_root` that carries our mark (`is_own_mount`) is lazily
+    unmounted and its record dropped; every other mount there (another tool's, an
+    admin's, even a `fuse.glusterfs` one) is reported and left alone. Then every empty
+    directory directly in `mount_root` is removed with rmdir. A directory that still holds
+    files is left in place and reported (logged as a warning), never removed recursively.
+    Records whose mountpoint is no longer mounted are dropped. Returned: each unmounted
+    mountpoint and each removed directory, once.
     """
     root = os.path.realpath(mount_root)
     if root == "/":
@@ -778,9 +1183,9 @@ def cleanup_stale_mounts(mount_root: str, *, timeout: float = 60.0) -> list[str]
     except (OSError, mountinfo.MountinfoError) as exc:
         raise MountError(f"cannot read mountinfo: {exc}") from exc
     for entry in stale:
-        if entry.fstype != FSTYPE:
+        if not is_own_mount(entry, root):
             log.warning(
-                "left %s (%s from %s) mounted: not a gluster mount",
+                "left %s (%s from %s) mounted: not made by gluster-recycler",
                 entry.mount_point,
                 entry.fstype,
                 entry.source,
@@ -799,7 +1204,12 @@ def cleanup_stale_mounts(mount_root: str, *, timeout: float = 60.0) -> list[str]
         if entry.mount_point not in cleaned:
             cleaned.append(entry.mount_point)
     with os.scandir(root) as children:
-        names = sorted(child.name for child in children)
+        names = sorted(child.name for child in children if child.name != RECORD_DIR)
+    records = os.path.join(root, RECORD_DIR)
+    with contextlib.suppress(OSError):
+        for name in sorted(os.listdir(records)):
+            if _find(os.path.join(root, name)) is None:
+                _remove_record(os.path.join(root, name))
     for name in names:
         path = os.path.join(root, name)
         try:

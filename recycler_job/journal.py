@@ -6,7 +6,9 @@ replays the record before anything else, under the Lease:
 - the PV is gone: create the clean copy (the previous run was killed between delete and create);
 - the PV exists with the recorded uid: the delete never happened; drop the record and let the
   normal rules handle the PV (it is still Failed/Released and will be wiped again if eligible);
-- the PV exists with another uid: it was re-created already; drop the record.
+- the PV exists with another uid: it was re-created already; drop the record;
+- the PV is still terminating (a finalizer holds it) or the create is refused: report it, keep
+  the record for the next run, and go on with the other records and the pass.
 
 A record is written only after the wipe was verified, and it names the uid it was taken from, so
 a stale record can never publish a volume that was not wiped.
@@ -24,32 +26,86 @@ from typing import Any
 
 from recycler_job import failpoints
 from recycler_job.clock import format_time, utcnow
-from recycler_job.kube import CONFIGMAP, PV, Conflict, Kube, KubeError, NotFound
+from recycler_job.kube import (
+    CONFIGMAP,
+    PV,
+    ClusterUnavailable,
+    Conflict,
+    Kube,
+    KubeError,
+    NotFound,
+)
 
 log = logging.getLogger(__name__)
 
-# Annotations the control plane writes; a re-created PV must not carry them.
+BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
+PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
+PV_PROTECTION = "kubernetes.io/pv-protection"
+# Annotations the control plane writes; a re-created PV must not carry them. provisioned-by
+# is the exception: it names the provisioner that owns the volume, and the admin's record.
 SYSTEM_ANNOTATION_PREFIXES = ("pv.kubernetes.io/", "kubectl.kubernetes.io/last-applied")
+KEPT_SYSTEM_ANNOTATIONS = frozenset({PROVISIONED_BY})
 DELETE_WAIT_SECONDS = 60.0
+# A foreign finalizer is removed by its owner or by an admin, not by waiting: stop sooner.
+FOREIGN_FINALIZER_WAIT_SECONDS = 5.0
+
+
+class StillTerminating(KubeError):
+    """The deleted PV is still there (finalizers): it is re-created once it is gone."""
+
+
+def released_claim_ref(pv: dict[str, Any]) -> dict[str, Any] | None:
+    """The claimRef the PV keeps once recycled, as the PV controller's unbindVolume leaves it.
+
+    Bound by the controller (annotation `pv.kubernetes.io/bound-by-controller`, any value):
+    none. Pre-bound by an admin: the same namespace and name without the claim's uid (and
+    its resourceVersion), so the PV stays reserved for a new claim of that name.
+    """
+    meta = pv.get("metadata") or {}
+    ref = (pv.get("spec") or {}).get("claimRef")
+    if BOUND_BY_CONTROLLER in (meta.get("annotations") or {}) or not isinstance(ref, dict):
+        return None
+    return {key: value for key, value in ref.items() if key not in ("uid", "resourceVersion")}
 
 
 def clean_copy(pv: dict[str, Any], drop_annotations: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The PV as an admin would have created it: name, labels, user annotations, finalizers
-    the admin set, and spec without claimRef; no status, uid, resourceVersion or managedFields."""
+    """The PV as an admin would have created it, released as the PV controller releases it.
+
+    Name, labels, user annotations and `provisioned-by`, finalizers the admin set (not
+    `kubernetes.io/pv-protection`, which the server adds), the spec with claimRef reduced to
+    the reservation `released_claim_ref` keeps; no status, uid, resourceVersion or
+    managedFields.
+    """
     meta = pv.get("metadata") or {}
     annotations = {
         key: value
         for key, value in (meta.get("annotations") or {}).items()
-        if not key.startswith(SYSTEM_ANNOTATION_PREFIXES) and key not in drop_annotations
+        if (key in KEPT_SYSTEM_ANNOTATIONS or not key.startswith(SYSTEM_ANNOTATION_PREFIXES))
+        and key not in drop_annotations
     }
+    finalizers = [f for f in meta.get("finalizers") or [] if f != PV_PROTECTION]
     spec = copy.deepcopy(pv.get("spec") or {})
     spec.pop("claimRef", None)
+    if (reservation := released_claim_ref(pv)) is not None:
+        spec["claimRef"] = copy.deepcopy(reservation)
     new_meta: dict[str, Any] = {"name": meta["name"]}
     if meta.get("labels"):
         new_meta["labels"] = dict(meta["labels"])
     if annotations:
         new_meta["annotations"] = annotations
+    if finalizers:
+        new_meta["finalizers"] = finalizers
     return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": new_meta, "spec": spec}
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What replay did with one record; `error` is set when it could not, and the record
+    is kept for the next run."""
+
+    name: str
+    line: str
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,16 +126,29 @@ class Journal:
         self.name = name
 
     def entries(self) -> list[Entry]:
-        """What a killed run left to finish."""
+        """What a killed run left to finish (unreadable entries are left out)."""
+        return self._read()[0]
+
+    def _read(self) -> tuple[list[Entry], list[str]]:
+        """The readable entries, and the keys of the ones that are not."""
         cm = self.kube.get_or_none(CONFIGMAP, self.name, self.namespace)
-        result = []
+        result, unreadable = [], []
         for key, value in ((cm or {}).get("data") or {}).items():
             try:
                 raw = json.loads(value)
-                result.append(Entry(name=key, uid=raw["uid"], pv=raw["pv"]))
+                entry = Entry(name=key, uid=raw["uid"], pv=raw["pv"])
             except (ValueError, KeyError, TypeError):
-                log.error("recreate record %s: unreadable entry %s", self.name, key)
-        return result
+                unreadable.append(key)
+                continue
+            if (
+                not isinstance(entry.uid, str)
+                or not isinstance(entry.pv, dict)
+                or (entry.pv.get("metadata") or {}).get("name") != key
+            ):
+                unreadable.append(key)
+                continue
+            result.append(entry)
+        return result, unreadable
 
     def record(self, pv: dict[str, Any], clean: dict[str, Any]) -> None:
         """Durably note that `pv` (this uid) is about to be deleted and re-created as `clean`."""
@@ -140,48 +209,82 @@ class Journal:
             self.forget(meta["name"])
             raise
         failpoints.hit("after-delete")
-        self._wait_gone(meta["name"], meta["uid"])
+        self._wait_gone(pv)
         created = self.kube.create(PV, clean)
         self.forget(meta["name"])
         return created
 
-    def replay(self, *, dry_run: bool = False) -> list[str]:
-        """Finish what a killed run left; returns one line per entry for the log and report."""
-        done = []
-        for entry in self.entries():
-            current = self.kube.get_or_none(PV, entry.name)
-            if current is not None and current["metadata"].get("uid") == entry.uid:
-                if current["metadata"].get("deletionTimestamp"):
-                    if dry_run:
-                        done.append(f"{entry.name}: would re-create after its deletion completes")
-                        continue
-                    self._wait_gone(entry.name, entry.uid)
-                    current = None
-                else:
-                    if not dry_run:
-                        self.forget(entry.name)
-                    done.append(f"{entry.name}: never deleted; record dropped")
-                    continue
-            if current is not None:
-                if not dry_run:
-                    self.forget(entry.name)
-                done.append(f"{entry.name}: already re-created; record dropped")
-                continue
-            if dry_run:
-                done.append(f"{entry.name}: would re-create from the record")
-                continue
-            with contextlib.suppress(Conflict):  # created meanwhile by someone else
-                self.kube.create(PV, entry.pv)
-            self.forget(entry.name)
-            done.append(f"{entry.name}: re-created from the record")
-            log.warning("pv/%s re-created from the record a killed run left", entry.name)
+    def replay(self, *, dry_run: bool = False) -> list[Replayed]:
+        """Finish what a killed run left, one record at a time.
+
+        A record that cannot be replayed now (its PV stuck terminating on a finalizer, the
+        create refused) is reported with an error and kept for the next run; the others, and
+        the rest of the pass, go on. Only 401/403 (ClusterUnavailable) stops the pass.
+        """
+        entries, unreadable = self._read()
+        done = [
+            Replayed(key, f"{key}: unreadable record kept", error="recreate record is unreadable")
+            for key in unreadable
+        ]
+        for key in unreadable:
+            log.error("recreate record %s: unreadable entry %s", self.name, key)
+        for entry in entries:
+            try:
+                done.append(self._replay_one(entry, dry_run=dry_run))
+            except ClusterUnavailable:
+                raise
+            except KubeError as exc:
+                error = f"not re-created from the record: {type(exc).__name__}: {exc}"
+                log.error("pv/%s: %s; record kept for the next run", entry.name, error)
+                done.append(Replayed(entry.name, f"{entry.name}: {error}", error=error))
         return done
 
-    def _wait_gone(self, name: str, uid: str) -> None:
-        deadline = time.monotonic() + DELETE_WAIT_SECONDS
-        while time.monotonic() < deadline:
+    def _replay_one(self, entry: Entry, *, dry_run: bool) -> Replayed:
+        current = self.kube.get_or_none(PV, entry.name)
+        if current is not None and current["metadata"].get("uid") == entry.uid:
+            if current["metadata"].get("deletionTimestamp"):
+                if dry_run:
+                    return Replayed(
+                        entry.name, f"{entry.name}: would re-create after its deletion completes"
+                    )
+                self._wait_gone(current)
+                current = None
+            else:
+                if not dry_run:
+                    self.forget(entry.name)
+                return Replayed(entry.name, f"{entry.name}: never deleted; record dropped")
+        if current is not None:
+            if not dry_run:
+                self.forget(entry.name)
+            return Replayed(entry.name, f"{entry.name}: already re-created; record dropped")
+        if dry_run:
+            return Replayed(entry.name, f"{entry.name}: would re-create from the record")
+        with contextlib.suppress(Conflict):  # created meanwhile by someone else
+            self.kube.create(PV, entry.pv)
+        self.forget(entry.name)
+        log.warning("pv/%s re-created from the record a killed run left", entry.name)
+        return Replayed(entry.name, f"{entry.name}: re-created from the record")
+
+    def _wait_gone(self, pv: dict[str, Any]) -> None:
+        """Wait until the deleted `pv` (this uid) is gone; StillTerminating when it is not.
+
+        Only `kubernetes.io/pv-protection`, which the controller removes from an unbound PV
+        promptly, is worth a long wait; any other finalizer gets a short one.
+        """
+        name, uid = pv["metadata"]["name"], pv["metadata"]["uid"]
+        started = time.monotonic()
+        while True:
             current = self.kube.get_or_none(PV, name)
             if current is None or current["metadata"].get("uid") != uid:
                 return
+            finalizers = current["metadata"].get("finalizers") or []
+            foreign = [f for f in finalizers if f != PV_PROTECTION]
+            limit = FOREIGN_FINALIZER_WAIT_SECONDS if foreign else DELETE_WAIT_SECONDS
+            waited = time.monotonic() - started
+            if waited >= limit:
+                raise StillTerminating(
+                    f"pv/{name} is still being deleted after {waited:.0f}s "
+                    f"(finalizers: {', '.join(finalizers) or 'none'}); "
+                    "it is re-created from the record once it is gone"
+                )
             time.sleep(0.5)
-        raise KubeError(f"pv/{name} still exists {DELETE_WAIT_SECONDS:.0f}s after its deletion")

@@ -24,6 +24,8 @@ LIST_PAGE_SIZE = 2000
 2,000 takes 5 + 3 and about a quarter less time, for ~10 MiB more peak memory (one page of raw
 JSON and its dicts are held at once). bench/scale.py measures both (docs/performance.md)."""
 REQUEST_TIMEOUT = 30.0
+"""Seconds per attempt of an ordinary request. Lease renewals use a much shorter one
+(lease.renew_timeout), so a hung API server cannot hold up the renewer past its interval."""
 LIST_RESTARTS = 5
 
 
@@ -203,19 +205,25 @@ class Kube:
         from kubernetes import config as k8s_config  # noqa: PLC0415
         from openshift.dynamic import DynamicClient  # noqa: PLC0415
 
+        # Set before the client exists: its connection pool copies `retries` when created
+        # (urllib3's default is 3 retries, which would stretch each request's timeout 4-fold).
+        cfg = k8s_client.Configuration()
+        cfg.retries = 1
+        cfg.debug = False  # the client's debug output prints bearer tokens
         try:
             if kubeconfig:
-                api_client = k8s_config.new_client_from_config(config_file=kubeconfig)
+                api_client = k8s_config.new_client_from_config(
+                    config_file=kubeconfig, client_configuration=cfg
+                )
             else:
                 try:
-                    k8s_config.load_incluster_config()
-                    api_client = k8s_client.ApiClient()
+                    k8s_config.load_incluster_config(client_configuration=cfg)
+                    api_client = k8s_client.ApiClient(configuration=cfg)
                 except k8s_config.ConfigException:
-                    api_client = k8s_config.new_client_from_config()
+                    api_client = k8s_config.new_client_from_config(client_configuration=cfg)
         except (k8s_config.ConfigException, OSError, ValueError) as exc:
             raise ClusterUnavailable(f"cannot load cluster credentials: {exc}") from exc
-        api_client.configuration.debug = False  # the client's debug log prints bearer tokens
-        api_client.configuration.retries = 1
+        api_client.configuration.debug = False
         try:
             dyn = DynamicClient(api_client, discoverer=_KnownResources)
         except Exception as exc:
@@ -321,17 +329,36 @@ class Kube:
             if not token:
                 return items, pages
 
-    def get(self, kind: ResourceKind, name: str, namespace: str | None = None) -> dict[str, Any]:
+    def get(
+        self,
+        kind: ResourceKind,
+        name: str,
+        namespace: str | None = None,
+        *,
+        timeout: float = REQUEST_TIMEOUT,
+    ) -> dict[str, Any]:
         """The object, or NotFound."""
         where = f"{namespace}/{name}" if namespace else name
-        return self._call("get", kind, f"get {kind.kind} {where}", name=name, namespace=namespace)
+        return self._call(
+            "get",
+            kind,
+            f"get {kind.kind} {where}",
+            name=name,
+            namespace=namespace,
+            _request_timeout=timeout,
+        )
 
     def get_or_none(
-        self, kind: ResourceKind, name: str, namespace: str | None = None
+        self,
+        kind: ResourceKind,
+        name: str,
+        namespace: str | None = None,
+        *,
+        timeout: float = REQUEST_TIMEOUT,
     ) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
         try:
-            return self.get(kind, name, namespace)
+            return self.get(kind, name, namespace, timeout=timeout)
         except NotFound:
             return None
 
@@ -357,10 +384,18 @@ class Kube:
         )
 
     def replace(
-        self, kind: ResourceKind, body: dict[str, Any], namespace: str | None = None
+        self,
+        kind: ResourceKind,
+        body: dict[str, Any],
+        namespace: str | None = None,
+        *,
+        timeout: float = REQUEST_TIMEOUT,
     ) -> dict[str, Any]:
         """PUT an object; the body must carry metadata.resourceVersion (PVs allow
-        unconditional updates, so without it a concurrent change would be silently lost)."""
+        unconditional updates, so without it a concurrent change would be silently lost).
+
+        `timeout` bounds each attempt (the client retries a failed request once): a Lease
+        renewal passes one shorter than its renew interval."""
         meta = body.get("metadata") or {}
         if not meta.get("resourceVersion"):
             raise ValueError("replace needs metadata.resourceVersion")
@@ -370,6 +405,7 @@ class Kube:
             f"replace {kind.kind} {meta.get('name')}",
             body=body,
             namespace=namespace,
+            _request_timeout=timeout,
         )
 
     def merge_patch(

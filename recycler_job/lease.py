@@ -9,6 +9,11 @@ which a one-shot job cannot use.
 
 Expiry compares the holder's `renewTime` with this pod's clock, so it assumes node clocks are
 roughly in sync (NTP); a skew smaller than the lease duration is harmless.
+
+Our own hold is judged on the monotonic clock, never on a flag: the Lease counts as ours until
+`SAFETY_MARGIN` before `leaseDurationSeconds` after the last write that succeeded was sent (the
+acquire is the first). A renewal that hangs or a renewer that died therefore cannot keep
+destructive steps going after another run may have taken the Lease over.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +30,38 @@ from recycler_job.clock import Clock, format_micro_time, parse_time, utcnow
 from recycler_job.kube import LEASE, Conflict, Kube, KubeError, NotFound
 
 log = logging.getLogger(__name__)
+
+Monotonic = Callable[[], float]
+
+SAFETY_MARGIN = 1 / 3
+"""Fraction of the lease duration by which our hold ends before the Lease expires on the server.
+
+A check that passed lets a step run (an unlink in flight; during a wipe the watcher checks
+every second, and the wipe stops within moments of it) and other nodes judge expiry on their
+own wall clocks. A third of the duration (5 s at the 15 s minimum, 20 s at the default 60 s)
+covers both, with room for a few seconds of clock skew. The renewal due a third of the way in
+may fail and be retried (every `retry_interval`) for another third before the hold ends."""
+
+
+def renew_interval(duration: int) -> float:
+    """Seconds between renewals after a success: a third of the duration, as client-go does."""
+    return max(1.0, duration / 3)
+
+
+def retry_interval(duration: int) -> float:
+    """Seconds before another attempt after a failed renewal (several fit before the hold ends)."""
+    return max(0.5, duration / 15)
+
+
+def renew_timeout(duration: int) -> float:
+    """Request timeout of a renewal: a third of the interval, because the client retries a
+    timed-out PUT once; two attempts then still end before the next renewal is due."""
+    return renew_interval(duration) / 3
+
+
+def hold_deadline(renewed_at: float, duration: int) -> float:
+    """Monotonic time from which the Lease no longer counts as ours."""
+    return renewed_at + duration * (1 - SAFETY_MARGIN)
 
 
 @dataclass(frozen=True)
@@ -49,6 +88,7 @@ class LeaseLock:
         identity: str,
         duration: int,
         clock: Clock = utcnow,
+        monotonic: Monotonic = time.monotonic,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -56,7 +96,12 @@ class LeaseLock:
         self.identity = identity
         self.duration = duration
         self.clock = clock
+        self.monotonic = monotonic
         self._lease: dict[str, Any] | None = None  # last version we wrote while holding it
+        # When the last successful write (acquire or renewal) was sent, on `monotonic`: the
+        # renewTime it carried was taken then, so the server's expiry is no earlier than this
+        # plus the duration.
+        self.renewed_at: float | None = None
 
     @property
     def held(self) -> bool:
@@ -68,7 +113,9 @@ class LeaseLock:
         current = self.kube.get_or_none(LEASE, self.name, self.namespace)
         if current is None:
             try:
+                sent = self.monotonic()
                 self._lease = self.kube.create(LEASE, self._new_lease(), self.namespace)
+                self.renewed_at = sent
                 log.info("lease %s/%s created and acquired", self.namespace, self.name)
                 return None
             except Conflict:
@@ -89,7 +136,9 @@ class LeaseLock:
         )
         body = {**current, "spec": spec}
         try:
+            sent = self.monotonic()
             self._lease = self.kube.replace(LEASE, body, self.namespace)
+            self.renewed_at = sent
         except Conflict:
             latest = self.kube.get(LEASE, self.name, self.namespace)
             return self._live_holder(latest) or LeaseHolder("another run (lost the race)", None)
@@ -101,22 +150,30 @@ class LeaseLock:
         )
         return None
 
-    def renew(self) -> None:
-        """Extend the Lease; raises LeaseLost when another run has taken it."""
+    def renew(self) -> float:
+        """Extend the Lease and return when the write was sent (monotonic).
+
+        Raises LeaseLost when another run has taken it, KubeError when the API failed (each
+        request gives up after `renew_timeout`).
+        """
         if self._lease is None:
             raise LeaseLost("lease is not held")
+        timeout = renew_timeout(self.duration)
         body = dict(self._lease)
+        sent = self.monotonic()
         body["spec"] = {**body["spec"], "renewTime": format_micro_time(self.clock())}
         try:
-            self._lease = self.kube.replace(LEASE, body, self.namespace)
+            self._lease = self.kube.replace(LEASE, body, self.namespace, timeout=timeout)
         except (Conflict, NotFound) as exc:
-            latest = self.kube.get_or_none(LEASE, self.name, self.namespace)
+            latest = self.kube.get_or_none(LEASE, self.name, self.namespace, timeout=timeout)
             holder = (latest or {}).get("spec", {}).get("holderIdentity")
             if latest is None or holder != self.identity:
                 self._lease = None
                 raise LeaseLost(f"lease taken by {holder or 'nobody'}") from exc
             self._lease = latest
-            self.renew()
+            return self.renew()
+        self.renewed_at = sent
+        return sent
 
     def release(self) -> None:
         """Clear the holder so the next run need not wait for expiry. Never raises."""
@@ -172,12 +229,22 @@ class LeaseLock:
 
 
 class LeaseKeeper:
-    """Renews the Lease in the background every duration/3; sets `lost` when it cannot."""
+    """Renews the Lease in the background and says whether it still counts as ours.
+
+    `check()` is the guard before every destructive step, called from any thread (the volume
+    workers, the wipe's watcher). It fails once `hold_deadline` of the last successful renewal
+    has passed, whatever the renewer thread is doing (stuck in a request, dead), and from then
+    on keeps failing. Any exception in the renewer other than an API error marks the Lease lost.
+    """
 
     def __init__(self, lock: LeaseLock) -> None:
+        if lock.renewed_at is None:
+            raise ValueError("the lease must be acquired before it is kept")
         self.lock = lock
         self.lost = threading.Event()
         self.lost_reason = ""
+        self._renewed_at: float = lock.renewed_at
+        self._mutex = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
 
@@ -188,32 +255,67 @@ class LeaseKeeper:
     def stop(self) -> None:
         """Stop renewing (before release)."""
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    @property
+    def deadline(self) -> float:
+        """Monotonic time from which the Lease no longer counts as ours."""
+        with self._mutex:
+            return hold_deadline(self._renewed_at, self.lock.duration)
 
     def check(self) -> None:
-        """Raise LeaseLost if the Lease was lost: call before each destructive step."""
-        if self.lost.is_set():
-            raise LeaseLost(self.lost_reason or "lease lost")
+        """Raise LeaseLost unless the Lease still counts as ours: call before each destructive
+        step. Thread-safe."""
+        now = self.lock.monotonic()
+        with self._mutex:
+            if not self.lost.is_set():
+                overdue = now - hold_deadline(self._renewed_at, self.lock.duration)
+                if overdue < 0:
+                    return
+                age = now - self._renewed_at
+                self._lose_locked(f"not renewed for {age:.1f}s (lease {self.lock.duration}s)")
+            reason = self.lost_reason
+        raise LeaseLost(reason or "lease lost")
 
     def _run(self) -> None:
-        interval = max(1.0, self.lock.duration / 3)
-        last_ok = self.lock.clock()
-        while not self._stop.wait(interval):
+        try:
+            self._renew_until_stopped()
+        except BaseException as exc:  # a renewer that dies must not leave the Lease "held"
+            self._lose(f"lease renewer failed: {type(exc).__name__}: {exc}")
+
+    def _renew_until_stopped(self) -> None:
+        duration = self.lock.duration
+        wait = renew_interval(duration)
+        while not self._stop.wait(wait):
             try:
-                self.lock.renew()
-                last_ok = self.lock.clock()
+                self.check()
+            except LeaseLost:
+                return
+            try:
+                sent = self.lock.renew()
             except LeaseLost as exc:
                 self._lose(str(exc))
                 return
             except KubeError as exc:
-                # Keep trying while the Lease is still ours on paper; give up before it expires.
-                age = (self.lock.clock() - last_ok).total_seconds()
-                log.warning("lease renewal failed (%s); last renewed %.0fs ago", exc, age)
-                if age > self.lock.duration * 2 / 3:
-                    self._lose(f"could not renew for {age:.0f}s: {exc}")
-                    return
+                # Retry soon; check() ends our hold when the deadline passes meanwhile.
+                age = self.lock.monotonic() - self._renewed_at
+                log.warning("lease renewal failed (%s); last renewed %.1fs ago", exc, age)
+                wait = retry_interval(duration)
+                continue
+            with self._mutex:
+                if self.lost.is_set():
+                    return  # once lost, a late success does not bring it back
+                self._renewed_at = max(self._renewed_at, sent)
+            wait = renew_interval(duration)
 
     def _lose(self, reason: str) -> None:
+        with self._mutex:
+            self._lose_locked(reason)
+
+    def _lose_locked(self, reason: str) -> None:
+        if self.lost.is_set():
+            return
         self.lost_reason = reason
         self.lost.set()
-        log.error("lease lost: %s; no further volume will be touched", reason)
+        log.error("lease lost: %s; no further destructive step starts", reason)

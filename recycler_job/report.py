@@ -17,7 +17,8 @@ TERMINATION_LIMIT = 4096  # the kubelet keeps at most 4 KiB
 class VolumeResult:
     """One PV's fate in this pass.
 
-    `outcome` is one of: recycled, would-recycle (dry run), failed, interrupted, waiting, skipped.
+    `outcome` is one of: recycled, would-recycle and would-refuse (dry run: a volume in use),
+    failed, interrupted, waiting, skipped.
     """
 
     pv: str
@@ -25,6 +26,7 @@ class VolumeResult:
     reason: str
     outcome: str
     error: str = ""
+    volume_id: str = ""  # gluster's Volume ID of the mounted volume, once proven
     files: int = 0
     dirs: int = 0
     bytes: int = 0
@@ -38,8 +40,9 @@ class RunReport:
     identity: str
     dry_run: bool
     mode: str
-    lease: str = "not-taken"  # acquired | held-by:<identity> | not-taken
-    outcome: str = "completed"  # completed | skipped | interrupted | cluster-unavailable
+    lease: str = "not-taken"  # acquired | held-by:<identity> | not-taken | lost
+    # completed | skipped | interrupted | cluster-unavailable | lease-lost | error (unexpected)
+    outcome: str = "completed"
     error: str = ""
     exit_code: int = 0
     started: str = ""
@@ -64,13 +67,23 @@ class RunReport:
         counts = self.counts()
         parts = [
             f"{counts.get(name, 0)} {name}"
-            for name in ("recycled", "would-recycle", "failed", "interrupted", "waiting", "skipped")
+            for name in (
+                "recycled",
+                "would-recycle",
+                "would-refuse",
+                "failed",
+                "interrupted",
+                "waiting",
+                "skipped",
+            )
             if counts.get(name, 0) or name in ("recycled", "failed")
         ]
         removed = sum(v.files for v in self.volumes)
         freed = sum(v.bytes for v in self.volumes)
         prefix = "dry run: " if self.dry_run else ""
         tail = f"; {self.outcome}" if self.outcome != "completed" else ""
+        if self.outcome in ("error", "lease-lost"):
+            tail = f"; stopped: {self.error}"
         return (
             f"gluster-recycler: {prefix}{self.pvs_seen} PVs seen; {', '.join(parts)}; "
             f"{removed} files ({freed} bytes) removed in {self.seconds:.1f}s{tail}"
@@ -99,8 +112,9 @@ class RunReport:
         data = text.encode()[:TERMINATION_LIMIT]
         return data.decode(errors="ignore")
 
-    def write_termination_log(self, path: str = TERMINATION_LOG) -> bool:
+    def write_termination_log(self, path: str | None = None) -> bool:
         """Write the termination message when the file exists (it does in a pod)."""
+        path = TERMINATION_LOG if path is None else path
         if not os.path.exists(path):
             return False
         try:

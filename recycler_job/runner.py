@@ -13,7 +13,14 @@ from recycler_job import failpoints, gluster
 from recycler_job.act import Actor
 from recycler_job.clock import Clock, format_time, utcnow
 from recycler_job.config import Config
-from recycler_job.decide import FIRST_SEEN_ANNOTATION, Action, DecideSettings, Decision, decide_all
+from recycler_job.decide import (
+    FIRST_SEEN_ANNOTATION,
+    Action,
+    DecideSettings,
+    Decision,
+    decide_all,
+    first_seen_value,
+)
 from recycler_job.events import EventRecorder
 from recycler_job.exit_codes import ExitCode
 from recycler_job.journal import Journal
@@ -71,6 +78,12 @@ class Runner:
             self.report.outcome = "cluster-unavailable"
             self.report.error = f"{type(exc).__name__}: {exc}"
             log.error("the API failed: %s", exc)
+        except Exception as exc:  # a report and an exit code, whatever failed
+            # Outside the API client: an OSError while cleaning up mounts, `umount` missing
+            # from PATH, a bug. The report, the termination message and exit code 1 still hold.
+            self.report.outcome = "error"
+            self.report.error = f"unexpected {type(exc).__name__}: {exc}"
+            log.exception("the pass stopped on an unexpected error")
         finally:
             gc.unfreeze()  # see _read_snapshot
             self.report.seconds = round(time.monotonic() - started, 3)
@@ -83,6 +96,8 @@ class Runner:
         report = self.report
         if report.outcome == "cluster-unavailable":
             return ExitCode.CLUSTER_UNAVAILABLE
+        if report.outcome in ("error", "lease-lost"):
+            return ExitCode.VOLUME_FAILED
         if report.outcome == "interrupted" or self.stop.is_set():
             return ExitCode.INTERRUPTED
         if report.counts().get("failed"):
@@ -125,6 +140,11 @@ class Runner:
             self._pass(kube, keeper=keeper)
         finally:
             keeper.stop()
+            if keeper.lost.is_set():
+                self.report.lease = "lost"
+                if self.report.outcome == "completed":
+                    self.report.outcome = "lease-lost"
+                    self.report.error = keeper.lost_reason
             lock.release()
 
     def _report_lease_holder(self, kube: Kube) -> None:
@@ -137,9 +157,23 @@ class Runner:
     def _pass(self, kube: Kube, keeper: LeaseKeeper | None) -> None:
         config = self.config
         journal = Journal(kube, config.lease_namespace, journal_name(config))
-        self.report.replayed = journal.replay(dry_run=config.dry_run)
+        replayed = journal.replay(dry_run=config.dry_run)
+        self.report.replayed = [item.line for item in replayed]
         for line in self.report.replayed:
             log.info("recreate record: %s", line)
+        # A record that could not be replayed fails its volume (exit 1), not the pass.
+        not_replayed = {item.name for item in replayed if item.error}
+        self.report.volumes.extend(
+            VolumeResult(
+                pv=item.name,
+                decision="replay",
+                reason="a recreate record of an earlier run",
+                outcome="failed",
+                error=item.error,
+            )
+            for item in replayed
+            if item.error
+        )
         if not config.dry_run:
             self.report.stale_mounts_cleaned = gluster.cleanup_stale_mounts(config.mount_root)
             for path in self.report.stale_mounts_cleaned:
@@ -157,7 +191,8 @@ class Runner:
             if decision.action is Action.RECYCLE:
                 to_recycle.append(decision)
                 continue
-            self.report.volumes.append(self._not_recycled(decision))
+            if decision.pv_name not in not_replayed:  # reported once, as failed
+                self.report.volumes.append(self._not_recycled(decision))
             if decision.mark_first_seen and not config.dry_run:
                 self._mark_first_seen(kube, by_name[decision.pv_name])
         log.info(
@@ -208,7 +243,9 @@ class Runner:
         loses nothing (reference counting still frees it); run() unfreezes what is left.
         """
         with gc_paused():
-            pvs, pages = kube.list_items(PV, label_selector=self.config.selector)
+            # Every PV, not only the selected ones: a PV outside --selector may share a gluster
+            # volume with a selected one (decide applies the selector itself).
+            pvs, pages = kube.list_items(PV)
             claims, _ = kube.list_items(PVC)
             snapshot = ClusterSnapshot.build(pvs, claims)
             gc.freeze()
@@ -226,12 +263,16 @@ class Runner:
         )
 
     def _mark_first_seen(self, kube: Kube, pv: dict[str, Any]) -> None:
-        """Start the --min-age clock on a server that has no lastPhaseTransitionTime."""
+        """Start the --min-age clock on a server that has no lastPhaseTransitionTime.
+
+        The value names the claim in claimRef (decide.first_seen_value); the resourceVersion
+        precondition keeps a rebind that happened since the listing from getting this stamp.
+        """
         name = pv["metadata"]["name"]
         patch = {
             "metadata": {
                 "resourceVersion": pv["metadata"]["resourceVersion"],
-                "annotations": {FIRST_SEEN_ANNOTATION: format_time(self.clock())},
+                "annotations": {FIRST_SEEN_ANNOTATION: first_seen_value(pv, self.clock())},
             }
         }
         try:

@@ -48,14 +48,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from recycler_job import failpoints
+
 __all__ = [
     "DEFAULT_WORKERS",
     "TRASH_DIR",
+    "VerifiedRoot",
     "WipeCrossDevice",
     "WipeError",
     "WipeInterrupted",
     "WipeNotEmpty",
     "WipeStats",
+    "WipeWrongRoot",
+    "open_verified_root",
     "reset_root",
     "verify_empty",
     "wipe_tree",
@@ -111,6 +116,10 @@ class WipeNotEmpty(WipeError):
 
 class WipeCrossDevice(WipeError):
     """An entry below the root lives on another device (a mount); it was not touched."""
+
+
+class WipeWrongRoot(WipeError):
+    """The directory at the path is not the root of the mount that was verified."""
 
 
 class _Abort(Exception):
@@ -213,6 +222,67 @@ def _open_root(root: str) -> int:
         raise WipeError(f"cannot open {root}: {_describe(exc)}", errno=exc.errno) from exc
 
 
+@dataclass(frozen=True)
+class VerifiedRoot:
+    """An open descriptor of the directory that was checked to be the root of a mount.
+
+    Everything done to the root (wipe, emptiness proof, owner and mode) goes through this
+    descriptor: if the mount is detached or replaced after the check, the path leads
+    somewhere else, the descriptor does not.
+    """
+
+    fd: int
+    path: str  # for messages only
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self) -> VerifiedRoot:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def open_verified_root(path: str, *, device: int, inode: int | None = None) -> VerifiedRoot:
+    """Open ``path`` once (``O_DIRECTORY|O_NOFOLLOW``) and prove it is the verified mount's root.
+
+    ``device`` is the mount's ``st_dev`` from mountinfo (major:minor), ``inode`` the inode its
+    root must have (gluster's root is 1); a mismatch means the mount was detached or swapped
+    since it was verified, and raises :class:`WipeWrongRoot`.
+    """
+    fd = _open_root(path)
+    try:
+        st = os.fstat(fd)
+        if st.st_dev != device:
+            raise WipeWrongRoot(
+                f"refusing to wipe {path}: it is on device "
+                f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}, the verified mount is "
+                f"{os.major(device)}:{os.minor(device)}: detached or replaced since verified"
+            )
+        if inode is not None and st.st_ino != inode:
+            raise WipeWrongRoot(
+                f"refusing to wipe {path}: inode {st.st_ino} is not the mount's root ({inode})"
+            )
+    except OSError as exc:
+        os.close(fd)
+        raise _os_error("stat", path, exc) from exc
+    except BaseException:
+        os.close(fd)
+        raise
+    return VerifiedRoot(fd=fd, path=path)
+
+
+def _open(root: str | VerifiedRoot) -> tuple[int, str]:
+    """A descriptor of ``root`` that the caller closes, and the path to show in messages."""
+    if isinstance(root, VerifiedRoot):
+        try:
+            return os.dup(root.fd), root.path
+        except OSError as exc:
+            raise _os_error("dup", root.path, exc) from exc
+    return _open_root(root), root
+
+
 def _os_error(op: str, path: str, exc: OSError) -> WipeError:
     return WipeError(f"{op} {path}: {_describe(exc)}", errno=exc.errno)
 
@@ -235,6 +305,7 @@ class _Engine:
         self.main_counts = _Counts()  # work done on the calling thread
         self._counts: list[_Counts] = [self.main_counts]
         self.stuck = 0
+        self._threads: list[threading.Thread] = []  # every worker of every run
         self._top: _Node | None = None
 
     # ---- driving -------------------------------------------------------------------------
@@ -246,23 +317,40 @@ class _Engine:
         top.pending = 1
         self._done.clear()
         self._queue.put(_Scan(top))
-        threads = []
-        for i in range(self._workers):
-            counts = _Counts()
-            self._counts.append(counts)
-            t = threading.Thread(target=self._worker, args=(counts,), name=f"wipe-{i}", daemon=True)
-            t.start()
-            threads.append(t)
-        while not self._done.wait(_POLL_S):
-            if self._abort.is_set():
-                break
-            if self._stop is not None and self._stop():
-                self._fail(WipeInterrupted(f"wipe of {self._root} interrupted"))
-                break
-        deadline = time.monotonic() + _JOIN_GRACE_S
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        self.stuck = sum(t.is_alive() for t in threads)
+        threads: list[threading.Thread] = []
+        try:
+            for i in range(self._workers):
+                counts = _Counts()
+                t = threading.Thread(
+                    target=self._worker, args=(counts,), name=f"wipe-{i}", daemon=True
+                )
+                try:
+                    t.start()
+                except RuntimeError as exc:  # out of threads or memory: stop those started
+                    self._fail(WipeError(f"wipe of {self._root}: cannot start a worker: {exc}"))
+                    break
+                self._counts.append(counts)
+                threads.append(t)
+                self._threads.append(t)
+            while not self._done.wait(_POLL_S):
+                if self._abort.is_set():
+                    break
+                if self._stop is not None and self._stop():
+                    self._fail(WipeInterrupted(f"wipe of {self._root} interrupted"))
+                    break
+                if not any(t.is_alive() for t in threads):
+                    self._fail(WipeError(f"wipe of {self._root}: every worker exited early"))
+                    break
+        finally:
+            # Whatever ended the wait (even an exception here), no worker may outlive this
+            # call unnoticed: they are told to stop and joined, and the ones still blocked in
+            # a filesystem call are counted so that no descriptor they use is closed.
+            if not self._done.is_set():
+                self._abort.set()
+            deadline = time.monotonic() + _JOIN_GRACE_S
+            for t in threads:
+                t.join(max(0.0, deadline - time.monotonic()))
+            self.stuck = sum(t.is_alive() for t in self._threads)
         if self._error is not None:
             if self.stuck:
                 self._error.args = (
@@ -273,6 +361,7 @@ class _Engine:
 
     def close(self) -> None:
         """Close descriptors left open by an aborted run, unless a worker may still use them."""
+        self.stuck = sum(t.is_alive() for t in self._threads)
         if self.stuck:
             return  # a blocked worker may wake up and use them: leak rather than risk reuse
         for node in list(self._open):
@@ -323,6 +412,7 @@ class _Engine:
                         continue
                     if item is None:
                         return
+                failpoints.hit("wipe-directory")  # tests: slow a wipe down to act during it
                 self._process(item, local, counts)
                 # Share the oldest (shallowest, usually largest) pending work with idle workers.
                 while len(local) > 1 and not self._queue.full():
@@ -606,9 +696,12 @@ class _Engine:
 
 
 def wipe_tree(
-    root: str, *, workers: int = DEFAULT_WORKERS, stop: StopFlag | None = None
+    root: str | VerifiedRoot, *, workers: int = DEFAULT_WORKERS, stop: StopFlag | None = None
 ) -> WipeStats:
     """Remove everything below ``root`` (kept), then :func:`verify_empty` it.
+
+    ``root`` is a path (opened here, symlink refused) or a :class:`VerifiedRoot`, which is
+    used as it is: the path is never looked up again.
 
     ``stop`` (an Event, or a thread-safe callable: it is called from the worker threads) is
     checked between entries; when it is raised the wipe stops promptly with
@@ -620,7 +713,7 @@ def wipe_tree(
     if workers < 1:
         raise ValueError("workers must be at least 1")
     started = time.monotonic()
-    root_fd = _open_root(root)
+    root_fd, root = _open(root)
     engine: _Engine | None = None
     try:
         try:
@@ -697,16 +790,16 @@ def _wipe_trash(root: str, root_fd: int, engine: _Engine) -> None:
     engine.main_counts.dirs += 1
 
 
-def verify_empty(root: str) -> None:
+def verify_empty(root: str | VerifiedRoot) -> None:
     """Raise :class:`WipeNotEmpty` unless ``root`` is empty.
 
     The only thing tolerated is gluster's ``.trashcan`` (a real directory on the same device)
     that is empty or holds nothing but an empty ``internal_op`` directory, because the server
     refuses to remove those.
     """
-    fd = _open_root(root)
+    fd, path = _open(root)
     try:
-        _verify_dir(fd, root)
+        _verify_dir(fd, path)
     finally:
         os.close(fd)
 
@@ -756,17 +849,17 @@ def _trash_leftovers(root_fd: int, dev: int) -> list[str] | None:
         os.close(fd)
 
 
-def reset_root(root: str, owner: tuple[int, int] | None, mode: int | None) -> None:
+def reset_root(root: str | VerifiedRoot, owner: tuple[int, int] | None, mode: int | None) -> None:
     """Give the emptied root the owner and mode the next tenant expects (through the fd)."""
     if mode is not None and not 0 <= mode <= 0o7777:
         raise ValueError(f"mode {mode:#o} out of range")
-    fd = _open_root(root)
+    fd, path = _open(root)
     try:
         if owner is not None:
             os.fchown(fd, owner[0], owner[1])
         if mode is not None:
             os.fchmod(fd, mode)  # after chown: chown clears set-id bits
     except OSError as exc:
-        raise _os_error("reset", root, exc) from exc
+        raise _os_error("reset", path, exc) from exc
     finally:
         os.close(fd)

@@ -81,6 +81,7 @@ def main() -> int:
                 sys.executable, "-m", "recycler_job",
                 "--kubeconfig", str(plane.kubeconfig),
                 "--selector", "demo=1",
+                "--endpoints-namespace", "default",
                 "--phases", "Failed,Released",
                 "--min-age", "0",
                 "--mount-root", f"{tmp}/mounts",

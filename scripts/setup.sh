@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the demo, the tests and the benchmarks need on a fresh Debian 12 machine:
 # the GlusterFS server and FUSE client, the pinned Python packages in .venv, and the sandbox
-# control plane (built from pinned Go modules, cached outside the repository).
+# control plane of the default Kubernetes version (testenv/versions; built from pinned Go
+# modules, cached outside the repository). `make controlplanes` builds the other versions.
 # Idempotent and quiet when everything is already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,4 +31,4 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   echo "$want" > "$stamp"
 fi
 
-bash testenv/build.sh >/dev/null
+bash testenv/build.sh "${K8S_VERSION:-}" >/dev/null

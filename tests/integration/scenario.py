@@ -10,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,9 +75,16 @@ class Scenario:
         storage_class: str = "",
         path: str | None = None,
         wait_phase: str | None = None,
+        prebound: bool = False,
+        finalizers: list[str] | None = None,
+        endpoints_name: str = "glusterfs-cluster",
     ) -> str:
         """A gluster volume with `files`, a PV for it that was bound and whose claim was
-        deleted; returns the PV name once the real controller moved it to Failed/Released."""
+        deleted; returns the PV name once the real controller moved it to Failed/Released.
+
+        `prebound`: the admin pre-binds the PV to the claim's name (claimRef without uid) and
+        the claim does not name the PV, so the controller binds without `bound-by-controller`.
+        """
         self.ensure_endpoints()
         pv_name = f"{name}-{self.unique}"
         if path is None:
@@ -89,6 +98,7 @@ class Scenario:
                 )
             path = handle.path
         all_labels = {"grt-test": self.unique, **(labels or {})}
+        claim = f"claim-{pv_name}"
         self.plane.apply(
             gluster_pv(
                 pv_name,
@@ -97,11 +107,18 @@ class Scenario:
                 labels=all_labels,
                 annotations=dict(annotations or {}),
                 storage_class=storage_class,
+                claim_ref=(self.namespace, claim) if prebound else None,
+                finalizers=finalizers,
+                endpoints=endpoints_name,
             )
         )
-        claim = f"claim-{pv_name}"
         self.plane.apply(
-            pvc(claim, self.namespace, volume_name=pv_name, storage_class=storage_class)
+            pvc(
+                claim,
+                self.namespace,
+                volume_name=None if prebound else pv_name,
+                storage_class=storage_class,
+            )
         )
         wait_for(lambda: self.phase(pv_name) == "Bound", what=f"{pv_name} to bind")
         self.plane.run_kubectl("delete", "pvc", claim, "-n", self.namespace, "--wait=false")
@@ -130,6 +147,19 @@ class Scenario:
                     found.append(os.path.relpath(os.path.join(dirpath, entry), base))
             return sorted(found)
 
+    def brick_files(self, pv_name: str) -> int:
+        """Files of the PV's directory as stored on the bricks: read without a mount, so
+        counting adds no gluster client and works while the pass has the volume mounted."""
+        handle = self.volumes[pv_name]
+        count = 0
+        for brick in self.gluster.brick_paths(handle):
+            base = os.path.join(brick, handle.subdir) if handle.subdir else brick
+            for dirpath, dirnames, filenames in os.walk(base):
+                if dirpath == brick:  # gluster's own bookkeeping at the brick root
+                    dirnames[:] = [d for d in dirnames if not d.startswith(".glusterfs")]
+                count += len(filenames)
+        return count
+
     def events(self, pv_name: str) -> list[dict[str, Any]]:
         items = self.plane.get_json(
             "events", "-n", "default", f"--field-selector=involvedObject.name={pv_name}"
@@ -149,6 +179,9 @@ class Scenario:
             self.lease,
             "--lease-namespace",
             "default",
+            # The Endpoints live next to the claims; reading the claim's namespace is opt-in.
+            "--endpoints-namespace",
+            self.namespace,
             "--mount-root",
             str(self.mount_root),
             "--min-age",
@@ -190,3 +223,73 @@ class Scenario:
             cwd=REPO,
             env={**os.environ, **(env or {})},
         )
+
+
+class Follow:
+    """A pass started in the background, its output read as it comes: a test waits for a log
+    line (an observable point of the pass) instead of sleeping a guessed time."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None and proc.stderr is not None
+        self.proc = proc
+        self._out: list[str] = []
+        self._err: list[tuple[float, str]] = []  # (time.monotonic() on arrival, line)
+        self._lock = threading.Lock()
+        self._readers = [
+            threading.Thread(target=self._read_out, args=(proc.stdout,), daemon=True),
+            threading.Thread(target=self._read_err, args=(proc.stderr,), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_out(self, stream: Any) -> None:
+        for line in stream:
+            with self._lock:
+                self._out.append(line)
+
+    def _read_err(self, stream: Any) -> None:
+        for line in stream:
+            with self._lock:
+                self._err.append((time.monotonic(), line))
+
+    @property
+    def stderr(self) -> str:
+        with self._lock:
+            return "".join(line for _, line in self._err)
+
+    @property
+    def stdout(self) -> str:
+        with self._lock:
+            return "".join(self._out)
+
+    def _find(self, text: str) -> tuple[float, str] | None:
+        with self._lock:
+            return next(((t, line) for t, line in self._err if text in line), None)
+
+    def wait_for_line(self, text: str, timeout: float = 120) -> tuple[float, str]:
+        """The first stderr line containing `text` and when it arrived (time.monotonic());
+        fails early if the pass ends without logging it."""
+
+        def probe() -> tuple[float, str] | None:
+            found = self._find(text)
+            if found is None and self.proc.poll() is not None:
+                for reader in self._readers:
+                    reader.join(5)
+                found = self._find(text)
+                if found is None:
+                    raise AssertionError(f"the pass ended without logging {text!r}:\n{self.stderr}")
+            return found
+
+        return wait_for(probe, timeout=timeout, interval=0.05, what=f"{text!r} in the log")
+
+    def wait(self, timeout: float = 240) -> int:
+        """Wait for the pass to end and its output to be read; its exit code."""
+        code = self.proc.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(10)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.wait(60)

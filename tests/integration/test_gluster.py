@@ -439,12 +439,40 @@ def test_cleanup_of_stale_mounts(
         squatter.kill()
         squatter.wait()
 
-    assert sorted(cleaned) == sorted([left_by_us, left_by_other, busy, empty])
-    assert mountinfo.mounts_below(mount_root) == []
+    # A gluster mount without our record is someone else's: reported and left mounted.
+    assert sorted(cleaned) == sorted([left_by_us, busy, empty])
+    assert [e.mount_point for e in mountinfo.mounts_below(mount_root)] == [left_by_other]
+    gluster_server.fuse_unmount(left_by_other)
     assert sorted(os.listdir(mount_root)) == ["pv-d"]
     assert marker.read_text() == "precious"
     (brick,) = gluster_server.brick_paths(volume)
     assert Path(brick, "data.txt").read_text() == "keep me"  # nothing was removed inside
+
+
+def test_unmount_leaves_every_mount_it_did_not_make(
+    gluster_server: GlusterServer, gluster_volume: VolumeFactory, mount_root: str
+) -> None:
+    volume = gluster_volume()
+    theirs = gluster_server.fuse_mount(volume, gluster.mountpoint_for(mount_root, "pv-theirs"))
+    ours = gluster.mountpoint_for(mount_root, "pv-ours")
+    entry = mount(volume, ours)
+    try:
+        # no record of ours, or another mount id: left mounted
+        gluster.unmount(theirs, timeout=TIMEOUT)
+        gluster.unmount(theirs, timeout=TIMEOUT, mount_id=entry.mount_id)
+        assert mountinfo.find_mount(theirs) is not None
+        # something stacked on top of our mount: neither is touched
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", ours], check=True)
+        with pytest.raises(MountError, match="on top of ours"):
+            gluster.unmount(ours, timeout=TIMEOUT, mount_id=entry.mount_id)
+        top = mountinfo.find_mount(ours)
+        assert top is not None and top.fstype == "tmpfs"
+        subprocess.run(["umount", ours], check=True)
+        gluster.unmount(ours, timeout=TIMEOUT, mount_id=entry.mount_id)
+        assert mountinfo.find_mount(ours) is None
+    finally:
+        gluster_server.fuse_unmount(theirs)
+        gluster_server.unmount_below(mount_root)
 
 
 def test_a_mount_whose_client_died_is_refused_and_cleaned_up(

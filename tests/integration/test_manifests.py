@@ -1,10 +1,13 @@
 """The deployment manifests against the real API server and controllers of the sandbox.
 
 Schema and semantics are checked by the pinned kube-apiserver itself (server-side dry run with
-strict field validation), the CronJob and Job controllers really create Jobs and pods, and a
-full pass runs with the installed ServiceAccount's own token against a real gluster volume.
+strict field validation, or kubectl's schema validation before 1.24), with the kubectl (and so
+the kustomize) of the same version; the CronJob and Job controllers really create Jobs and
+pods, and a full pass runs with the installed ServiceAccount's own token against a real
+gluster volume. The whole file is in the compatibility subset (tests/conftest.py): it runs on
+every Kubernetes version of testenv/.
 
-The OpenShift Template is generated from the OpenShift overlay; after changing manifests/base:
+The OpenShift Template is generated from the OpenShift overlay; after changing manifests/:
 
     .venv/bin/python -m tests.integration.test_manifests --write-template
 """
@@ -12,11 +15,13 @@ The OpenShift Template is generated from the OpenShift overlay; after changing m
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +37,17 @@ pytestmark = pytest.mark.cluster
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
-OPENSHIFT = MANIFESTS / "openshift"
+OPENSHIFT = REPO / "overlays" / "openshift"
+NEWER = REPO / "overlays" / "kubernetes-1.26"
 TEMPLATE = OPENSHIFT / "template.yaml"
+RECOMMENDED_LABELS = {
+    "app.kubernetes.io/name": "gluster-recycler",
+    "app.kubernetes.io/instance": "gluster-recycler",
+    "app.kubernetes.io/version": "0.1.0",
+    "app.kubernetes.io/component": "volume-recycler",
+    "app.kubernetes.io/part-of": "gluster-recycler",
+    "app.kubernetes.io/managed-by": "kustomize",
+}
 NS = "gluster-recycler"
 SA = f"system:serviceaccount:{NS}:gluster-recycler"
 IMAGE = "localhost/gluster-recycler:0.1.0"
@@ -67,6 +81,29 @@ def kubectl(
 def render(plane: ControlPlane, path: Path) -> list[dict[str, Any]]:
     out = kubectl(plane, "kustomize", str(path)).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def validate(plane: ControlPlane) -> str:
+    """Reject unknown fields: server-side strict validation (kubectl 1.24+), else kubectl's
+    own schema check (which 1.21-1.23 do with --validate=true)."""
+    return "--validate=strict" if plane.at_least(24) else "--validate=true"
+
+
+def needs(plane: ControlPlane, minor: int, what: str) -> None:
+    if not plane.at_least(minor):
+        pytest.skip(f"{what} needs Kubernetes 1.{minor}+; this is {plane.server_version}")
+
+
+def unexpected_warnings(stderr: str) -> list[str]:
+    """Warnings other than the API's about spec.glusterfs and newer kustomize versions'
+    about the fields kept for the kustomize of kubectl 1.21 (commonLabels, bases)."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.strip()
+        and "glusterfs" not in line
+        and not re.search(r"'(commonLabels|bases)' is deprecated", line)
+    ]
 
 
 def by_kind(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -231,9 +268,68 @@ def test_kustomize_renders_everything_into_one_namespace(control_plane: ControlP
             }
     assert by_kind(docs, "Namespace")["metadata"]["name"] == NS
     assert pod_spec(docs)["containers"][0]["image"] == IMAGE
-    base = yaml.safe_load((MANIFESTS / "base" / "kustomization.yaml").read_text())
+    base = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
     name, tag = IMAGE.rsplit(":", 1)
     assert base["images"] == [{"name": "gluster-recycler", "newName": name, "newTag": tag}]
+
+
+def test_recommended_labels_are_set_once_and_reach_jobs_and_pods(
+    control_plane: ControlPlane,
+) -> None:
+    for target in (MANIFESTS, OPENSHIFT):
+        for doc in render(control_plane, target):
+            labels = doc["metadata"].get("labels", {})
+            assert RECOMMENDED_LABELS.items() <= labels.items(), (doc["kind"], labels)
+            if doc["kind"] == "CronJob":
+                job = doc["spec"]["jobTemplate"]
+                pod = job["spec"]["template"]
+                assert RECOMMENDED_LABELS.items() <= job["metadata"]["labels"].items()
+                assert RECOMMENDED_LABELS.items() <= pod["metadata"]["labels"].items()
+    # The version label follows the image tag; the object files carry no copies.
+    base = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
+    assert base["commonLabels"] == RECOMMENDED_LABELS
+    assert base["images"][0]["newTag"] == RECOMMENDED_LABELS["app.kubernetes.io/version"]
+    overlay = yaml.safe_load((OPENSHIFT / "kustomization.yaml").read_text())
+    assert overlay["commonLabels"] == base["commonLabels"]
+    for path in [*MANIFESTS.glob("*.yaml"), *OPENSHIFT.glob("*.yaml"), *NEWER.glob("*.yaml")]:
+        if path.name not in ("kustomization.yaml", "template.yaml"):
+            assert "app.kubernetes.io/" not in path.read_text(), path
+
+
+def test_base_has_only_fields_every_supported_version_knows(control_plane: ControlPlane) -> None:
+    """1.21-1.23 reject timeZone, 1.21-1.25 lack or switch off podFailurePolicy, 1.21-1.27
+    reject podReplacementPolicy: those belong to overlays/kubernetes-1.26 (or nowhere)."""
+    for target in (MANIFESTS, OPENSHIFT):
+        cronjob = by_kind(render(control_plane, target), "CronJob")["spec"]
+        job = cronjob["jobTemplate"]["spec"]
+        assert "timeZone" not in cronjob
+        assert "podFailurePolicy" not in job and "podReplacementPolicy" not in job
+        # The next scheduled run is the retry: a busy volume makes one pod per run, not three.
+        assert job["backoffLimit"] == 0
+
+
+def test_newer_overlay_fails_fast_on_exit_1_and_2_and_retries_3(
+    control_plane: ControlPlane,
+) -> None:
+    needs(control_plane, 26, "overlays/kubernetes-1.26 (kustomize of kubectl 1.26)")
+    base = render(control_plane, MANIFESTS)
+    docs = render(control_plane, NEWER)
+    assert [d for d in docs if d["kind"] != "CronJob"] == [
+        d for d in base if d["kind"] != "CronJob"
+    ]
+    cronjob = by_kind(docs, "CronJob")["spec"]
+    job = cronjob["jobTemplate"]["spec"]
+    assert cronjob["timeZone"] == "Etc/UTC"
+    assert job["backoffLimit"] == 2
+    assert "podReplacementPolicy" not in job  # unknown to 1.26/1.27; defaulted on 1.29+
+    assert policy_rules(job) == {
+        ("FailJob", (int(ExitCode.VOLUME_FAILED), int(ExitCode.BAD_CONFIG))),
+        ("Ignore", (int(ExitCode.INTERRUPTED),)),
+        ("Count", (int(ExitCode.CLUSTER_UNAVAILABLE),)),
+    }
+    assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]} in job[
+        "podFailurePolicy"
+    ]["rules"]
 
 
 def test_openshift_overlay_renders_base_plus_scc_grant(control_plane: ControlPlane) -> None:
@@ -266,8 +362,9 @@ def test_server_dry_run_with_strict_validation_accepts_every_manifest(
     control_plane: ControlPlane,
 ) -> None:
     # Namespaced objects need their namespace to exist, even in a dry run.
-    kubectl(control_plane, "apply", "-f", str(MANIFESTS / "base" / "namespace.yaml"))
-    for target in (MANIFESTS, OPENSHIFT):
+    kubectl(control_plane, "apply", "-f", str(MANIFESTS / "namespace.yaml"))
+    targets = [MANIFESTS, OPENSHIFT] + ([NEWER] if control_plane.at_least(26) else [])
+    for target in targets:
         docs = render(control_plane, target)
         result = kubectl(
             control_plane,
@@ -275,21 +372,20 @@ def test_server_dry_run_with_strict_validation_accepts_every_manifest(
             "-k",
             str(target),
             "--dry-run=server",
-            "--validate=strict",
+            validate(control_plane),
             check=False,
         )
         assert result.returncode == 0, result.stderr
         lines = [line for line in result.stdout.splitlines() if line.strip()]
         assert len(lines) == len(docs), result.stdout
         assert all(line.endswith("(server dry run)") for line in lines), result.stdout
-        unexpected = [w for w in result.stderr.splitlines() if w.strip() and "glusterfs" not in w]
-        assert not unexpected, f"warnings from the API server: {unexpected}"
+        assert not unexpected_warnings(result.stderr), f"warnings: {result.stderr}"
     objects = process_template(TEMPLATE_DEFAULTS)
     result = kubectl(
         control_plane,
         "apply",
         "--dry-run=server",
-        "--validate=strict",
+        validate(control_plane),
         "-f",
         "-",
         input_text=yaml.safe_dump_all(objects),
@@ -299,8 +395,8 @@ def test_server_dry_run_with_strict_validation_accepts_every_manifest(
 
 
 def test_strict_validation_does_reject_a_bad_cronjob(control_plane: ControlPlane) -> None:
-    """The check above can fail: the same server call rejects what it is there to catch."""
-    kubectl(control_plane, "apply", "-f", str(MANIFESTS / "base" / "namespace.yaml"))
+    """The check above can fail: the same call rejects what it is there to catch."""
+    kubectl(control_plane, "apply", "-f", str(MANIFESTS / "namespace.yaml"))
     cronjob = by_kind(render(control_plane, MANIFESTS), "CronJob")
     misspelt = copy.deepcopy(cronjob)
     misspelt["spec"]["jobTemplate"]["spec"]["template"]["spec"]["terminationGracePeriod"] = 180
@@ -308,14 +404,16 @@ def test_strict_validation_does_reject_a_bad_cronjob(control_plane: ControlPlane
         control_plane,
         "apply",
         "--dry-run=server",
-        "--validate=strict",
+        validate(control_plane),
         "-f",
         "-",
         input_text=yaml.safe_dump(misspelt),
         check=False,
     )
     assert result.returncode != 0 and "unknown field" in result.stderr, result.stderr
-    exit_zero = copy.deepcopy(cronjob)
+    if not control_plane.at_least(26):
+        return
+    exit_zero = by_kind(render(control_plane, NEWER), "CronJob")
     exit_zero["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"][
         "values"
     ] = [0]
@@ -323,7 +421,7 @@ def test_strict_validation_does_reject_a_bad_cronjob(control_plane: ControlPlane
         control_plane,
         "apply",
         "--dry-run=server",
-        "--validate=strict",
+        validate(control_plane),
         "-f",
         "-",
         input_text=yaml.safe_dump(exit_zero),
@@ -365,7 +463,6 @@ def test_deadlines_leave_time_to_finish_and_clean_up(control_plane: ControlPlane
     assert config.deadline + 600 <= job["activeDeadlineSeconds"]
     # ...and after SIGTERM: umount then umount -l (MOUNT_TIMEOUT each), Event, lease release.
     assert pod["terminationGracePeriodSeconds"] >= 2 * config.mount_timeout + 2 * 30
-    assert job["podReplacementPolicy"] == "Failed"
 
 
 # ---- installed for real -------------------------------------------------------------------
@@ -397,8 +494,7 @@ def test_apply_installs_everything_and_applying_again_changes_nothing(
     before = versions()
     again = kubectl(installed, "apply", "-k", str(MANIFESTS)).stdout.splitlines()
     assert len(again) == len(KINDS), again
-    # kubectl says "configured" for the CronJob every time (its client-side patch always
-    # re-sends the podFailurePolicy rules), but the server changes nothing: compare versions.
+    # kubectl may say "configured" where the server changes nothing: compare versions.
     assert versions() == before
 
 
@@ -410,18 +506,10 @@ def test_manual_job_from_the_cronjob_carries_the_configuration(
     try:
         job = installed.get_json("job", name, "-n", NS)
         spec = job["spec"]
-        assert spec["backoffLimit"] == 2
+        assert spec["backoffLimit"] == 0
+        assert "podFailurePolicy" not in spec
         assert spec["activeDeadlineSeconds"] == 3600
-        rules = {
-            (r["action"], tuple(r["onExitCodes"]["values"]))
-            for r in spec["podFailurePolicy"]["rules"]
-            if "onExitCodes" in r
-        }
-        assert rules == {
-            ("FailJob", (int(ExitCode.BAD_CONFIG),)),
-            ("Ignore", (int(ExitCode.INTERRUPTED),)),
-            ("Count", (int(ExitCode.VOLUME_FAILED), int(ExitCode.CLUSTER_UNAVAILABLE))),
-        }
+        assert RECOMMENDED_LABELS.items() <= spec["template"]["metadata"]["labels"].items()
         pod = spec["template"]["spec"]
         assert pod["restartPolicy"] == "Never"
         assert pod["serviceAccountName"] == "gluster-recycler"
@@ -459,6 +547,125 @@ def test_manual_job_from_the_cronjob_carries_the_configuration(
             "--wait=true",
             check=False,
         )
+
+
+def policy_rules(job: dict[str, Any]) -> set[tuple[str, tuple[int, ...]]]:
+    """(action, exit codes) of a Job spec's podFailurePolicy rules on exit codes."""
+    return {
+        (r["action"], tuple(r["onExitCodes"]["values"]))
+        for r in job["podFailurePolicy"]["rules"]
+        if "onExitCodes" in r
+    }
+
+
+def job_pods(plane: ControlPlane, job: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = plane.get_json("pods", "-n", NS, "-l", f"job-name={job}")["items"]
+    return items
+
+
+def end_pod(plane: ControlPlane, pod: dict[str, Any], exit_code: int) -> None:
+    """What the kubelet reports when the program exits with `exit_code` (the sandbox has no
+    kubelet): the pod Failed, its container terminated with that code."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    container = pod["spec"]["containers"][0]
+    status = {
+        "phase": "Failed",
+        "startTime": now,
+        "containerStatuses": [
+            {
+                "name": container["name"],
+                "image": container["image"],
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "state": {
+                    "terminated": {
+                        "exitCode": exit_code,
+                        "reason": "Error",
+                        "startedAt": now,
+                        "finishedAt": now,
+                    }
+                },
+            }
+        ],
+    }
+    meta = pod["metadata"]
+    plane.request(
+        "PATCH",
+        f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
+        {"status": status},
+        content_type="application/merge-patch+json",
+    )
+
+
+def job_failed(plane: ControlPlane, job: str) -> str | None:
+    """The reason of the Job's Failed condition, None while it has none."""
+    status = plane.get_json("job", job, "-n", NS).get("status", {})
+    for condition in status.get("conditions", []):
+        if condition["type"] == "Failed" and condition["status"] == "True":
+            return str(condition.get("reason", ""))
+    return None
+
+
+def run_job_to_exit(plane: ControlPlane, name: str, exit_code: int) -> None:
+    """A Job from the installed CronJob whose first pod ends with `exit_code`."""
+    kubectl(plane, "create", "job", "--from=cronjob/gluster-recycler", "-n", NS, name)
+    (pod,) = wait_for(lambda: job_pods(plane, name), timeout=60, what="the Job's pod")
+    end_pod(plane, pod, exit_code)
+
+
+def delete_job(plane: ControlPlane, name: str) -> None:
+    kubectl(plane, "delete", "job", name, "-n", NS, "--wait=false", check=False)
+
+
+@pytest.mark.parametrize("code", [ExitCode.VOLUME_FAILED, ExitCode.CLUSTER_UNAVAILABLE])
+def test_base_job_is_not_retried_within_the_job(
+    installed: ControlPlane, unique: str, code: ExitCode
+) -> None:
+    """Without podFailurePolicy, backoffLimit 0: one pod per scheduled run, whatever the code
+    (a busy volume does not start three pods every five minutes)."""
+    name = f"once-{int(code)}-{unique}"
+    try:
+        run_job_to_exit(installed, name, int(code))
+        reason = wait_for(lambda: job_failed(installed, name), timeout=60, what="Job Failed")
+        assert reason == "BackoffLimitExceeded"
+        time.sleep(3)  # a replacement pod would have been created by now
+        assert len(job_pods(installed, name)) == 1
+    finally:
+        delete_job(installed, name)
+
+
+def test_newer_overlay_job_fails_at_once_on_exit_1_and_retries_exit_3(
+    installed: ControlPlane, unique: str
+) -> None:
+    """The real Job controller of 1.26+ applies the overlay's podFailurePolicy."""
+    needs(installed, 26, "podFailurePolicy (beta, on by default)")
+    kubectl(installed, "apply", "-k", str(NEWER))
+    busy, unreachable = f"busy-{unique}", f"api-{unique}"
+    try:
+        run_job_to_exit(installed, busy, int(ExitCode.VOLUME_FAILED))
+        reason = wait_for(lambda: job_failed(installed, busy), timeout=60, what="Job Failed")
+        assert reason == "PodFailurePolicy"
+        assert len(job_pods(installed, busy)) == 1
+        job = installed.get_json("job", busy, "-n", NS)["spec"]
+        if installed.at_least(29):  # defaulted because a podFailurePolicy is set
+            assert job["podReplacementPolicy"] == "Failed"
+
+        run_job_to_exit(installed, unreachable, int(ExitCode.CLUSTER_UNAVAILABLE))
+
+        def retried() -> list[dict[str, Any]] | None:
+            pods = job_pods(installed, unreachable)
+            return pods if len(pods) >= 2 else None
+
+        assert len(wait_for(retried, timeout=90, what="a retry pod")) == 2
+        assert job_failed(installed, unreachable) is None
+    finally:
+        delete_job(installed, busy)
+        delete_job(installed, unreachable)
+        kubectl(installed, "apply", "-k", str(MANIFESTS))
+    cronjob = installed.get_json("cronjob", "gluster-recycler", "-n", NS)["spec"]
+    # kubectl apply removes what the overlay added, as it was last applied from there.
+    assert "podFailurePolicy" not in cronjob["jobTemplate"]["spec"]
 
 
 def test_cronjob_controller_starts_a_job_on_schedule(installed: ControlPlane) -> None:
@@ -616,7 +823,7 @@ def test_openshift_overlay_applies_and_grants_use_of_privileged_scc(
         "-k",
         str(OPENSHIFT),
         "--dry-run=server",
-        "--validate=strict",
+        validate(installed),
         check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -679,7 +886,7 @@ def test_openshift_template_is_the_overlay_with_five_parameters(
             control_plane,
             "apply",
             "--dry-run=server",
-            "--validate=strict",
+            validate(control_plane),
             "-f",
             "-",
             input_text=yaml.safe_dump_all(objects),
@@ -688,6 +895,37 @@ def test_openshift_template_is_the_overlay_with_five_parameters(
         assert result.returncode == 0, result.stderr
     finally:
         kubectl(control_plane, "delete", "namespace", other, "--wait=false", check=False)
+
+
+def test_openshift_template_applies_as_plain_objects(installed: ControlPlane) -> None:
+    """What `oc process ... | oc apply -f -` sends, applied for real over the installed base:
+    the base objects stay as they are, the SCC grant is added."""
+    objects = process_template(TEMPLATE_DEFAULTS)
+    before = installed.get_json("cronjob", "gluster-recycler", "-n", NS)["metadata"]
+    try:
+        result = kubectl(
+            installed,
+            "apply",
+            validate(installed),
+            "-f",
+            "-",
+            input_text=yaml.safe_dump_all(objects),
+        )
+        assert not unexpected_warnings(result.stderr), result.stderr
+        assert may_use_scc(installed, "privileged")
+        after = installed.get_json("cronjob", "gluster-recycler", "-n", NS)["metadata"]
+        assert after["resourceVersion"] == before["resourceVersion"], "the CronJob changed"
+    finally:
+        kubectl(
+            installed,
+            "delete",
+            "rolebinding",
+            "gluster-recycler-scc-privileged",
+            "-n",
+            NS,
+            check=False,
+        )
+        kubectl(installed, "delete", "clusterrole", "gluster-recycler-scc-privileged", check=False)
 
 
 # ---- a real pass with the ServiceAccount's token ------------------------------------------

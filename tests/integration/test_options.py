@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from recycler_job.clock import parse_time
 from recycler_job.config import load_config
-from recycler_job.decide import FIRST_SEEN_ANNOTATION
+from recycler_job.decide import FIRST_SEEN_ANNOTATION, parse_first_seen
 from recycler_job.kube import PV, Kube
 from recycler_job.runner import Runner
 from tests.integration.scenario import Scenario
@@ -67,7 +66,9 @@ def test_first_seen_annotation_is_written_with_a_precondition(
     runner = Runner(load_config(["--min-age", "60"], {}), kube=kube)
     runner._mark_first_seen(kube, current)
     stamp = kube.get(PV, pv)["metadata"]["annotations"][FIRST_SEEN_ANNOTATION]
-    assert parse_time(stamp) is not None
+    when, claim = parse_first_seen(stamp)
+    assert when is not None
+    assert claim == current["spec"]["claimRef"]["uid"]  # the clock belongs to this claim
     # a stale resourceVersion is a precondition failure: nothing is overwritten
     runner._mark_first_seen(kube, current)
     assert kube.get(PV, pv)["metadata"]["annotations"][FIRST_SEEN_ANNOTATION] == stamp

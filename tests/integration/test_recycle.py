@@ -9,19 +9,20 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from recycler_job import mountinfo
 from recycler_job.decide import SKIP_ANNOTATION
 from recycler_job.kube import CONFIGMAP, LEASE, PV, Kube
-from tests.integration.scenario import Scenario
+from tests.integration.scenario import Follow, Scenario
 from tests.sandbox.controlplane import ControlPlane
 from tests.sandbox.objects import pvc, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.gluster]
+RBAC = Path(__file__).resolve().parents[2] / "manifests" / "rbac.yaml"
 
 TENANT_FILES: dict[str, bytes | str] = {
     "data/db.sqlite": b"x" * 4096,
@@ -235,6 +236,48 @@ def test_dry_run_changes_nothing(scenario: Scenario, kube: Kube) -> None:
     assert not scenario.mount_root.exists() or not any(scenario.mount_root.iterdir())
 
 
+def test_dry_run_reports_a_volume_in_use_and_exits_0(scenario: Scenario) -> None:
+    pv = scenario.released_volume("dryuse", {"live": "data"})
+    with scenario.gluster.mounted(scenario.volumes[pv]):
+        result = scenario.run("--dry-run")
+    assert result.code == 0, result.stderr
+    volume = result.volume(pv)
+    assert volume["outcome"] == "would-refuse"
+    assert "in use" in volume["reason"]
+    assert "1 would-refuse" in result.stdout
+    assert scenario.listing(pv) == ["live"]
+
+
+def test_an_unexpected_error_still_writes_the_report_and_exits_1(
+    scenario: Scenario, kube: Kube, tmp_path: Path
+) -> None:
+    """`umount` missing from PATH while the mount of a killed run must be cleaned up: the
+    pass stops before touching any volume, reports why, releases the Lease and exits 1."""
+    pv = scenario.released_volume("noumount", {"f": "x"})
+    killed = scenario.run(env={"GLUSTER_RECYCLER_FAILPOINTS": "before-wipe=kill"})
+    assert killed.code == -signal.SIGKILL
+    assert mountinfo.find_mount(str(scenario.mount_root / pv)) is not None
+    lease = kube.get(LEASE, scenario.lease, "default")  # the killed run's Lease has expired
+    lease["spec"]["renewTime"] = "2000-01-01T00:00:00.000000Z"
+    kube.replace(LEASE, lease, "default")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = scenario.run(env={"PATH": str(empty)})
+    assert result.code == 1, result.stderr
+    assert result.report["outcome"] == "error"
+    assert result.report["exit_code"] == 1
+    assert "`umount` not found" in result.report["error"]
+    assert "stopped: unexpected" in result.stdout
+    assert scenario.pv(pv)["spec"].get("claimRef")
+    lease = kube.get(LEASE, scenario.lease, "default")
+    assert not lease["spec"].get("holderIdentity"), "the Lease was not released"
+    assert scenario.listing(pv) == ["f"]
+    # with umount back, the next run cleans up and recycles
+    again = scenario.run()
+    assert again.code == 0, again.stderr
+    assert mountinfo.find_mount(str(scenario.mount_root / pv)) is None
+
+
 def test_two_passes_at_once_recycle_each_volume_once(scenario: Scenario) -> None:
     pvs = [scenario.released_volume(f"race{i}", {"f": "x"}) for i in range(2)]
     procs = [
@@ -251,11 +294,10 @@ def test_two_passes_at_once_recycle_each_volume_once(scenario: Scenario) -> None
 
 def test_recheck_before_wipe_sees_a_claim_that_wants_the_data(scenario: Scenario) -> None:
     pv = scenario.released_volume("want", {"precious": "x"})
-    proc = scenario.start(env={"GLUSTER_RECYCLER_FAILPOINTS": "after-decide=sleep:4"})
-    time.sleep(1.5)
+    run = Follow(scenario.start(env={"GLUSTER_RECYCLER_FAILPOINTS": "after-decide=sleep:4"}))
+    run.wait_for_line("failpoint after-decide")
     scenario.plane.apply(pvc(f"wants-{pv}", volume_name=pv))
-    proc.wait(timeout=120)
-    assert proc.returncode == 1
+    assert run.wait(timeout=120) == 1, run.stderr
     assert scenario.listing(pv) == ["precious"]
     report = json.loads((scenario.tmp / "report.json").read_text())
     vol = next(v for v in report["volumes"] if v["pv"] == pv)
@@ -264,28 +306,22 @@ def test_recheck_before_wipe_sees_a_claim_that_wants_the_data(scenario: Scenario
 
 def test_change_during_wipe_blocks_the_release(scenario: Scenario) -> None:
     pv = scenario.released_volume("changed", {"f": "x"})
-    proc = scenario.start(env={"GLUSTER_RECYCLER_FAILPOINTS": "before-release=sleep:4"})
-    time.sleep(2)
+    run = Follow(scenario.start(env={"GLUSTER_RECYCLER_FAILPOINTS": "before-release=sleep:4"}))
+    run.wait_for_line("failpoint before-release")
     scenario.plane.run_kubectl("label", "pv", pv, "touched=during-wipe")
-    proc.wait(timeout=120)
-    assert proc.returncode == 1
+    assert run.wait(timeout=120) == 1, run.stderr
     assert scenario.pv(pv)["spec"].get("claimRef"), "resourceVersion precondition must hold"
 
 
 def test_sigterm_mid_wipe_leaves_pv_unreleased_and_lease_free(scenario: Scenario) -> None:
     files = {f"d{i}/f{j}": "x" for i in range(30) for j in range(100)}
     pv = scenario.released_volume("term", files)
-    proc = scenario.start(
-        "--wipe-workers", "1", env={"GLUSTER_RECYCLER_FAILPOINTS": "before-wipe=sleep:1"}
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:  # the wipe starts one second after this line
-        if "failpoint before-wipe" in line:
-            break
-    time.sleep(1.5)
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=120)
-    assert proc.returncode == 4
+    initial = scenario.brick_files(pv)
+    run = Follow(scenario.start("--wipe-workers", "1"))
+    wait_for(lambda: scenario.brick_files(pv) < initial, interval=0.05, what="the wipe to start")
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=120) == 4, run.stderr
+    assert scenario.brick_files(pv) > 0, "the wipe ended before the signal: nothing tested"
     assert scenario.pv(pv)["spec"].get("claimRef"), "an interrupted volume stays unreleased"
     lease = scenario.plane.get_json("lease", scenario.lease, "-n", "default")
     assert not lease["spec"].get("holderIdentity")
@@ -297,42 +333,93 @@ def test_sigterm_mid_wipe_leaves_pv_unreleased_and_lease_free(scenario: Scenario
 
 def test_volume_stopped_mid_wipe_fails_and_is_not_released(scenario: Scenario) -> None:
     pv = scenario.released_volume("enotconn", {f"f{i}": "x" for i in range(50)})
-    proc = scenario.start(env={"GLUSTER_RECYCLER_FAILPOINTS": "before-wipe=sleep:3"})
-    time.sleep(1.5)
+    run = Follow(scenario.start(env={"GLUSTER_RECYCLER_FAILPOINTS": "before-wipe=sleep:3"}))
+    run.wait_for_line("failpoint before-wipe")  # mounted; the wipe starts 3 s later
     scenario.gluster.stop_volume(scenario.volumes[pv])
-    proc.wait(timeout=180)
+    code = run.wait(timeout=180)
     scenario.gluster.start_volume(scenario.volumes[pv])
-    assert proc.returncode == 1
+    assert code == 1, run.stderr
     assert scenario.pv(pv)["spec"].get("claimRef")
     assert mountinfo.find_mount(str(scenario.mount_root / pv)) is None
 
 
-def test_stale_mount_of_a_killed_run_is_cleaned_up(scenario: Scenario) -> None:
+def test_stale_mount_of_a_killed_run_is_cleaned_up(scenario: Scenario, kube: Kube) -> None:
     pv = scenario.released_volume("leftover", {"f": "x"})
-    mountpoint = scenario.mount_root / "leftover-from-killed-run"
-    mountpoint.mkdir(parents=True)
-    scenario.gluster.fuse_mount(scenario.volumes[pv], mountpoint)
+    killed = scenario.run(env={"GLUSTER_RECYCLER_FAILPOINTS": "before-wipe=kill"})
+    assert killed.code == -signal.SIGKILL
+    mountpoint = scenario.mount_root / pv
+    assert mountinfo.find_mount(str(mountpoint)) is not None  # left behind, with its record
+    lease = kube.get(LEASE, scenario.lease, "default")
+    lease["spec"]["renewTime"] = "2000-01-01T00:00:00.000000Z"
+    kube.replace(LEASE, lease, "default")
     result = scenario.run("--no-client-check")
     assert result.code == 0, result.stderr
     assert str(mountpoint) in result.report["stale_mounts_cleaned"]
-    assert mountinfo.find_mount(str(mountpoint)) is None
+    assert scenario.listing(pv) == []
+    assert mountinfo.mounts_below(str(scenario.mount_root)) == []
+
+
+def shipped_rbac_for(scenario: Scenario, namespace: str, account: str) -> None:
+    """manifests/rbac.yaml's rules, granted to `account`: cluster-wide as shipped, and the
+    Role's Lease and ConfigMap rules for this scenario's Lease name in its namespace."""
+    name = f"grt-{scenario.unique}"
+    names = {
+        "gluster-recycler": scenario.lease,
+        "gluster-recycler-recreate": f"{scenario.lease}-recreate",
+    }
+    subject = {"kind": "ServiceAccount", "name": account, "namespace": namespace}
+    for doc in yaml.safe_load_all(RBAC.read_text()):
+        kind = doc["kind"]
+        if kind == "ServiceAccount":
+            continue
+        doc["metadata"] = {"name": name}
+        if kind in ("Role", "RoleBinding"):
+            doc["metadata"]["namespace"] = scenario.namespace
+        if kind in ("Role", "ClusterRole"):
+            for rule in doc["rules"]:
+                if "resourceNames" in rule:
+                    rule["resourceNames"] = [names[n] for n in rule["resourceNames"]]
+        else:
+            doc["roleRef"]["name"] = name
+            doc["subjects"] = [subject]
+        scenario.plane.apply(doc)
 
 
 def test_debug_never_prints_the_token(scenario: Scenario, control_plane: ControlPlane) -> None:
+    """A whole successful pass (list, mount, wipe, release, Event) with --debug under a
+    ServiceAccount token holding the shipped RBAC: the token is nowhere in the output or the
+    report. A refused request (the error path) does not print it either."""
+    pv = scenario.released_volume("dbg", {"f": "x", ".h": "y"})
     ns = f"dbg-{scenario.unique}"
     control_plane.run_kubectl("create", "namespace", ns)
     control_plane.run_kubectl("create", "serviceaccount", "r", "-n", ns)
+    shipped_rbac_for(scenario, ns, "r")
     kubeconfig = control_plane.service_account_kubeconfig(ns, "r")
-    token = next(
-        line.split(":", 1)[1].strip()
-        for line in kubeconfig.read_text().splitlines()
-        if line.strip().startswith("token:")
-    )
+    token = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"]
+    assert len(token) > 100
     result = scenario.run("--debug", kubeconfig=kubeconfig)
-    assert result.code == 3  # forbidden to read anything
-    assert token not in result.stdout + result.stderr
-    assert token[-20:] not in result.stdout + result.stderr
-    assert "forbidden" in result.stderr.lower()
+    assert result.code == 0, result.stderr
+    assert result.volume(pv)["outcome"] == "recycled"
+    assert scenario.listing(pv) == []
+    wait_for(lambda: scenario.phase(pv) == "Available", what=f"{pv} Available")
+    assert "Recycled" in [e["reason"] for e in scenario.events(pv)]
+    everything = result.stdout + result.stderr + json.dumps(result.report)
+    # --debug really logged each step, API requests included
+    for step in ("DEBUG", "api GET", "api PATCH", "api CREATE", "running: mount"):
+        assert step in everything, step
+    for secret in (token, token[:40], token[-40:]):
+        assert secret not in everything
+    assert "authorization" not in everything.lower()
+    assert "bearer" not in everything.lower()
+
+    control_plane.run_kubectl("create", "serviceaccount", "none", "-n", ns)
+    refused = control_plane.service_account_kubeconfig(ns, "none")
+    other = yaml.safe_load(refused.read_text())["users"][0]["user"]["token"]
+    forbidden = scenario.run("--debug", kubeconfig=refused)
+    assert forbidden.code == 3
+    output = forbidden.stdout + forbidden.stderr + json.dumps(forbidden.report)
+    assert "forbidden" in output.lower()
+    assert other not in output and other[-40:] not in output
 
 
 def test_unreachable_cluster_exits_3_and_bad_config_exits_2(

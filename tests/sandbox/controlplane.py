@@ -1,7 +1,8 @@
 """A real Kubernetes control plane on loopback: etcd, kube-apiserver and kube-controller-manager.
 
-The binaries come from `testenv/build.sh` (pinned Go modules, cached outside the repository).
-Everything runs as child processes in one temporary directory with generated certificates;
+The binaries come from `testenv/build.sh` (pinned Go modules, cached outside the repository),
+for the Kubernetes version in $K8S_VERSION (MAJOR.MINOR, one of testenv/k8s-*/) or the default
+below. Everything runs as child processes in one temporary directory with generated certificates;
 `stop()` kills the whole process group of each and removes the directory.
 """
 
@@ -12,6 +13,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -33,16 +35,34 @@ from cryptography.x509.oid import NameOID
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "testenv" / "build.sh"
+VERSIONS_FILE = REPO / "testenv" / "versions"
+
+
+def default_k8s_version() -> str:
+    """The version the whole suite runs on (marked `default` in testenv/versions)."""
+    for line in VERSIONS_FILE.read_text().splitlines():
+        fields = line.split("#", 1)[0].split()
+        if fields[1:] == ["default"]:
+            return fields[0]
+    raise SandboxError(f"{VERSIONS_FILE} marks no version as default")
+
+
+def k8s_version() -> str:
+    """The Kubernetes MAJOR.MINOR the sandbox runs: $K8S_VERSION, else the default."""
+    return os.environ.get("K8S_VERSION") or default_k8s_version()
 
 
 class SandboxError(RuntimeError):
     """The sandbox could not be built or started."""
 
 
-def control_plane_bin_dir() -> Path:
-    """Build (or find cached) control-plane binaries and return their directory."""
+def control_plane_bin_dir(version: str | None = None) -> Path:
+    """Build (or find cached) control-plane binaries of `version` and return their directory."""
     proc = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
+        ["bash", str(BUILD_SCRIPT), version or k8s_version()],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise SandboxError(f"{BUILD_SCRIPT} failed with exit code {proc.returncode}")
@@ -118,6 +138,8 @@ class ControlPlane:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     api_port: int = 0
     bin_dir: Path | None = None
+    version: str = field(default_factory=k8s_version)
+    server_version: tuple[int, int] = (0, 0)
 
     @property
     def server(self) -> str:
@@ -138,7 +160,7 @@ class ControlPlane:
     def start(self, timeout: float = 90.0) -> ControlPlane:
         """Generate certificates, start the three processes, wait until the API is ready."""
         started = time.monotonic()
-        self.bin_dir = control_plane_bin_dir()
+        self.bin_dir = control_plane_bin_dir(self.version)
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)
         try:
@@ -155,8 +177,7 @@ class ControlPlane:
                     f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
                     f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
                     f"--initial-cluster=sandbox=http://127.0.0.1:{etcd_peer}",
-                    "--unsafe-no-fsync=true",
-                    "--log-level=warn",
+                    *self._etcd_quiet_flags(),
                 ],
             )
             pki = self.workdir / "pki"
@@ -187,6 +208,7 @@ class ControlPlane:
                 ],
             )
             self._wait_ready(started + timeout)
+            self.server_version = self._read_server_version()
             self._write_kubeconfig(
                 self.workdir / "controller-manager.kubeconfig", "controller-manager"
             )
@@ -269,15 +291,52 @@ class ControlPlane:
         result: dict[str, Any] = json.loads(out)
         return result
 
+    def at_least(self, minor: int) -> bool:
+        """Whether the API server is Kubernetes 1.`minor` or newer."""
+        return self.server_version >= (1, minor)
+
     def service_account_kubeconfig(
         self, namespace: str, name: str, path: Path | None = None
     ) -> Path:
-        """Mint a ServiceAccount token (TokenRequest API) and write a kubeconfig using it."""
-        proc = self.run_kubectl("create", "token", name, "-n", namespace, "--duration=2h")
-        token = proc.stdout.strip()
+        """Mint a ServiceAccount token (TokenRequest API) and write a kubeconfig using it.
+
+        Through `kubectl create --raw` rather than `kubectl create token`, which 1.23 and
+        older do not have."""
+        request = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 7200},
+        }
+        proc = self.run_kubectl(
+            "create",
+            "--raw",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+            "-f",
+            "-",
+            input_text=json.dumps(request),
+        )
+        token = str(json.loads(proc.stdout)["status"]["token"])
         path = path or self.workdir / f"sa-{namespace}-{name}.kubeconfig"
         self._write_kubeconfig(path, f"{namespace}-{name}", token=token, namespace=namespace)
         return path
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """One API request as the admin, for what kubectl of every version cannot send (a
+        pod's status subresource: `kubectl patch --subresource` is 1.24+)."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            f"{self.server}{path}", data=data, method=method, headers={"Content-Type": content_type}
+        )
+        with urllib.request.urlopen(req, context=self._ssl_context(), timeout=30) as r:
+            result: dict[str, Any] = json.loads(r.read() or b"{}")
+        return result
 
     def audit_request_count(self, user_substring: str = "") -> int:
         """Requests recorded in the audit log (for the API-efficiency benchmark)."""
@@ -316,6 +375,33 @@ class ControlPlane:
                 raise SandboxError(
                     f"{name} exited with {proc.returncode}:\n" + "\n".join(tail.splitlines()[-30:])
                 )
+
+    def _etcd_quiet_flags(self) -> list[str]:
+        """No fsync and warnings only, where this etcd has the flags (3.4.13 has neither
+        --unsafe-no-fsync nor --log-level without --logger=zap)."""
+        assert self.bin_dir is not None
+        help_text = subprocess.run(
+            [str(self.bin_dir / "etcd"), "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        text = help_text.stdout + help_text.stderr
+        flags = ["--unsafe-no-fsync=true"] if "--unsafe-no-fsync" in text else []
+        if "--logger" in text and "capnslog" in text:
+            flags.append("--logger=zap")
+        return [*flags, "--log-level=warn"]
+
+    def _read_server_version(self) -> tuple[int, int]:
+        """(major, minor) from /version: tests that need a newer field ask `at_least`."""
+        ctx = self._ssl_context()
+        with urllib.request.urlopen(f"{self.server}/version", context=ctx, timeout=5) as r:
+            info = json.loads(r.read())
+        found = re.match(r"v(\d+)\.(\d+)\.", str(info.get("gitVersion", "")))
+        if not found:
+            raise SandboxError(f"kube-apiserver reports no version: {info}")
+        return int(found.group(1)), int(found.group(2))
 
     def _ssl_context(self) -> ssl.SSLContext:
         pki = self.workdir / "pki"

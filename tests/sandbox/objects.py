@@ -20,8 +20,11 @@ def gluster_pv(
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
     storage_class: str = "",
+    claim_ref: tuple[str, str] | None = None,
+    finalizers: list[str] | None = None,
 ) -> dict[str, Any]:
-    """A statically provisioned glusterfs PV, as admins create them."""
+    """A statically provisioned glusterfs PV, as admins create them; `claim_ref`
+    (namespace, name) pre-binds it to a claim of that name, as an admin does."""
     source: dict[str, Any] = {"endpoints": endpoints, "path": path}
     if endpoints_namespace:
         source["endpointsNamespace"] = endpoints_namespace
@@ -30,18 +33,23 @@ def gluster_pv(
         meta["labels"] = labels
     if annotations:
         meta["annotations"] = annotations
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": meta,
-        "spec": {
-            "capacity": {"storage": storage},
-            "accessModes": ["ReadWriteMany"],
-            "persistentVolumeReclaimPolicy": policy,
-            "storageClassName": storage_class,
-            "glusterfs": source,
-        },
+    if finalizers:
+        meta["finalizers"] = finalizers
+    spec: dict[str, Any] = {
+        "capacity": {"storage": storage},
+        "accessModes": ["ReadWriteMany"],
+        "persistentVolumeReclaimPolicy": policy,
+        "storageClassName": storage_class,
+        "glusterfs": source,
     }
+    if claim_ref is not None:
+        spec["claimRef"] = {
+            "kind": "PersistentVolumeClaim",
+            "apiVersion": "v1",
+            "namespace": claim_ref[0],
+            "name": claim_ref[1],
+        }
+    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": meta, "spec": spec}
 
 
 def pvc(

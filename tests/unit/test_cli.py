@@ -1,15 +1,21 @@
-"""The command line: bad configuration exits 2 with one line, before touching anything."""
+"""The command line: bad configuration exits 2 with one line, before touching anything; any other
+error still ends with a report and a documented exit code."""
 
 from __future__ import annotations
 
+import errno
+import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from recycler_job import report as report_module
 from recycler_job.cli import main
 from recycler_job.exit_codes import ExitCode
+from recycler_job.runner import Runner
 
 
 @pytest.mark.parametrize(
@@ -45,3 +51,38 @@ def test_help_is_fast_and_lists_exit_codes() -> None:
     for code in ("0", "1", "2", "3", "4"):
         assert f"{code} " in proc.stdout
     assert elapsed < 5  # generous: the figure itself is measured in bench/
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.EIO, "Input/output error", "/var/lib/gluster-recycler/mounts/pv-1"),
+        RuntimeError("a bug"),
+    ],
+)
+def test_an_unexpected_error_still_reports_and_exits_1(
+    error: Exception,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Outside the API client (cleanup, a missing command, a bug): the summary, the report
+    file and the termination message are still written, and the exit code is documented."""
+
+    def fails(self: Runner) -> None:
+        raise error
+
+    monkeypatch.setattr(Runner, "_run", fails)
+    termination_log = tmp_path / "termination-log"
+    termination_log.write_text("")
+    monkeypatch.setattr(report_module, "TERMINATION_LOG", str(termination_log))
+    report_file = tmp_path / "report.json"
+    code = main(["--report-file", str(report_file), "--lease-namespace", "ns"], {})
+    assert code == ExitCode.VOLUME_FAILED
+    report = json.loads(report_file.read_text())
+    assert report["outcome"] == "error"
+    assert report["exit_code"] == 1
+    assert report["error"].startswith(f"unexpected {type(error).__name__}: ")
+    message = termination_log.read_text()
+    assert "stopped: unexpected" in message and str(error) in message
+    assert "stopped: unexpected" in capsys.readouterr().out

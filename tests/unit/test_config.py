@@ -364,6 +364,18 @@ def test_mount_root_is_normalised() -> None:
     assert load(["--mount-root", "/srv//mounts/"]).mount_root == "/srv/mounts"
 
 
+def test_mount_root_next_to_the_refused_ones_is_accepted() -> None:
+    assert load(["--mount-root", "/mnt/recycler"]).mount_root == "/mnt/recycler"
+    assert load(["--mount-root", "/var/lib/kubeletx"]).mount_root == "/var/lib/kubeletx"
+
+
+def test_mount_root_reaching_kubelet_through_a_symlink_is_refused(tmp_path: Path) -> None:
+    link = tmp_path / "kubelet"
+    link.symlink_to("/var/lib/kubelet")
+    with pytest.raises(ConfigError, match="inside /var/lib/kubelet"):
+        load(["--mount-root", str(link / "pods")])
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("1000:2000", (1000, 2000)), ("0:0", (0, 0)), ("4294967294:1", (4294967294, 1))],
@@ -435,6 +447,10 @@ BAD_VALUES: list[tuple[str, str, str, str]] = [
     ("--mount-root", "MOUNT_ROOT", "mounts", "absolute path"),
     ("--mount-root", "MOUNT_ROOT", "/", "filesystem root"),
     ("--mount-root", "MOUNT_ROOT", "/a/..", "filesystem root"),
+    ("--mount-root", "MOUNT_ROOT", "/mnt", "must not be /mnt"),
+    ("--mount-root", "MOUNT_ROOT", "/mnt/", "must not be /mnt"),
+    ("--mount-root", "MOUNT_ROOT", "/var/lib/kubelet", "inside /var/lib/kubelet"),
+    ("--mount-root", "MOUNT_ROOT", "/var/lib/kubelet/pods/x", "inside /var/lib/kubelet"),
     ("--mount-timeout", "MOUNT_TIMEOUT", "0", "greater than zero"),
     ("--mount-timeout", "MOUNT_TIMEOUT", "soon", "expected seconds"),
     ("--deadline", "RUN_DEADLINE", "0s", "greater than zero"),
@@ -741,3 +757,19 @@ def test_redacted_masks_secret_looking_fields() -> None:
     assert data["db_password"] is None
     assert data["lease_name"] == "gluster-recycler"
     assert "s3cr3t" not in json.dumps(data)
+
+
+def test_claim_namespace_endpoints_are_opt_in(tmp_path: Path) -> None:
+    """Tenants control Endpoints in their namespace: reading them there must be asked for."""
+    assert load().endpoints_from_claim_namespace is False
+    assert load(["--endpoints-from-claim-namespace"]).endpoints_from_claim_namespace is True
+    env = {"GLUSTER_ENDPOINTS_FROM_CLAIM_NAMESPACE": "true"}
+    assert load([], env).endpoints_from_claim_namespace is True
+    assert (
+        load(["--no-endpoints-from-claim-namespace"], env).endpoints_from_claim_namespace is False
+    )
+    path = write(tmp_path, "endpoints-from-claim-namespace: yes\n")
+    assert load(["--config", path]).endpoints_from_claim_namespace is True
+    assert "GLUSTER_ENDPOINTS_FROM_CLAIM_NAMESPACE" in error_of(
+        [], {"GLUSTER_ENDPOINTS_FROM_CLAIM_NAMESPACE": "maybe"}
+    )

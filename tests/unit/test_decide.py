@@ -1,5 +1,6 @@
 """Every decision rule, both ways; max-volumes capping; min-age and first-seen clock edges."""
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,8 @@ from recycler_job.decide import (
     Decision,
     decide,
     decide_all,
+    first_seen_value,
+    parse_first_seen,
     parse_timestamp,
 )
 from recycler_job.selector import parse_selector
@@ -34,6 +37,11 @@ BASE = DecideSettings(
 
 def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def seen(moment: datetime, claim_uid: str = "uid-old-1234567890") -> str:
+    """A first-seen value written for make_pv's claim (or `claim_uid`)."""
+    return f"{iso(moment)};claim={claim_uid}"
 
 
 def run(
@@ -238,7 +246,14 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, Any], Act
         Action.SKIP,
         "claimRef has no uid",
     ),
-    ("claimRef without uid, claim gone", make_pv(claim_uid=None), [], {}, Action.RECYCLE, ""),
+    (
+        "claimRef without uid, claim gone: a reservation",
+        make_pv(claim_uid=None),
+        [],
+        {},
+        Action.SKIP,
+        "reserved for claim default/data (claimRef without uid)",
+    ),
     (
         "existing claim without uid",
         make_pv(claim_uid="old"),
@@ -382,17 +397,70 @@ AGE_CASES: list[tuple[str, str | None, str | None, float, Action, bool, str]] = 
     (
         "young transition beats an old first-seen",
         iso(NOW - timedelta(seconds=10)),
-        iso(NOW - timedelta(days=3)),
+        seen(NOW - timedelta(days=3)),
         60,
         Action.WAIT,
         False,
         "in its phase",
     ),
-    ("first-seen old enough", None, iso(NOW - timedelta(minutes=5)), 60, Action.RECYCLE, False, ""),
+    (
+        "first-seen old enough",
+        None,
+        seen(NOW - timedelta(minutes=5)),
+        60,
+        Action.RECYCLE,
+        False,
+        "",
+    ),
+    (
+        "first-seen of an earlier claim is re-marked",
+        None,
+        seen(NOW - timedelta(days=3), claim_uid="uid-of-an-earlier-claim"),
+        60,
+        Action.WAIT,
+        True,
+        "is not for the claim in claimRef (uid uid-old-…): re-marking",
+    ),
+    (
+        "first-seen naming no claim is re-marked",
+        None,
+        iso(NOW - timedelta(days=3)),
+        60,
+        Action.WAIT,
+        True,
+        "re-marking first-seen",
+    ),
+    (
+        "first-seen with an empty claim is re-marked",
+        None,
+        iso(NOW - timedelta(days=3)) + ";claim=",
+        60,
+        Action.WAIT,
+        True,
+        "re-marking first-seen",
+    ),
+    (
+        "first-seen with unknown fields keeps its claim",
+        None,
+        iso(NOW - timedelta(minutes=5)) + ";by=admin; claim=uid-old-1234567890",
+        60,
+        Action.RECYCLE,
+        False,
+        "",
+    ),
+    (
+        "first-seen with an unparseable time and the right claim",
+        None,
+        "yesterday;claim=uid-old-1234567890",
+        60,
+        Action.WAIT,
+        True,
+        "unparseable",
+    ),
     (
         "first-seen too young",
         None,
-        iso(NOW - timedelta(seconds=20)),
+        seen(NOW - timedelta(seconds=20)),
         60,
         Action.WAIT,
         False,
@@ -429,7 +497,7 @@ AGE_CASES: list[tuple[str, str | None, str | None, float, Action, bool, str]] = 
     (
         "unparseable transition falls back to first-seen",
         "garbage",
-        iso(NOW - timedelta(minutes=5)),
+        seen(NOW - timedelta(minutes=5)),
         60,
         Action.RECYCLE,
         False,
@@ -593,3 +661,124 @@ def test_settings_from_config() -> None:
 def test_settings_from_config_without_selector() -> None:
     config = load_config([], {}, namespace_file="/nonexistent")
     assert DecideSettings.from_config(config).selector is None
+
+
+# --- PVs sharing a gluster volume ---
+
+
+def gluster_source(path: str) -> dict[str, Any]:
+    return {"glusterfs": {"endpoints": "glusterfs-cluster", "path": path}}
+
+
+# (id, path of the PV decided on, path of the other PV, expected action)
+SHARED_CASES: list[tuple[str, str, str, Action]] = [
+    ("root vs subdir", "shared", "shared/sub", Action.SKIP),
+    ("subdir vs root", "shared/sub", "shared", Action.SKIP),
+    ("equal paths", "shared/sub", "shared/sub", Action.SKIP),
+    ("slashes do not matter", "/shared/", "shared", Action.SKIP),
+    ("doubled slashes", "shared/a", "shared//a/", Action.SKIP),
+    ("deeper descendant", "shared/a", "shared/a/b/c", Action.SKIP),
+    ("dot-dot in the other path", "shared/a", "shared/b/../a", Action.SKIP),
+    ("siblings a/b vs a/bc", "shared/a/b", "shared/a/bc", Action.RECYCLE),
+    ("sibling subdirs", "shared/x", "shared/y", Action.RECYCLE),
+    ("other volume", "shared", "sharedx", Action.RECYCLE),
+    ("volume names are exact", "shared", "Shared", Action.RECYCLE),
+]
+
+
+@pytest.mark.parametrize(
+    ("mine", "other", "action"),
+    [case[1:] for case in SHARED_CASES],
+    ids=[case[0] for case in SHARED_CASES],
+)
+def test_pv_sharing_a_gluster_volume_path_is_not_recycled(
+    mine: str, other: str, action: Action
+) -> None:
+    pv = make_pv("pv-a", source=gluster_source(mine))
+    # The other PV is Bound, Retain and outside any selector: it still counts.
+    other_pv = make_pv(
+        "pv-other",
+        phase="Bound",
+        policy="Retain",
+        labels={"team": "x"},
+        source=gluster_source(other),
+    )
+    snapshot = ClusterSnapshot.build([pv, other_pv], [])
+    settings = replace(BASE, selector=parse_selector("team!=x"))
+    decision = decide(pv, snapshot, settings, NOW)
+    assert decision.action is action, decision.reason
+    if action is Action.SKIP:
+        assert "pv/pv-other" in decision.reason
+        assert "overlaps" in decision.reason
+
+
+def test_shared_volume_sees_pvs_outside_the_decided_list() -> None:
+    """The runner lists every PV; the recheck indexes the fresh list through `others`."""
+    pv = make_pv("pv-a", source=gluster_source("vol/a"))
+    other = make_pv("pv-b", source=gluster_source("vol"), phase="Bound")
+    decision = decide(pv, ClusterSnapshot.build([pv], [], others=[other]), BASE, NOW)
+    assert decision.action is Action.SKIP
+    assert "pv/pv-b" in decision.reason
+    alone = decide(pv, ClusterSnapshot.build([pv], [], others=[pv]), BASE, NOW)
+    assert alone.action is Action.RECYCLE, alone.reason
+
+
+def test_shared_volume_index_is_fast_on_10000_pvs() -> None:
+    """Indexing by volume keeps the rule O(PVs on that volume), not O(PVs in the cluster)."""
+    pvs = [make_pv(f"pv-{i:05d}", source=gluster_source(f"vol-{i}")) for i in range(10_000)]
+    snapshot = ClusterSnapshot.build(pvs, [])
+    started = time.perf_counter()
+    decisions = decide_all(snapshot, BASE, NOW)
+    elapsed = time.perf_counter() - started
+    assert all(d.action is Action.RECYCLE for d in decisions)
+    assert elapsed < 2.0, f"decide_all on 10,000 PVs took {elapsed:.2f}s"
+
+
+# --- first-seen belongs to one claim; a claimRef without uid is a reservation ---
+
+
+def test_first_seen_value_names_the_claim_and_parses_back() -> None:
+    pv = make_pv(claim_uid="u-1")
+    value = first_seen_value(pv, NOW)
+    assert value == "2024-01-01T01:00:00Z;claim=u-1"
+    assert parse_first_seen(value) == (NOW, "u-1")
+    assert parse_first_seen(None) == (None, None)
+    assert parse_first_seen("2024-01-01T01:00:00Z") == (NOW, None)
+
+
+def test_first_seen_clock_runs_for_its_claim_only() -> None:
+    """Marked for claim u-1, released by hand and rebound: the deletion of claim u-2 waits
+    the whole min-age again although the old stamp is days old."""
+    marked_at = NOW - timedelta(days=3)
+    first = make_pv(claim_uid="u-1", last_transition=None)
+    assert run(first, now=marked_at).mark_first_seen is True
+    stamp = first_seen_value(first, marked_at)
+    stamped = make_pv(
+        claim_uid="u-1", last_transition=None, annotations={FIRST_SEEN_ANNOTATION: stamp}
+    )
+    assert run(stamped).action is Action.RECYCLE
+    rebound = make_pv(
+        claim_uid="u-2", last_transition=None, annotations={FIRST_SEEN_ANNOTATION: stamp}
+    )
+    decision = run(rebound)
+    assert decision.action is Action.WAIT
+    assert decision.mark_first_seen is True
+    restamped = make_pv(
+        claim_uid="u-2",
+        last_transition=None,
+        annotations={FIRST_SEEN_ANNOTATION: first_seen_value(rebound, NOW)},
+    )
+    assert run(restamped, now=NOW + timedelta(seconds=59)).action is Action.WAIT
+    assert run(restamped, now=NOW + timedelta(seconds=60)).action is Action.RECYCLE
+
+
+@pytest.mark.parametrize("min_age", [0.0, 60.0])
+def test_a_reservation_is_never_eligible(min_age: float) -> None:
+    """claimRef without uid and no claim: how an admin pre-binds, and what a release of a
+    pre-bound PV leaves while the controller has not yet made it Available."""
+    for phase in ("Failed", "Released"):
+        pv = make_pv(claim_uid=None, phase=phase)
+        decision = run(pv, min_age=min_age, phases=frozenset({"Failed", "Released"}))
+        assert decision.action is Action.SKIP
+        assert decision.reason.startswith("reserved for claim default/data")
+        assert decision.mark_first_seen is False

@@ -803,3 +803,53 @@ def test_cleanup_of_a_missing_root_and_of_slash(tmp_path: Path) -> None:
 def test_errors_are_one_line() -> None:
     assert str(GlusterError("a\nb\n\n c ")) == "a; b; c"
     assert str(VolumeInUse("x\ny")) == "x; y"
+
+
+# --------------------------------------------------------------------------------------
+# the mark of our own mounts
+
+
+def mount_entry(mount_point: str, source: str, fstype: str = gluster.FSTYPE) -> MountEntry:
+    return MountEntry(
+        mount_id=100,
+        parent_id=1,
+        major=0,
+        minor=99,
+        root="/",
+        mount_point=mount_point,
+        mount_options=("rw",),
+        optional_fields=(),
+        fstype=fstype,
+        source=source,
+        super_options=(),
+    )
+
+
+def test_only_a_recorded_gluster_mount_directly_in_the_root_is_ours(tmp_path: Path) -> None:
+    root = os.path.realpath(tmp_path / "mounts")
+    ours = os.path.join(root, "pv-a")
+    gluster._write_record(ours, "h1:/vol_a")
+    assert gluster.is_own_mount(mount_entry(ours, "h1:/vol_a"), root)
+    # another source, another file system, no record, deeper, or not named like a PV
+    assert not gluster.is_own_mount(mount_entry(ours, "h1:/vol_b"), root)
+    assert not gluster.is_own_mount(mount_entry(ours, "h1:/vol_a", "tmpfs"), root)
+    assert not gluster.is_own_mount(mount_entry(os.path.join(root, "pv-b"), "h1:/vol_a"), root)
+    assert not gluster.is_own_mount(mount_entry(os.path.join(ours, "x"), "h1:/vol_a"), root)
+    odd = os.path.join(root, "Not_A_PV")
+    gluster._write_record(odd, "h1:/vol_a")
+    assert not gluster.is_own_mount(mount_entry(odd, "h1:/vol_a"), root)
+    gluster._remove_record(ours)
+    assert not gluster.is_own_mount(mount_entry(ours, "h1:/vol_a"), root)
+
+
+def test_a_mount_record_is_written_before_mount_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = tmp_path / "seen"
+    record_dir = tmp_path / "root" / gluster.RECORD_DIR
+    write_script(tmp_path / "bin", "mount", f"cat {record_dir}/pv-a > {seen}\nexit 32\n")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    with pytest.raises(MountError):
+        gluster.mount_volume(["h1"], source(), str(tmp_path / "root" / "pv-a"), timeout=5)
+    assert '"source": "h1:/vol_a"' in seen.read_text()
+    assert not record_dir.exists()  # dropped again with the failed mount

@@ -22,6 +22,8 @@ from recycler_job.wipe import (
     WipeError,
     WipeInterrupted,
     WipeNotEmpty,
+    WipeWrongRoot,
+    open_verified_root,
     reset_root,
     verify_empty,
     wipe_tree,
@@ -835,3 +837,93 @@ def test_reset_root_mode_only_and_noop(root: Path) -> None:
 def test_reset_root_rejects_bad_mode(root: Path) -> None:
     with pytest.raises(ValueError, match="mode"):
         reset_root(str(root), None, 0o17777)
+
+
+# ---- the verified root: one descriptor, checked once ------------------------------------
+
+
+def test_open_verified_root_refuses_another_device_or_inode(root: Path) -> None:
+    st = root.stat()
+    with pytest.raises(WipeWrongRoot, match="detached or replaced"):
+        open_verified_root(str(root), device=st.st_dev + 1)
+    with pytest.raises(WipeWrongRoot, match="not the mount's root"):
+        open_verified_root(str(root), device=st.st_dev, inode=st.st_ino + 1)
+    with open_verified_root(str(root), device=st.st_dev, inode=st.st_ino) as handle:
+        assert os.fstat(handle.fd).st_ino == st.st_ino
+
+
+def test_open_verified_root_refuses_a_symlink(root: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(root)
+    with pytest.raises(WipeError, match="symlink"):
+        open_verified_root(str(link), device=root.stat().st_dev)
+
+
+def test_a_verified_root_is_wiped_through_its_descriptor_not_its_path(
+    root: Path, tmp_path: Path
+) -> None:
+    """The path swapped for another directory after the check: the one checked is wiped,
+    reset and verified; the impostor at the path is never touched."""
+    write(root / "tenant" / "data")
+    write(root / ".dot")
+    handle = open_verified_root(str(root), device=root.stat().st_dev)
+    try:
+        root.rename(tmp_path / "moved")
+        impostor = tmp_path / "root"
+        impostor.mkdir(mode=0o755)
+        write(impostor / "not-ours")
+        stats = wipe_tree(handle, workers=2)
+        reset_root(handle, None, 0o711)
+        verify_empty(handle)
+    finally:
+        handle.close()
+    assert (stats.files, stats.dirs) == (2, 1)
+    assert listing(tmp_path / "moved") == []
+    assert stat.S_IMODE((tmp_path / "moved").stat().st_mode) == 0o711
+    assert listing(impostor) == ["not-ours"]
+    assert stat.S_IMODE(impostor.stat().st_mode) == 0o755
+
+
+# ---- worker threads that cannot be started -----------------------------------------------
+
+
+def wipe_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("wipe-")]
+
+
+@pytest.mark.parametrize("fail_on", [1, 3])
+def test_a_worker_that_cannot_start_stops_the_others_before_returning(
+    root: Path, monkeypatch: pytest.MonkeyPatch, fail_on: int
+) -> None:
+    """threading.Thread.start raising (no threads or memory left): the wipe fails, and the
+    workers already started are stopped and joined before wipe_tree returns, so none of them
+    unlinks a file or uses a closed (and maybe reused) descriptor afterwards."""
+    for d in range(40):
+        for f in range(20):
+            write(root / f"d{d}" / f"f{f}")
+    real_start = threading.Thread.start
+    started = 0
+
+    def start(self: threading.Thread) -> None:
+        nonlocal started
+        if self.name.startswith("wipe-"):
+            started += 1
+            if started == fail_on:
+                raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    # Keep the started workers busy, so that they are still at work when the start fails.
+    monkeypatch.setattr(wipe, "_before_open_dir", lambda fd, name: time.sleep(0.02))
+    with pytest.raises(WipeError, match="cannot start a worker"):
+        wipe_tree(str(root), workers=4)
+    assert wipe_threads() == [], "a worker outlived wipe_tree"
+    left = every_path(root)
+    time.sleep(0.3)  # what must NOT happen meanwhile is a change: nothing is left running
+    assert every_path(root) == left
+    if fail_on == 1:
+        assert len(left) == 40 + 800  # no worker ran: nothing was removed
+
+
+def every_path(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))

@@ -1,5 +1,5 @@
-// Pins the control plane used by the integration tests and the demo.
-module github.com/gluster-recycler/testenv
+// Pins the Kubernetes 1.37 control plane for the sandbox (built by ../build.sh).
+module github.com/gluster-recycler/testenv/k8s-1.37
 
 go 1.26.0
 

@@ -1,0 +1,96 @@
+"""Watches a volume while it is wiped, so a wipe stops the moment the data is someone's again.
+
+The checks before the mount prove the volume was free a moment ago; a wipe can take minutes.
+Each probe (the PV and its claims, the volume's gluster clients, the Lease) runs in its own
+thread every `interval` seconds; the first one to see a change, or to fail to look, raises the
+flag that the wipe checks between entries. "Could not check" stops the wipe too: a volume
+whose state cannot be seen is not wiped further.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+log = logging.getLogger(__name__)
+
+# Well below the 2 s the wipe may run blind after a change; each probe is one or two requests.
+DEFAULT_INTERVAL = 1.0
+
+Probe = Callable[[], None]
+
+
+class VolumeChanged(Exception):
+    """The volume stopped being ours to wipe while it was being wiped."""
+
+
+class Watcher:
+    """Runs `probes` (name -> callable raising VolumeChanged) until stopped or one fires."""
+
+    def __init__(self, probes: Mapping[str, Probe], *, interval: float = DEFAULT_INTERVAL) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self._probes = dict(probes)
+        self._interval = interval
+        self._changed = threading.Event()
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self.reason = ""
+        self._threads = [
+            threading.Thread(
+                target=self._loop, args=(name, probe), name=f"watch-{name}", daemon=True
+            )
+            for name, probe in self._probes.items()
+        ]
+
+    def start(self) -> Watcher:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop probing; a probe blocked in a request is not waited for beyond a moment."""
+        self._done.set()
+        for thread in self._threads:
+            thread.join(timeout=2 * self._interval)
+
+    def changed(self) -> bool:
+        """The wipe's stop flag: True once a probe saw a change (thread-safe)."""
+        return self._changed.is_set()
+
+    def check(self) -> None:
+        """Raise VolumeChanged when a probe saw a change."""
+        if self._changed.is_set():
+            raise VolumeChanged(self.reason)
+
+    def __enter__(self) -> Watcher:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _fire(self, reason: str) -> None:
+        with self._lock:
+            if self._changed.is_set():
+                return
+            self.reason = reason
+            self._changed.set()
+        log.error("stopping the wipe: %s", reason)
+
+    def _loop(self, name: str, probe: Probe) -> None:
+        next_run = time.monotonic() + self._interval
+        while not self._done.wait(max(0.0, next_run - time.monotonic())):
+            next_run += self._interval  # a fixed rate: a slow probe does not stretch the period
+            if self._changed.is_set():
+                return
+            try:
+                probe()
+            except VolumeChanged as exc:
+                self._fire(str(exc))
+                return
+            except Exception as exc:
+                self._fire(f"could not check {name}: {type(exc).__name__}: {exc}")
+                return
+            next_run = max(next_run, time.monotonic())  # behind: probe again, do not burst

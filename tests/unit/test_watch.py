@@ -1,0 +1,81 @@
+"""The during-wipe watcher: the first change (or failure to look) raises the wipe's stop flag."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from recycler_job.watch import VolumeChanged, Watcher
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> float:
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, "condition not reached"
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def test_a_change_raises_the_flag_within_one_interval() -> None:
+    changed = threading.Event()
+    calls: list[float] = []
+
+    def probe() -> None:
+        calls.append(time.monotonic())
+        if changed.is_set():
+            raise VolumeChanged("pv/x was modified")
+
+    with Watcher({"pv": probe}, interval=0.1) as watcher:
+        wait_until(lambda: len(calls) >= 3)
+        assert not watcher.changed()
+        watcher.check()
+        changed.set()
+        assert wait_until(watcher.changed) < 0.5
+        with pytest.raises(VolumeChanged, match="pv/x was modified"):
+            watcher.check()
+    assert watcher.reason == "pv/x was modified"
+
+
+def test_failing_to_look_stops_the_wipe_too() -> None:
+    def probe() -> None:
+        raise OSError("connection refused")
+
+    with Watcher({"gluster clients": probe}, interval=0.05) as watcher:
+        wait_until(watcher.changed)
+    assert watcher.reason == "could not check gluster clients: OSError: connection refused"
+
+
+def test_probes_run_independently_a_slow_one_does_not_delay_the_others() -> None:
+    release = threading.Event()
+
+    def slow() -> None:
+        release.wait(5)
+
+    def fast() -> None:
+        raise VolumeChanged("Lease taken")
+
+    watcher = Watcher({"slow": slow, "lease": fast}, interval=0.05).start()
+    try:
+        assert wait_until(watcher.changed) < 1.0
+        assert watcher.reason == "Lease taken"
+    finally:
+        release.set()
+        watcher.stop()
+
+
+def test_no_probe_after_stop() -> None:
+    calls: list[float] = []
+    watcher = Watcher({"pv": lambda: calls.append(time.monotonic())}, interval=0.05).start()
+    wait_until(lambda: len(calls) >= 2)
+    watcher.stop()
+    count = len(calls)
+    time.sleep(0.3)
+    assert len(calls) == count
+
+
+def test_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        Watcher({}, interval=0)
