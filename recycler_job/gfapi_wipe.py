@@ -1,0 +1,860 @@
+"""Empty a PV's directory over libgfapi: the second wipe transport, next to FUSE + fd wipe.
+
+    with open_volume("vol", ["h1", "h2"], log_file="/tmp/gfapi.log") as vol:
+        if not volume_ids_match(vol.volume_id(), volume_id_from_info_xml(xml, "vol")):
+            ...  # refuse
+        stats = vol.wipe("pv/data", stop=stop_event)   # WipeStats, like wipe.wipe_tree
+
+The rules are wipe.py's, expressed for gfapi:
+
+* There is no mount: the process reaches nothing of its own file system.  Inside the volume,
+  every entry is looked up by name relative to its parent's *handle* (a gfid), without
+  following it; the PV directory (volume root or ``spec.glusterfs.path`` subdir) is resolved
+  one component at a time and refused if any component is not a real directory.  A symlink is
+  only ever unlinked (``glfs_h_unlink`` removes the link, whatever it points at).
+* The PV directory itself stays; everything below it goes, dotfiles and non-UTF-8 names
+  included (names are bytes end to end).
+* The calling thread and every worker act as uid/gid 0 (``gfapi.as_root``), so modes like
+  0000/0500 do not stop the wipe.  Before anything is deleted, a probe file is created in the
+  PV directory: if the server squashes root (``server.root-squash on``) it is owned by the
+  anonymous uid (or cannot be created at all), and the wipe stops with
+  :class:`WipeRootSquashed` instead of failing half-way on the first file owned by someone else.
+* ``.trashcan`` at the volume root is handled as wipe.py does (kept last, emptied, removal
+  tried, an empty one tolerated).  For a subdir PV, ``.trashcan/<subdir>`` -- where the trash
+  translator put what this wipe unlinked -- is emptied and removed too.
+* Parallel: a pool of threads shares the one ``glfs_t``.  Unlike a FUSE mount (where the
+  kernel holds the parent directory's lock across each unlink), gfapi does not serialize
+  unlinks within one directory, so the scanner of a directory hands batches of names to the
+  other workers.  Memory stays bounded: batches go through a bounded queue (the scanner
+  unlinks a batch itself when the queue is full), at most ``_SUBDIR_BATCH`` subdirectories are
+  taken per scan (the directory is re-scanned for more), the tree is walked without recursion,
+  and only a handle (no open directory stream) is kept per directory on the current path.
+* ``stop`` is checked between entries; the wipe returns promptly with
+  :class:`~recycler_job.wipe.WipeInterrupted` and the caller's ``with`` block then frees the
+  ``glfs_t``.  Any other error (ENOTCONN of a stopped volume, EIO, ...) aborts with a
+  :class:`~recycler_job.wipe.WipeError` carrying ``errno`` and the progress made.
+* At the end the PV directory is listed once more and must be empty (a tolerated empty
+  ``.trashcan`` at the volume root aside).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import queue
+import subprocess
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections import deque
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import TypeAlias
+
+from recycler_job import gfapi
+from recycler_job.gfapi import GfapiError, Handle, Stat
+from recycler_job.wipe import (
+    DEFAULT_WORKERS,
+    TRASH_DIR,
+    TRASH_INTERNAL_OP,
+    WipeError,
+    WipeInterrupted,
+    WipeNotEmpty,
+    WipeStats,
+)
+
+__all__ = [
+    "GfapiVolume",
+    "WipeRootSquashed",
+    "cli_volume_info_xml",
+    "client_list_name",
+    "open_volume",
+    "split_subdir",
+    "volume_id_from_info_xml",
+    "volume_ids_match",
+]
+
+_TRASH = TRASH_DIR.encode()
+_INTERNAL_OP = TRASH_INTERNAL_OP.encode()
+_UNLINK_BATCH = 128  # names handed to another worker at once
+_SUBDIR_BATCH = 512  # subdirectories taken from one scan before the directory is re-scanned
+_MAX_PASSES = 20
+_GHOST_BACKOFF_S = 0.1
+_GHOST_BACKOFF_MAX_S = 2.0
+_GHOST_WAIT_S = 15.0  # how long a listed trash directory may stay without a gfid
+_QUEUE_PER_WORKER = 4
+_POLL_S = 0.05
+_JOIN_GRACE_S = 10.0
+_PROBE_PREFIX = ".recycler-probe-"
+
+StopFlag: TypeAlias = threading.Event | Callable[[], bool]
+
+
+class WipeRootSquashed(WipeError):
+    """The bricks do not let this client act as root (``server.root-squash``); nothing deleted."""
+
+
+# ---- volume identity ---------------------------------------------------------------------
+
+
+def volume_id_from_info_xml(xml_text: str, volume: str) -> str:
+    """The Volume ID of ``volume`` in ``gluster volume info VOL --xml`` output.
+
+    ValueError when the output is an error, lacks the volume, or the id is not a UUID.
+    """
+    try:
+        root = ET.fromstring(xml_text)  # noqa: S314 -- output of our own gluster CLI call
+    except ET.ParseError as exc:
+        raise ValueError(f"gluster volume info: not XML: {exc}") from exc
+    if (root.findtext("opRet") or "0").strip() != "0":
+        raise ValueError(f"gluster volume info: {(root.findtext('opErrstr') or '').strip()}")
+    for vol in root.iter("volume"):
+        if (vol.findtext("name") or "").strip() == volume:
+            raw = (vol.findtext("id") or "").strip()
+            try:
+                return str(uuid.UUID(raw))
+            except ValueError as exc:
+                raise ValueError(f"gluster volume info: bad Volume ID {raw!r}") from exc
+    raise ValueError(f"gluster volume info: volume {volume} not in the output")
+
+
+def volume_ids_match(gfapi_id: str, cli_id: str) -> bool:
+    """True when both strings name the same UUID (case and dashes as gluster may print them)."""
+    try:
+        return uuid.UUID(gfapi_id) == uuid.UUID(cli_id)
+    except ValueError:
+        return False
+
+
+def cli_volume_info_xml(
+    hosts: Sequence[str],
+    volume: str,
+    *,
+    log_file: str,
+    timeout: float = 60.0,
+    gluster: str = "gluster",
+) -> str:
+    """``gluster --remote-host=H volume info VOL --xml`` from the first host that answers.
+
+    Runs without root given a writable ``log_file``.  (Kept here, small, until the CLI calls of
+    gluster.py take it over.)
+    """
+    errors: list[str] = []
+    for host in hosts:
+        argv = [
+            gluster,
+            "--mode=script",
+            f"--remote-host={host}",
+            f"--log-file={log_file}",
+            "volume",
+            "info",
+            volume,
+            "--xml",
+        ]
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            errors.append(f"{host}: {exc}")
+            continue
+        if done.returncode == 0 and done.stdout.strip():
+            return done.stdout
+        errors.append(f"{host}: {(done.stderr or done.stdout).strip() or done.returncode}")
+    raise WipeError(f"gluster volume info {volume}: " + "; ".join(errors))
+
+
+def client_list_name() -> str:
+    """How this process's gfapi client shows in ``gluster volume status VOL client-list``.
+
+    libgfapi announces itself as ``gfapi.`` + glibc's ``program_invocation_short_name`` (the
+    base name of argv[0]); FUSE clients show as ``fuse``.
+    """
+    libc = ctypes.CDLL(None)
+    name = ctypes.c_char_p.in_dll(libc, "program_invocation_short_name").value or b""
+    return "gfapi." + name.decode("utf-8", "replace")
+
+
+def split_subdir(subdir: str | None) -> list[bytes]:
+    """The components of a PV subdir (``spec.glusterfs.path`` minus the volume); [] for the root.
+
+    ValueError for ``.``/``..`` components: the PV directory is never reached by climbing.
+    """
+    parts = [p for p in (subdir or "").split("/") if p]
+    for part in parts:
+        if part in (".", ".."):
+            raise ValueError(f"bad subdirectory {subdir!r}: {part!r} component")
+    return [os.fsencode(p) for p in parts]
+
+
+# ---- the engine --------------------------------------------------------------------------
+
+
+class _Dir:
+    """A directory inside the tree, held by handle (no open stream between scans).
+
+    ``pending`` counts what must finish before the directory can be settled: its running scan,
+    its unlink batches handed to other workers, and its child directories.
+    """
+
+    __slots__ = (
+        "found",
+        "ghosts",
+        "handle",
+        "keep_on_eperm",
+        "more",
+        "name",
+        "needs_rescan",
+        "parent",
+        "passes",
+        "path",
+        "pending",
+        "skip",
+        "top",
+    )
+
+    def __init__(self, handle: Handle, parent: _Dir | None, name: bytes, path: str) -> None:
+        self.handle = handle
+        self.parent = parent
+        self.name = name
+        self.path = path  # for messages only
+        self.pending = 0
+        self.found = False
+        self.more = False
+        self.needs_rescan = False
+        self.ghosts = False
+        self.passes = 0
+        self.top = False
+        self.keep_on_eperm = False
+        self.skip: frozenset[bytes] = frozenset()
+
+
+class _Scan:
+    __slots__ = ("node",)
+
+    def __init__(self, node: _Dir) -> None:
+        self.node = node
+
+
+class _Child:
+    __slots__ = ("name", "parent")
+
+    def __init__(self, parent: _Dir, name: bytes) -> None:
+        self.parent = parent
+        self.name = name
+
+
+class _Unlink:
+    __slots__ = ("entries", "node")
+
+    def __init__(self, node: _Dir, entries: list[tuple[bytes, int]]) -> None:
+        self.node = node
+        self.entries = entries
+
+
+_Item: TypeAlias = _Scan | _Child | _Unlink
+
+
+class _Counts:
+    __slots__ = ("bytes", "dirs", "files")
+
+    def __init__(self) -> None:
+        self.files = 0
+        self.dirs = 0
+        self.bytes = 0
+
+
+class _Abort(Exception):
+    """Unwinds a worker after the engine has been told to stop."""
+
+
+def _join(path: str, name: bytes) -> str:
+    shown = name.decode("utf-8", "backslashreplace")
+    return f"{path.rstrip('/')}/{shown}"
+
+
+def _wipe_error(op: str, path: str, exc: GfapiError) -> WipeError:
+    return WipeError(f"{op} {path}: {exc.strerror}", errno=exc.errno)
+
+
+class _Engine:
+    """One parallel pass over the subtree of a top directory (kept)."""
+
+    def __init__(self, vol: gfapi.Volume, workers: int, stop: Callable[[], bool] | None) -> None:
+        self.vol = vol
+        self._workers = workers
+        self._stop = stop
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=workers * _QUEUE_PER_WORKER)
+        self._abort = threading.Event()
+        self._done = threading.Event()
+        self._error: WipeError | None = None
+        self.main_counts = _Counts()
+        self._counts: list[_Counts] = [self.main_counts]
+        self.stuck = 0
+        self._open: set[_Dir] = set()
+
+    def stats(self) -> WipeStats:
+        total = WipeStats()
+        for c in self._counts:
+            total.files += c.files
+            total.dirs += c.dirs
+            total.bytes += c.bytes
+        return total
+
+    def close(self) -> None:
+        """Close the handles of an aborted run, unless a worker may still be using them."""
+        if self.stuck:
+            return
+        for node in list(self._open):
+            self._close(node)
+
+    def run(self, top: _Dir) -> None:
+        self._abort.clear()
+        self._done.clear()
+        top.top = True
+        top.pending = 1
+        self._queue.put(_Scan(top))
+        threads = []
+        for i in range(self._workers):
+            counts = _Counts()
+            self._counts.append(counts)
+            t = threading.Thread(
+                target=self._worker, args=(counts,), name=f"gfapi-wipe-{i}", daemon=True
+            )
+            t.start()
+            threads.append(t)
+        while not self._done.wait(_POLL_S):
+            if self._abort.is_set():
+                break
+            if self._stop is not None and self._stop():
+                self._fail(WipeInterrupted(f"wipe of {top.path} interrupted"))
+                break
+        deadline = time.monotonic() + _JOIN_GRACE_S
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self.stuck = sum(t.is_alive() for t in threads)
+        if self._error is not None:
+            if self.stuck:
+                self._error.args = (
+                    f"{self._error.args[0]} ({self.stuck} worker(s) still blocked in a gfapi call)",
+                )
+            raise self._error
+        while True:  # drain the per-worker sentinels
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+
+    def _fail(self, error: WipeError) -> None:
+        with self._lock:
+            if self._error is None:
+                self._error = error
+        self._abort.set()
+
+    def _check(self) -> None:
+        if self._abort.is_set():
+            raise _Abort
+        if self._stop is not None and self._stop():
+            self._fail(WipeInterrupted("wipe interrupted"))
+            raise _Abort
+
+    def _worker(self, counts: _Counts) -> None:
+        local: deque[_Item] = deque()
+        try:
+            gfapi.as_root()
+            while not self._abort.is_set():
+                item: _Item | None
+                if local:
+                    item = local.pop()
+                else:
+                    try:
+                        item = self._queue.get(timeout=_POLL_S)
+                    except queue.Empty:
+                        continue
+                    if item is None:
+                        return
+                self._process(item, local, counts)
+                while len(local) > 1 and not self._queue.full():
+                    try:
+                        self._queue.put_nowait(local.popleft())
+                    except queue.Full:
+                        break
+        except _Abort:
+            return
+        except WipeError as exc:
+            self._fail(exc)
+        except GfapiError as exc:
+            self._fail(WipeError(f"wipe: {exc}", errno=exc.errno))
+        except Exception as exc:
+            self._fail(WipeError(f"wipe: internal error: {exc!r}"))
+
+    def _process(self, item: _Item, local: deque[_Item], counts: _Counts) -> None:
+        if isinstance(item, _Unlink):
+            self._unlink_batch(item.node, item.entries, counts)
+            self._release(item.node, local, counts)
+        elif isinstance(item, _Scan):
+            self._scan(item.node, local, counts)
+            self._release(item.node, local, counts)
+        else:
+            child = self._open_child(item.parent, item.name)
+            if child is None:
+                self._release(item.parent, local, counts)
+                return
+            child.pending = 1
+            self._scan(child, local, counts)
+            self._release(child, local, counts)
+
+    def _submit(self, item: _Item, local: deque[_Item]) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            local.append(item)
+
+    def _scan(self, node: _Dir, local: deque[_Item], counts: _Counts) -> None:
+        """Stream ``node``: hand out batches of non-directories, collect subdirectories."""
+        found = False
+        batch: list[tuple[bytes, int]] = []
+        subdirs: list[bytes] = []
+        try:
+            entries = self.vol.listdir(node.handle)
+            try:
+                for name, listed in entries:
+                    self._check()
+                    if name in node.skip:
+                        continue
+                    found = True
+                    st = listed if listed.known else self._lookup_type(node, name)
+                    if st is None:
+                        continue
+                    if st.is_dir:
+                        subdirs.append(name)
+                        if len(subdirs) >= _SUBDIR_BATCH:
+                            node.more = True
+                            break
+                        continue
+                    batch.append((name, st.size))
+                    if len(batch) >= _UNLINK_BATCH:
+                        self._hand_out(node, batch, counts)
+                        batch = []
+            finally:
+                entries.close()
+        except GfapiError as exc:
+            raise _wipe_error("scan", node.path, exc) from exc
+        if batch:
+            self._unlink_batch(node, batch, counts)
+        for name in subdirs:
+            with self._lock:
+                node.pending += 1
+            self._submit(_Child(node, name), local)
+        node.found = found
+
+    def _lookup_type(self, node: _Dir, name: bytes) -> Stat | None:
+        """Attributes of an entry readdirplus sent none for; None (and a re-scan) if gone."""
+        try:
+            handle, st = self.vol.lookup(node.handle, name)
+        except GfapiError as exc:
+            if exc.errno == errno.ENOENT:
+                node.ghosts = True
+                return None
+            raise _wipe_error("lookup", _join(node.path, name), exc) from exc
+        handle.close()
+        return st
+
+    def _hand_out(self, node: _Dir, batch: list[tuple[bytes, int]], counts: _Counts) -> None:
+        """Give a batch to an idle worker; unlink it here when the queue is full."""
+        with self._lock:
+            node.pending += 1
+        try:
+            self._queue.put_nowait(_Unlink(node, batch))
+        except queue.Full:
+            with self._lock:
+                node.pending -= 1
+            self._unlink_batch(node, batch, counts)
+
+    def _unlink_batch(self, node: _Dir, batch: list[tuple[bytes, int]], counts: _Counts) -> None:
+        for name, size in batch:
+            self._check()
+            try:
+                self.vol.unlink(node.handle, name)
+            except GfapiError as exc:
+                if exc.errno == errno.ENOENT:
+                    continue
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR):
+                    node.needs_rescan = True  # became a directory since the scan
+                    continue
+                raise _wipe_error("unlink", _join(node.path, name), exc) from exc
+            counts.files += 1
+            counts.bytes += size
+
+    def _open_child(self, parent: _Dir, name: bytes) -> _Dir | None:
+        """A handle on a subdirectory, looked up without following; None if it changed."""
+        try:
+            handle, st = self.vol.lookup(parent.handle, name)
+        except GfapiError as exc:
+            if exc.errno == errno.ENOENT:
+                parent.ghosts = True
+                return None
+            raise _wipe_error("lookup", _join(parent.path, name), exc) from exc
+        if not st.is_dir:
+            handle.close()
+            parent.needs_rescan = True  # replaced by a non-directory: unlink it next pass
+            return None
+        node = _Dir(handle, parent, name, _join(parent.path, name))
+        if parent.top and parent.name == _TRASH and name == _INTERNAL_OP:
+            node.keep_on_eperm = True
+        with self._lock:
+            self._open.add(node)
+        return node
+
+    def _release(self, node: _Dir, local: deque[_Item], counts: _Counts) -> None:
+        with self._lock:
+            node.pending -= 1
+            if node.pending:
+                return
+        self._settle(node, local, counts)
+
+    def _rescan(self, node: _Dir, local: deque[_Item], counted: bool) -> None:
+        """Scan again; ghosts (listed, but no gfid yet: see wipe.py) get a backed-off delay."""
+        if counted:
+            node.passes += 1
+            if node.passes > _MAX_PASSES:
+                raise WipeNotEmpty(f"{node.path} is still not empty after {_MAX_PASSES} passes")
+            if node.ghosts:
+                node.ghosts = False
+                self._sleep(min(_GHOST_BACKOFF_S * 2 ** (node.passes - 1), _GHOST_BACKOFF_MAX_S))
+        node.needs_rescan = node.more = False
+        node.pending = 1
+        self._submit(_Scan(node), local)
+
+    def _settle(self, node: _Dir, local: deque[_Item], counts: _Counts) -> None:
+        """Everything below ``node`` finished: remove it, re-scan it, or finish the run."""
+        current: _Dir | None = node
+        while current is not None:
+            node = current
+            if node.more and not node.needs_rescan:
+                self._rescan(node, local, counted=False)
+                return
+            if node.needs_rescan:
+                self._rescan(node, local, counted=True)
+                return
+            if node.top:
+                if node.found:
+                    self._rescan(node, local, counted=True)  # prove it empty with one more pass
+                else:
+                    self._finish()
+                return
+            parent = node.parent
+            assert parent is not None
+            removed = True
+            try:
+                self.vol.unlink(parent.handle, node.name)
+            except GfapiError as exc:
+                if exc.errno == errno.ENOENT:
+                    removed = False
+                elif exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    self._rescan(node, local, counted=True)
+                    return
+                elif exc.errno == errno.EPERM and node.keep_on_eperm:
+                    removed = False  # gluster refuses to remove .trashcan/internal_op
+                    parent.skip = parent.skip | {node.name}
+                else:
+                    raise _wipe_error("rmdir", node.path, exc) from exc
+            self._close(node)
+            if removed:
+                counts.dirs += 1
+            with self._lock:
+                parent.pending -= 1
+                current = parent if parent.pending == 0 else None
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self._check()
+            time.sleep(min(left, _POLL_S))
+
+    def _finish(self) -> None:
+        self._done.set()
+        for _ in range(self._workers):
+            self._queue.put_nowait(None)
+
+    def _close(self, node: _Dir) -> None:
+        with self._lock:
+            if node not in self._open:
+                return
+            self._open.discard(node)
+        node.handle.close()
+
+
+# ---- the transport -----------------------------------------------------------------------
+
+
+class GfapiVolume:
+    """One volume opened over libgfapi for a ``with`` block (see :func:`open_volume`)."""
+
+    def __init__(self, volume: gfapi.Volume) -> None:
+        self.volume = volume
+        self.stuck = False  # a worker never came back from a gfapi call: fini would be unsafe
+
+    @property
+    def name(self) -> str:
+        return self.volume.name
+
+    def volume_id(self) -> str:
+        try:
+            return self.volume.volume_id()
+        except GfapiError as exc:
+            raise WipeError(f"volume id of {self.name}: {exc.strerror}", errno=exc.errno) from exc
+
+    def close(self) -> None:
+        """``glfs_fini`` -- skipped only when a worker is still inside a gfapi call (the
+        process is about to exit then; freeing the ``glfs_t`` under it would crash it)."""
+        if not self.stuck:
+            self.volume.close()
+
+    def __enter__(self) -> GfapiVolume:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- resolving the PV directory --
+
+    def _resolve(
+        self, parts: Sequence[bytes], label: str, *, wait_for_gfid: bool = False
+    ) -> Handle | None:
+        """The handle of ``/parts...``: every component a real directory; None if missing.
+
+        ``wait_for_gfid``: a component that its parent lists but that cannot be looked up yet
+        (the trash translator's directories get their gfid about a second after they appear,
+        see wipe.py) is retried with a backoff instead of being taken for missing.
+        """
+        gfapi.as_root()
+        try:
+            handle, _ = self.volume.root()
+        except GfapiError as exc:
+            raise _wipe_error("lookup", f"{self.name}:/", exc) from exc
+        path = f"{self.name}:"
+        for part in parts:
+            path = _join(path, part)
+            try:
+                child, st = self._lookup_dir_entry(handle, part, wait_for_gfid)
+            except GfapiError as exc:
+                handle.close()
+                if exc.errno == errno.ENOENT:
+                    return None
+                raise _wipe_error("lookup", path, exc) from exc
+            handle.close()
+            if st.is_symlink:
+                child.close()
+                raise WipeError(f"refusing to wipe {label}: {path} is a symlink")
+            if not st.is_dir:
+                child.close()
+                raise WipeError(f"refusing to wipe {label}: {path} is not a directory")
+            handle = child
+        return handle
+
+    def _lookup_dir_entry(
+        self, parent: Handle, name: bytes, wait_for_gfid: bool
+    ) -> tuple[Handle, Stat]:
+        delay = _GHOST_BACKOFF_S
+        deadline = time.monotonic() + _GHOST_WAIT_S
+        while True:
+            try:
+                return self.volume.lookup(parent, name)
+            except GfapiError as exc:
+                if exc.errno != errno.ENOENT or not wait_for_gfid:
+                    raise
+                listed = any(n == name for n, _ in self.volume.listdir(parent))
+                if not listed or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, _GHOST_BACKOFF_MAX_S)
+
+    def _label(self, parts: Sequence[bytes]) -> str:
+        sub = "/".join(p.decode("utf-8", "backslashreplace") for p in parts)
+        return f"{self.name}:/{sub}"
+
+    # -- checks --
+
+    def check_root_allowed(self, top: Handle, label: str) -> None:
+        """Prove the bricks let us act as root, before anything is deleted.
+
+        A probe file is created in the PV directory: owned by uid 0 when the server trusts
+        our ids; owned by the anonymous uid (or refused with EACCES) under root squashing.
+        """
+        probe = (_PROBE_PREFIX + uuid.uuid4().hex).encode()
+        try:
+            handle, st = self.volume.create(top, probe)
+        except GfapiError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                raise WipeRootSquashed(
+                    f"cannot act as root on {label}: creating a probe file failed "
+                    f"({exc.strerror}); is server.root-squash on? Nothing was deleted",
+                    errno=exc.errno,
+                ) from exc
+            raise _wipe_error("probe", label, exc) from exc
+        handle.close()
+        try:
+            self.volume.unlink(top, probe)
+        except GfapiError as exc:
+            raise _wipe_error("remove probe in", label, exc) from exc
+        if st.uid != 0 or st.gid != 0:
+            raise WipeRootSquashed(
+                f"cannot act as root on {label}: a file created as root is owned by "
+                f"{st.uid}:{st.gid} (server.root-squash on?); nothing was deleted",
+                errno=errno.EACCES,
+            )
+
+    # -- the wipe --
+
+    def wipe(
+        self,
+        subdir: str | None = None,
+        *,
+        workers: int = DEFAULT_WORKERS,
+        stop: StopFlag | None = None,
+    ) -> WipeStats:
+        """Remove everything below the PV directory (kept), then verify it is empty.
+
+        Same contract as :func:`recycler_job.wipe.wipe_tree`: ``stop`` (an Event or a
+        thread-safe callable) raises :class:`WipeInterrupted` promptly; any failure is a
+        :class:`WipeError` with ``errno`` and ``.stats``.
+        """
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        parts = split_subdir(subdir)
+        label = self._label(parts)
+        started = time.monotonic()
+        stop_fn = stop.is_set if isinstance(stop, threading.Event) else stop
+        engine = _Engine(self.volume, workers, stop_fn)
+        top_handle = self._resolve(parts, label)
+        if top_handle is None:
+            raise WipeError(f"refusing to wipe {label}: it does not exist", errno=errno.ENOENT)
+        top = _Dir(top_handle, None, parts[-1] if parts else b"", label)
+        try:
+            self.check_root_allowed(top_handle, label)
+            if not parts:
+                top.skip = frozenset({_TRASH})
+            engine.run(top)
+            self._wipe_trash(parts, engine)
+            self._verify(top_handle, label, at_volume_root=not parts)
+        except WipeError as exc:
+            exc.stats = engine.stats()
+            exc.stats.seconds = time.monotonic() - started
+            raise
+        finally:
+            engine.close()
+            self.stuck = self.stuck or engine.stuck > 0
+            if not engine.stuck:
+                top_handle.close()
+        result = engine.stats()
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _wipe_trash(self, parts: Sequence[bytes], engine: _Engine) -> None:
+        """Empty ``.trashcan`` (volume root PV) or ``.trashcan/<subdir>`` (subdir PV) last."""
+        trash_parts = [_TRASH, *parts]
+        label = self._label(trash_parts)
+        handle = self._resolve(trash_parts, label, wait_for_gfid=True)
+        if handle is None:
+            return
+        node = _Dir(handle, None, trash_parts[-1], label)
+        try:
+            engine.run(node)
+        finally:
+            if not engine.stuck:
+                handle.close()
+        parent_parts = trash_parts[:-1]
+        parent = self._resolve(parent_parts, self._label(parent_parts))
+        if parent is None:
+            return
+        try:
+            self.volume.unlink(parent, trash_parts[-1])
+            engine.main_counts.dirs += 1
+        except GfapiError as exc:
+            if exc.errno == errno.ENOENT:
+                return
+            if exc.errno == errno.EPERM and not parts:
+                return  # gluster's trash translator refuses to remove .trashcan: it stays
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EPERM) and parts:
+                return  # .trashcan/<subdir> refilled or protected: verified below anyway
+            raise _wipe_error("rmdir", label, exc) from exc
+        finally:
+            parent.close()
+
+    def verify_empty(self, subdir: str | None = None) -> None:
+        """Raise :class:`WipeNotEmpty` unless the PV directory is empty (see module doc)."""
+        parts = split_subdir(subdir)
+        label = self._label(parts)
+        handle = self._resolve(parts, label)
+        if handle is None:
+            raise WipeError(f"{label} does not exist", errno=errno.ENOENT)
+        try:
+            self._verify(handle, label, at_volume_root=not parts)
+        finally:
+            handle.close()
+
+    def _verify(self, handle: Handle, label: str, *, at_volume_root: bool) -> None:
+        shown: list[str] = []
+        count = 0
+        try:
+            for name, st in self.volume.listdir(handle):
+                left: list[bytes] = [name]
+                if at_volume_root and name == _TRASH and st.is_dir:
+                    left = self._trash_leftovers(handle)
+                for item in left:
+                    count += 1
+                    if len(shown) < 5:
+                        shown.append(repr(item))
+        except GfapiError as exc:
+            raise _wipe_error("verify", label, exc) from exc
+        if count:
+            more = f" and {count - len(shown)} more" if count > len(shown) else ""
+            raise WipeNotEmpty(f"{label} is not empty after the wipe: {', '.join(shown)}{more}")
+
+    def _trash_leftovers(self, root: Handle) -> list[bytes]:
+        """What is left in ``.trashcan`` beyond an empty ``internal_op``."""
+        trash, _ = self.volume.lookup(root, _TRASH)
+        try:
+            names = [(n, s) for n, s in self.volume.listdir(trash)]
+            if [n for n, _ in names] != [_INTERNAL_OP] or not names[0][1].is_dir:
+                return [_TRASH + b"/" + n for n, _ in names]
+            inner, _ = self.volume.lookup(trash, _INTERNAL_OP)
+            try:
+                return [
+                    _TRASH + b"/" + _INTERNAL_OP + b"/" + n for n, _ in self.volume.listdir(inner)
+                ]
+            finally:
+                inner.close()
+        finally:
+            trash.close()
+
+
+def open_volume(
+    volume: str,
+    hosts: Sequence[str],
+    *,
+    log_file: str,
+    port: int = gfapi.DEFAULT_PORT,
+    log_level: int = gfapi.LOG_WARNING,
+) -> GfapiVolume:
+    """Connect to ``volume`` through every host of ``hosts`` (failover); use it in ``with``.
+
+    A failed connection is a :class:`WipeError` with errno; the ``glfs_t`` is freed on every
+    path (also when ``glfs_init`` fails).
+    """
+    try:
+        vol = gfapi.Volume(volume, hosts, log_file, port=port, log_level=log_level)
+    except GfapiError as exc:
+        raise WipeError(
+            f"cannot connect to volume {volume}: {exc.strerror}", errno=exc.errno
+        ) from exc
+    return GfapiVolume(vol)
