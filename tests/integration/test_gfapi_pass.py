@@ -10,6 +10,7 @@ test_gfapi.py; here it is the pass: the checks around the wipe, the PV, the Even
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -153,7 +154,32 @@ def test_another_client_is_refused(nobody: NobodyScenario) -> None:
         result = nobody.run()
     assert result.code == 1, result.stderr
     vol = result.volume(pv)
-    assert vol["outcome"] == "failed" and "in use" in vol["error"], vol
+    # Refused by the check before glfs_init: no gfapi client was ever started (no log).
+    assert vol["outcome"] == "failed" and "is in use" in vol["error"], vol
+    assert not (nobody.tmp / "logs" / f"gfapi-{pv}.log").exists()
+    assert nobody.listing(pv) == ["precious"]
+    assert nobody.pv(pv)["spec"].get("claimRef")
+
+
+def test_a_gfapi_client_arriving_before_ours_is_refused(nobody: NobodyScenario) -> None:
+    """After glfs_init exactly one client of our name may be connected: one that came between
+    the first check and ours has the same name, and is not ours."""
+    pv = nobody.released_volume("gf-early", {"precious": "x"})
+    run = Follow(nobody.start(env={ENV: "before-mount=sleep:8"}))
+    go = nobody.tmp / "go"
+    other = None
+    try:
+        run.wait_for_line("failpoint before-mount")
+        other = Driver(spec_for(nobody.volumes[pv], nobody.tmp, op="hold", pause_file=str(go)))
+        assert other.next_event()["event"] == "connected"
+        assert run.wait(timeout=180) == 1, run.stderr
+    finally:
+        go.touch()
+        if other is not None:
+            other.finish()
+            other.kill()
+        run.kill()
+    assert "has clients besides our own: 1 gfapi." in run.stderr, run.stderr
     assert nobody.listing(pv) == ["precious"]
     assert nobody.pv(pv)["spec"].get("claimRef")
 
@@ -221,7 +247,7 @@ def test_sigterm_mid_wipe_exits_4_frees_the_client_and_the_lease(nobody: NobodyS
     run.proc.send_signal(signal.SIGTERM)
     assert run.wait(timeout=120) == 4, run.stderr
     assert nobody.brick_files(pv) > 0, "the wipe ended before the signal: nothing tested"
-    assert "glfs_fini" in run.stderr, run.stderr
+    assert re.search(r"glfs_fini of volume \S+ returned 0", run.stderr), run.stderr
     assert _client_list(nobody, pv) == {}
     assert nobody.pv(pv)["spec"].get("claimRef")
     assert not _lease_holder(nobody)
