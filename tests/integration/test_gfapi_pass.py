@@ -271,3 +271,25 @@ def test_volume_stopped_during_the_wipe_fails_and_is_not_released(
     assert nobody.brick_files(pv) > 0, "the wipe ended before the stop: nothing tested"
     assert nobody.pv(pv)["spec"].get("claimRef")
     assert not _lease_holder(nobody)
+
+
+def test_subdir_pv_on_a_trash_volume_is_wiped_with_its_trash(nobody: NobodyScenario) -> None:
+    """Unlike FUSE (refused), gfapi sees `.trashcan/<subdir>` and empties it; the trash of
+    other paths stays (docs/decisions.md, "Trash, by backend")."""
+    handle = nobody.volume_factory(subdir="pv/data", options={"features.trash": "on"})
+    nobody.gluster.write_files(handle, {"pv/data/old": "x", "other/keep": "y"})
+    with nobody.gluster.mounted(handle) as root:  # earlier deletions, kept by the trash
+        os.unlink(os.path.join(root, "pv/data/old"))
+        os.unlink(os.path.join(root, "other/keep"))
+    nobody.gluster.write_files(handle, {"pv/data/tenant": "z"})
+    pv = nobody.released_volume("gf-trash", path=handle.path)
+    nobody.volumes[pv] = handle
+    result = nobody.run()
+    assert result.code == 0, result.stderr
+    assert result.volume(pv)["outcome"] == "recycled"
+    assert nobody.listing(pv) == []
+    with nobody.gluster.mounted(handle) as root:
+        trash = os.path.join(root, ".trashcan")
+        assert not os.path.exists(os.path.join(trash, "pv", "data"))
+        others = os.listdir(os.path.join(trash, "other"))
+        assert [n for n in others if n.startswith("keep")], others
