@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +64,15 @@ def _beyond(kinds: dict[str, int], allowed: dict[str, int]) -> dict[str, int]:
 
 def _kinds(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A volume a transport has opened and proven to be the PV's, ready to be wiped."""
+
+    volume_id: str
+    own_clients: dict[str, int]  # what this connection adds to `volume status client-list`
+    wipe: Callable[[Callable[[], bool]], wipe.WipeStats]  # stop flag -> stats
 
 
 class VolumeFailure(Exception):
@@ -300,11 +311,30 @@ class Actor:
         hosts: tuple[str, ...],
         result: VolumeResult,
     ) -> None:
-        name = pv["metadata"]["name"]
+        """Client check, then open the volume with the configured transport and wipe it.
+
+        Both transports hand `_wipe_root` an `Opened`: a volume proven to be `source`'s,
+        the client name(s) it adds to the volume, and the wipe to run.
+        """
         if self.config.client_check:
             self._timed(result, "client_check", self._client_check, hosts, source)
-        mountpoint = gluster.mountpoint_for(self.config.mount_root, name)
         self._guard()
+        transport = self._gfapi if self.config.backend == "gfapi" else self._fuse
+        with transport(pv, source, hosts, result) as opened:
+            result.volume_id = opened.volume_id
+            self._wipe_root(pv, source, hosts, opened, result)
+
+    @contextlib.contextmanager
+    def _fuse(
+        self,
+        pv: dict[str, Any],
+        source: GlusterSource,
+        hosts: tuple[str, ...],
+        result: VolumeResult,
+    ) -> Iterator[Opened]:
+        """Mount, verify the mount and the volume's identity, wipe through an fd; unmount."""
+        name = pv["metadata"]["name"]
+        mountpoint = gluster.mountpoint_for(self.config.mount_root, name)
         ours: MountEntry | None = None  # only what this run mounted is ever unmounted
         try:
             failpoints.hit("before-mount")
@@ -336,7 +366,15 @@ class Actor:
             with wipe.open_verified_root(
                 mountpoint, device=verified.device, inode=gluster.ROOT_INODE
             ) as root:
-                self._wipe_root(pv, source, hosts, root, result)
+                config = self.config
+
+                def run(stop: Callable[[], bool]) -> wipe.WipeStats:
+                    stats = wipe.wipe_tree(root, workers=config.wipe_workers, stop=stop)
+                    if config.reset_owner is not None or config.reset_mode is not None:
+                        wipe.reset_root(root, config.reset_owner, config.reset_mode)
+                    return stats
+
+                yield Opened(volume_id=identity.volume_id, own_clients={"fuse": 1}, wipe=run)
         finally:
             unmount_started = time.monotonic()
             if ours is not None:
@@ -348,37 +386,104 @@ class Actor:
                     log.error("pv/%s: unmount of %s failed: %s", name, mountpoint, exc)
             result.durations["unmount"] = round(time.monotonic() - unmount_started, 3)
 
+    @contextlib.contextmanager
+    def _gfapi(
+        self,
+        pv: dict[str, Any],
+        source: GlusterSource,
+        hosts: tuple[str, ...],
+        result: VolumeResult,
+    ) -> Iterator[Opened]:
+        """Connect over libgfapi; the Volume ID it reads must be the one `gluster volume info`
+        reports from the same hosts; wipe by handle; glfs_fini on every path.
+
+        The CLI is asked first: a volume deleted and re-created under the same name in
+        between shows up as a mismatch. No trash rule: gfapi sees `.trashcan/<subdir>` and
+        empties it (see docs/decisions.md).
+        """
+        from recycler_job import gfapi_wipe  # noqa: PLC0415 (loads libgfapi only when used)
+
+        name = pv["metadata"]["name"]
+        info = self._timed(
+            result,
+            "volume_info",
+            gluster.volume_info,
+            hosts,
+            source.volume,
+            timeout=self.config.mount_timeout,
+        )
+        failpoints.hit("before-mount")
+        self._guard()
+        log_file = os.path.join(self.config.log_dir, f"gfapi-{name}.log")
+        volume: gfapi_wipe.GfapiVolume = self._timed(
+            result, "mount", gfapi_wipe.open_volume, source.volume, hosts, log_file=log_file
+        )
+        closing_started: float | None = None
+        try:
+            with volume:
+                try:
+                    seen = volume.volume_id()
+                    if not gfapi_wipe.volume_ids_match(seen, info.volume_id):
+                        raise gluster.VolumeIdentityError(
+                            f"volume {source.volume}: libgfapi reached Volume ID {seen}, but "
+                            f"`gluster volume info` on the same hosts says {info.volume_id}: "
+                            "another volume answered"
+                        )
+                    result.volume_id = info.volume_id
+                    failpoints.hit("after-verify")
+                    workers = self.config.wipe_workers
+
+                    def run(stop: Callable[[], bool]) -> wipe.WipeStats:
+                        return volume.wipe(source.subdir, workers=workers, stop=stop)
+
+                    own = {gfapi_wipe.client_list_name(): 1}
+                    yield Opened(volume_id=info.volume_id, own_clients=own, wipe=run)
+                finally:
+                    closing_started = time.monotonic()
+        finally:
+            if closing_started is not None:
+                result.durations["unmount"] = round(time.monotonic() - closing_started, 3)
+            if volume.volume.closed:
+                log.info(
+                    "pv/%s: glfs_fini of volume %s returned %s",
+                    name,
+                    source.volume,
+                    volume.volume.fini_result,
+                )
+            else:  # a worker is still inside a gfapi call: freeing it now would crash
+                log.error("pv/%s: glfs_fini of volume %s skipped", name, source.volume)
+
     def _wipe_root(
         self,
         pv: dict[str, Any],
         source: GlusterSource,
         hosts: tuple[str, ...],
-        root: wipe.VerifiedRoot,
+        opened: Opened,
         result: VolumeResult,
     ) -> None:
-        """Re-check, then wipe `root` while a watcher stops it at the first sign of an owner.
+        """Re-check, then wipe while a watcher stops it at the first sign of an owner.
 
         The checks before the mount are minutes old for a large volume: the PV and its claims
         are decided once more right before the first unlink, and during the wipe the PV's
         resourceVersion, the claims, the volume's gluster clients and the Lease are polled.
         """
-        clients = self._clients_after_mount(hosts, source) if self.config.client_check else None
+        clients = (
+            self._clients_after_open(hosts, source, opened.own_clients)
+            if self.config.client_check
+            else None
+        )
         self._recheck_unchanged(pv)
         self._guard()
-        watcher = watch.Watcher(self._probes(pv, hosts, source, clients))
+        watcher = watch.Watcher(self._probes(pv, hosts, source, clients, opened.own_clients))
         with watcher:
             try:
                 stats = self._timed(
                     result,
                     "wipe",
-                    wipe.wipe_tree,
-                    root,
-                    workers=self.config.wipe_workers,
-                    stop=lambda: self.stop.is_set() or watcher.changed(),
+                    opened.wipe,
+                    lambda: self.stop.is_set() or watcher.changed(),
                 )
                 result.files, result.dirs, result.bytes = stats.files, stats.dirs, stats.bytes
-                if self.config.reset_owner is not None or self.config.reset_mode is not None:
-                    wipe.reset_root(root, self.config.reset_owner, self.config.reset_mode)
             except wipe.WipeError as exc:
                 if exc.stats is not None:
                     result.files, result.dirs = exc.stats.files, exc.stats.dirs
@@ -405,15 +510,15 @@ class Actor:
                 f"(resourceVersion {before} -> {now})"
             )
 
-    def _clients_after_mount(
-        self, hosts: tuple[str, ...], source: GlusterSource
+    def _clients_after_open(
+        self, hosts: tuple[str, ...], source: GlusterSource, own: dict[str, int]
     ) -> gluster.ClientReport:
-        """The volume's clients with our mount in place: ours must be the only one."""
+        """The volume's clients with ours connected: ours must be the only one."""
         report = gluster.client_report(hosts, source.volume, timeout=self.config.mount_timeout)
-        others = _beyond(report.foreign_kinds, {"fuse": 1})
+        others = _beyond(report.foreign_kinds, own)
         if others:
             raise gluster.VolumeInUse(
-                f"volume {source.volume} has clients besides our mount: {_kinds(others)}"
+                f"volume {source.volume} has clients besides our own: {_kinds(others)}"
             )
         return report
 
@@ -423,6 +528,7 @@ class Actor:
         hosts: tuple[str, ...],
         source: GlusterSource,
         clients: gluster.ClientReport | None,
+        own: dict[str, int],
     ) -> dict[str, watch.Probe]:
         """What the watcher polls during the wipe; each raises VolumeChanged on a change."""
         name = pv["metadata"]["name"]
@@ -447,7 +553,7 @@ class Actor:
 
         probes: dict[str, watch.Probe] = {"pv and claims": pv_and_claims}
         if clients is not None:
-            allowed = {"fuse": 1, **clients.foreign_kinds}
+            allowed = {**own, **clients.foreign_kinds}
 
             def gluster_clients() -> None:
                 report = gluster.client_report(hosts, source.volume, timeout=_PROBE_TIMEOUT)

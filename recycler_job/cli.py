@@ -25,7 +25,9 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     except ConfigError as exc:
         print(f"gluster-recycler: error: {exc}", file=sys.stderr)
         return int(ExitCode.BAD_CONFIG)
-    problem = _foreign_mounts(config.mount_root)
+    problem = _log_dir_problem(config.log_dir)
+    if problem is None and config.backend == "fuse":
+        problem = _foreign_mounts(config.mount_root)
     if problem:
         print(f"gluster-recycler: error: {problem}", file=sys.stderr)
         return int(ExitCode.BAD_CONFIG)
@@ -61,6 +63,19 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
             log.error("could not write --report-file %s: %s", config.report_file, exc)
     report.write_termination_log()
     return report.exit_code
+
+
+def _log_dir_problem(log_dir: str) -> str | None:
+    """Create --log-dir (the gluster CLI and libgfapi log there); why it cannot be, or None."""
+    import os  # noqa: PLC0415
+
+    try:
+        os.makedirs(log_dir, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        return f"--log-dir {log_dir}: cannot create: {exc.strerror or exc}"
+    if not os.access(log_dir, os.W_OK | os.X_OK):
+        return f"--log-dir {log_dir}: not writable by uid {os.geteuid()}"
+    return None
 
 
 def _foreign_mounts(mount_root: str) -> str | None:

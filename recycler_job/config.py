@@ -26,11 +26,14 @@ VALID_PHASES = ("Failed", "Released")
 VALID_RECLAIM_POLICIES = ("Recycle", "Retain", "Delete")
 VALID_MODES = ("release", "recreate")
 VALID_LOG_FORMATS = ("text", "json")
+VALID_BACKENDS = ("fuse", "gfapi")
 DEFAULT_FAILED_MESSAGES = (
     "No recycler plugin found for the volume!",
     "no volume plugin matched",  # what Kubernetes said before about 1.3
 )
 DEFAULT_MOUNT_ROOT = "/var/lib/gluster-recycler/mounts"
+DEFAULT_LOG_DIR = "/tmp/gluster-recycler"
+"""Where gfapi and gluster CLI logs go: /tmp is an emptyDir in a read-only-root pod."""
 
 _EXIT_CODE_HELP = {
     ExitCode.OK: "pass completed, nothing to do, dry run, or another run holds the lease",
@@ -86,6 +89,8 @@ class Config:
     max_volumes: int | None = None
     parallel: int = 1
     wipe_workers: int = 16
+    backend: str = "fuse"
+    log_dir: str = DEFAULT_LOG_DIR
     mount_root: str = DEFAULT_MOUNT_ROOT
     mount_timeout: float = 60.0
     deadline: float | None = None
@@ -345,6 +350,13 @@ def _mount_root(raw: object) -> str:
     return path
 
 
+def _log_dir(raw: object) -> str:
+    path = _string(raw)
+    if not os.path.isabs(path):
+        raise _Invalid("must be an absolute path")
+    return os.path.normpath(path)
+
+
 def _dns_name(kind: str) -> Converter:
     pattern, limit = (_DNS1123_LABEL_RE, 63) if kind == "label" else (_DNS1123_SUBDOMAIN_RE, 253)
 
@@ -512,6 +524,21 @@ _OPTIONS: tuple[_Option, ...] = (
         _int_range(1, 256),
         "threads deleting files within one volume, 1-256",
         "N",
+    ),
+    _Option(
+        "backend",
+        "WIPE_BACKEND",
+        _one_of(VALID_BACKENDS),
+        "how volumes are reached: fuse (mount, needs a privileged root pod) or gfapi "
+        "(libgfapi over TCP, runs unprivileged)",
+        "BACKEND",
+    ),
+    _Option(
+        "log_dir",
+        "GLUSTER_LOG_DIR",
+        _log_dir,
+        "writable directory for the gluster CLI's and libgfapi's own log files",
+        "PATH",
     ),
     _Option(
         "mount_root",
@@ -799,6 +826,13 @@ def load_config(
         values["identity"] = f"{host.strip()}-{os.getpid()}"
 
     config = Config(**values)
+    if config.backend == "gfapi" and (
+        config.reset_owner is not None or config.reset_mode is not None
+    ):
+        raise ConfigError(
+            "--reset-owner/--reset-mode: not supported with --backend gfapi "
+            "(use --backend fuse, or set the owner and mode of the volume root by hand)"
+        )
     if "Failed" in config.phases and not config.failed_messages:
         raise ConfigError(
             "--failed-messages/FAILED_MESSAGES: no message given, but --phases includes Failed "

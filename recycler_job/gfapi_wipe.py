@@ -1,7 +1,7 @@
 """Empty a PV's directory over libgfapi: the second wipe transport, next to FUSE + fd wipe.
 
     with open_volume("vol", ["h1", "h2"], log_file="/tmp/gfapi.log") as vol:
-        if not volume_ids_match(vol.volume_id(), volume_id_from_info_xml(xml, "vol")):
+        if not volume_ids_match(vol.volume_id(), gluster.volume_info(...).volume_id):
             ...  # refuse
         stats = vol.wipe("pv/data", stop=stop_event)   # WipeStats, like wipe.wipe_tree
 
@@ -43,11 +43,9 @@ import ctypes
 import errno
 import os
 import queue
-import subprocess
 import threading
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -68,11 +66,9 @@ from recycler_job.wipe import (
 __all__ = [
     "GfapiVolume",
     "WipeRootSquashed",
-    "cli_volume_info_xml",
     "client_list_name",
     "open_volume",
     "split_subdir",
-    "volume_id_from_info_xml",
     "volume_ids_match",
 ]
 
@@ -99,71 +95,12 @@ class WipeRootSquashed(WipeError):
 # ---- volume identity ---------------------------------------------------------------------
 
 
-def volume_id_from_info_xml(xml_text: str, volume: str) -> str:
-    """The Volume ID of ``volume`` in ``gluster volume info VOL --xml`` output.
-
-    ValueError when the output is an error, lacks the volume, or the id is not a UUID.
-    """
-    try:
-        root = ET.fromstring(xml_text)  # noqa: S314 -- output of our own gluster CLI call
-    except ET.ParseError as exc:
-        raise ValueError(f"gluster volume info: not XML: {exc}") from exc
-    if (root.findtext("opRet") or "0").strip() != "0":
-        raise ValueError(f"gluster volume info: {(root.findtext('opErrstr') or '').strip()}")
-    for vol in root.iter("volume"):
-        if (vol.findtext("name") or "").strip() == volume:
-            raw = (vol.findtext("id") or "").strip()
-            try:
-                return str(uuid.UUID(raw))
-            except ValueError as exc:
-                raise ValueError(f"gluster volume info: bad Volume ID {raw!r}") from exc
-    raise ValueError(f"gluster volume info: volume {volume} not in the output")
-
-
 def volume_ids_match(gfapi_id: str, cli_id: str) -> bool:
     """True when both strings name the same UUID (case and dashes as gluster may print them)."""
     try:
         return uuid.UUID(gfapi_id) == uuid.UUID(cli_id)
     except ValueError:
         return False
-
-
-def cli_volume_info_xml(
-    hosts: Sequence[str],
-    volume: str,
-    *,
-    log_file: str,
-    timeout: float = 60.0,
-    gluster: str = "gluster",
-) -> str:
-    """``gluster --remote-host=H volume info VOL --xml`` from the first host that answers.
-
-    Runs without root given a writable ``log_file``.  (Kept here, small, until the CLI calls of
-    gluster.py take it over.)
-    """
-    errors: list[str] = []
-    for host in hosts:
-        argv = [
-            gluster,
-            "--mode=script",
-            f"--remote-host={host}",
-            f"--log-file={log_file}",
-            "volume",
-            "info",
-            volume,
-            "--xml",
-        ]
-        try:
-            done = subprocess.run(
-                argv, capture_output=True, text=True, timeout=timeout, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            errors.append(f"{host}: {exc}")
-            continue
-        if done.returncode == 0 and done.stdout.strip():
-            return done.stdout
-        errors.append(f"{host}: {(done.stderr or done.stdout).strip() or done.returncode}")
-    raise WipeError(f"gluster volume info {volume}: " + "; ".join(errors))
 
 
 def client_list_name() -> str:

@@ -351,6 +351,16 @@ def parse_client_list(text: str, volume: str) -> dict[str, int]:
     return counts
 
 
+_cli_log_file: str | None = None
+
+
+def set_cli_log_file(path: str | None) -> None:
+    """Send the gluster CLI's own log to `path` (None: its default, /var/log/glusterfs/cli.log,
+    which only root can write and a read-only root file system refuses)."""
+    global _cli_log_file  # noqa: PLW0603 -- one setting for the whole process
+    _cli_log_file = path
+
+
 def _run_gluster(hosts: Sequence[str], args: Sequence[str], *, timeout: float) -> str:
     """Run `gluster --mode=script --remote-host=H args...` against each host in turn.
 
@@ -366,6 +376,7 @@ def _run_gluster(hosts: Sequence[str], args: Sequence[str], *, timeout: float) -
                 "--mode=script",
                 f"--remote-host={host}",
                 f"--timeout={max(1, int(timeout))}",
+                *([f"--log-file={_cli_log_file}"] if _cli_log_file else []),
                 *args,
             ],
             # the CLI's own --timeout first; ours is the backstop

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +69,8 @@ class Runner:
         """Do the pass; the report carries the exit code. Never raises for cluster trouble."""
         started = self._started = time.monotonic()
         self.report.started = format_time(self.clock())
+        # The CLI's default log needs root and a writable /var/log: --log-dir instead.
+        gluster.set_cli_log_file(os.path.join(self.config.log_dir, "cli.log"))
         try:
             self._run()
         except ClusterUnavailable as exc:
@@ -85,6 +88,7 @@ class Runner:
             self.report.error = f"unexpected {type(exc).__name__}: {exc}"
             log.exception("the pass stopped on an unexpected error")
         finally:
+            gluster.set_cli_log_file(None)
             gc.unfreeze()  # see _read_snapshot
             self.report.seconds = round(time.monotonic() - started, 3)
             if self.kube is not None:
@@ -174,7 +178,7 @@ class Runner:
             for item in replayed
             if item.error
         )
-        if not config.dry_run:
+        if not config.dry_run and config.backend == "fuse":
             self.report.stale_mounts_cleaned = gluster.cleanup_stale_mounts(config.mount_root)
             for path in self.report.stale_mounts_cleaned:
                 log.warning("cleaned up a mount left by a killed run: %s", path)

@@ -24,14 +24,12 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from recycler_job import gfapi
+from recycler_job import gfapi, gluster
 from recycler_job.gfapi_wipe import (
     GfapiVolume,
     WipeRootSquashed,
-    cli_volume_info_xml,
     client_list_name,
     open_volume,
-    volume_id_from_info_xml,
 )
 from recycler_job.wipe import WipeError, WipeInterrupted
 
@@ -102,10 +100,9 @@ def main(argv: list[str]) -> int:
                 while not os.path.exists(pause_file):
                     time.sleep(0.05)
             elif spec["op"] == "volume-id":
-                xml = cli_volume_info_xml(
-                    spec["hosts"], spec["volume"], log_file=spec["log_file"] + ".cli"
-                )
-                result["cli_volume_id"] = volume_id_from_info_xml(xml, spec["volume"])
+                gluster.set_cli_log_file(spec["log_file"] + ".cli")
+                info = gluster.volume_info(spec["hosts"], spec["volume"], timeout=60)
+                result["cli_volume_id"] = info.volume_id
             elif spec["op"] == "populate":
                 populate(vol, spec["tree"])
             elif spec["op"] == "wipe":

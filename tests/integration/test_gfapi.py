@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from recycler_job.gfapi_wipe import volume_id_from_info_xml
+from recycler_job.gluster import parse_volume_info
 from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle
 from tests.sandbox.gluster_fixtures import VolumeFactory
 
@@ -331,7 +331,7 @@ def test_volume_id_matches_cli(
     rc, result = run_driver(spec_for(volume, scratch, op="volume-id"))
     assert rc == 0, result
     info = gluster_server.gluster("volume", "info", volume.name, "--xml").stdout
-    assert result["volume_id"] == volume_id_from_info_xml(info, volume.name)
+    assert result["volume_id"] == parse_volume_info(info, volume.name).volume_id
     assert result["cli_volume_id"] == result["volume_id"]
 
 

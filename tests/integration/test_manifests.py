@@ -1071,3 +1071,111 @@ if __name__ == "__main__":
     ).stdout
     TEMPLATE.write_text(template_from_overlay([d for d in yaml.safe_load_all(rendered) if d]))
     print(f"wrote {TEMPLATE}")
+
+
+# ---- the restricted (gfapi) variants -------------------------------------------------------
+
+RESTRICTED = REPO / "overlays" / "restricted"
+OPENSHIFT_RESTRICTED = REPO / "overlays" / "openshift-restricted"
+
+
+def _container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    container: dict[str, Any] = pod_spec(docs)["containers"][0]
+    return container
+
+
+def test_restricted_overlays_render_an_unprivileged_gfapi_pod(control_plane: ControlPlane) -> None:
+    for target, fixed_uid in ((RESTRICTED, True), (OPENSHIFT_RESTRICTED, False)):
+        docs = render(control_plane, target)
+        assert {d["kind"] for d in docs} == KINDS, target  # no SCC grant in either
+        labels = by_kind(docs, "Namespace")["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        spec = pod_spec(docs)
+        container = _container(docs)
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["WIPE_BACKEND"] == "gfapi"
+        assert env["GLUSTER_LOG_DIR"].startswith("/tmp/")
+        assert "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}
+        sc = container["securityContext"]
+        assert sc["privileged"] is False and sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        assert sc["readOnlyRootFilesystem"] is True and sc["runAsNonRoot"] is True
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert not spec["shareProcessNamespace"]
+        uids = {spec["securityContext"].get("runAsUser"), sc.get("runAsUser")}
+        assert uids == ({10001} if fixed_uid else {None}), (target, uids)
+
+
+def _pod_from(docs: list[dict[str, Any]], name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": pod_spec(docs),
+    }
+
+
+def test_restricted_pods_pass_a_namespace_that_enforces_restricted(
+    control_plane: ControlPlane, unique: str
+) -> None:
+    """Pod Security admission enforces on pods only (on templates it warns): the CronJob is
+    dry-run applied without a warning, and pods built from its template are dry-run created.
+    The privileged pod of manifests/ is refused there: the check can fail."""
+    # The release the sandbox was built for: a kube-apiserver built from Go modules without
+    # version ldflags reports v0.0.0, so `at_least` cannot tell (see the report of this test).
+    built = tuple(int(x) for x in control_plane.version.split(".")[:2])
+    if max(built, control_plane.server_version) < (1, 23):
+        pytest.skip(f"Pod Security admission needs 1.23+; this is {control_plane.version}")
+    namespace = f"grt-restricted-{unique}"
+    kubectl(control_plane, "create", "namespace", namespace)
+    try:
+        for level in ("enforce", "warn"):
+            kubectl(
+                control_plane,
+                "label",
+                "namespace",
+                namespace,
+                f"pod-security.kubernetes.io/{level}=restricted",
+            )
+        kubectl(control_plane, "create", "serviceaccount", "gluster-recycler", "-n", namespace)
+        for target in (RESTRICTED, OPENSHIFT_RESTRICTED):
+            docs = render(control_plane, target)
+            cronjob = by_kind(docs, "CronJob")
+            cronjob["metadata"]["namespace"] = namespace
+            applied = kubectl(
+                control_plane,
+                "apply",
+                "--dry-run=server",
+                validate(control_plane),
+                "-f",
+                "-",
+                input_text=yaml.safe_dump(cronjob),
+                check=False,
+            )
+            assert applied.returncode == 0, applied.stderr
+            assert "PodSecurity" not in applied.stderr, applied.stderr
+            created = kubectl(
+                control_plane,
+                "create",
+                "--dry-run=server",
+                "-f",
+                "-",
+                input_text=yaml.safe_dump(_pod_from(docs, "restricted", namespace)),
+                check=False,
+            )
+            assert created.returncode == 0, (target, created.stderr)
+        refused = kubectl(
+            control_plane,
+            "create",
+            "--dry-run=server",
+            "-f",
+            "-",
+            input_text=yaml.safe_dump(
+                _pod_from(render(control_plane, MANIFESTS), "privileged", namespace)
+            ),
+            check=False,
+        )
+        assert refused.returncode != 0
+        assert "violates PodSecurity" in refused.stderr, refused.stderr
+    finally:
+        kubectl(control_plane, "delete", "namespace", namespace, "--wait=false", check=False)

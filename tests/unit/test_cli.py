@@ -86,3 +86,14 @@ def test_an_unexpected_error_still_reports_and_exits_1(
     message = termination_log.read_text()
     assert "stopped: unexpected" in message and str(error) in message
     assert "stopped: unexpected" in capsys.readouterr().out
+
+
+def test_a_log_dir_that_cannot_be_created_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The gluster CLI and libgfapi log there: checked before anything is touched."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["--log-dir", str(blocker / "logs")], {}) == ExitCode.BAD_CONFIG
+    err = capsys.readouterr().err
+    assert "--log-dir" in err and len(err.strip().splitlines()) == 1

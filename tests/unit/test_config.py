@@ -773,3 +773,27 @@ def test_claim_namespace_endpoints_are_opt_in(tmp_path: Path) -> None:
     assert "GLUSTER_ENDPOINTS_FROM_CLAIM_NAMESPACE" in error_of(
         [], {"GLUSTER_ENDPOINTS_FROM_CLAIM_NAMESPACE": "maybe"}
     )
+
+
+def test_backend_defaults_to_fuse_and_takes_gfapi() -> None:
+    assert load().backend == "fuse"
+    assert load(["--backend", "gfapi"]).backend == "gfapi"
+    assert load(env={"WIPE_BACKEND": "GFAPI"}).backend == "gfapi"
+    assert "--backend" in error_of(["--backend", "nfs"])
+
+
+def test_log_dir_is_writable_in_a_read_only_root_pod_by_default() -> None:
+    """/tmp is where the restricted manifests mount an emptyDir."""
+    assert load().log_dir.startswith("/tmp/")
+    assert load(env={"GLUSTER_LOG_DIR": "/logs/"}).log_dir == "/logs"
+    assert "absolute" in error_of(["--log-dir", "logs"])
+
+
+def test_gfapi_refuses_owner_and_mode_reset() -> None:
+    """The gfapi transport does not chown/chmod: refused up front, not ignored."""
+    assert "not supported with --backend gfapi" in error_of(
+        ["--backend", "gfapi", "--reset-owner", "1:1"]
+    )
+    assert "not supported with --backend gfapi" in error_of(
+        ["--backend", "gfapi", "--reset-mode", "0775"]
+    )

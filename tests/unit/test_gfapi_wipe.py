@@ -1,4 +1,4 @@
-"""The pure parts of the gfapi transport: Volume ID parsing and comparison, PV subdirs, names."""
+"""The pure parts of the gfapi transport: Volume ID comparison, PV subdirs, client names."""
 
 from __future__ import annotations
 
@@ -11,70 +11,8 @@ from recycler_job import gfapi
 from recycler_job.gfapi_wipe import (
     client_list_name,
     split_subdir,
-    volume_id_from_info_xml,
     volume_ids_match,
 )
-
-# Trimmed from `gluster volume info VOL --xml` (glusterfs 10.3).
-INFO = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<cliOutput>
-  <opRet>0</opRet>
-  <opErrno>0</opErrno>
-  <opErrstr/>
-  <volInfo>
-    <volumes>
-      <volume>
-        <name>grt-8731a9e7be14</name>
-        <id>3484dcf2-f847-4d18-b367-8b8839f1dfcf</id>
-        <status>1</status>
-        <statusStr>Started</statusStr>
-        <bricks>
-          <brick uuid="d4d8481f-4b2d-473f-a599-afb38b978930">vm:/b0<name>vm:/b0</name></brick>
-        </bricks>
-        <options>
-          <option><name>nfs.disable</name><value>on</value></option>
-        </options>
-      </volume>
-      <count>1</count>
-    </volumes>
-  </volInfo>
-</cliOutput>
-"""
-
-# The CLI exits 0 with this when the volume does not exist.
-MISSING = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<cliOutput>
-  <opRet>-1</opRet>
-  <opErrno>30806</opErrno>
-  <opErrstr>Volume does not exist</opErrstr>
-  <volInfo><volumes><count>0</count></volumes></volInfo>
-</cliOutput>
-"""
-
-
-def test_volume_id_from_info_xml() -> None:
-    assert volume_id_from_info_xml(INFO, "grt-8731a9e7be14") == (
-        "3484dcf2-f847-4d18-b367-8b8839f1dfcf"
-    )
-
-
-@pytest.mark.parametrize(
-    ("text", "volume", "reason"),
-    [
-        (MISSING, "grt-8731a9e7be14", "Volume does not exist"),
-        (INFO, "other", "not in the output"),
-        (INFO.replace("3484dcf2-f847", "zzzz"), "grt-8731a9e7be14", "bad Volume ID"),
-        (
-            INFO.replace("<id>3484dcf2-f847-4d18-b367-8b8839f1dfcf</id>", ""),
-            "grt-8731a9e7be14",
-            "bad Volume ID",
-        ),
-        ("Connection failed. Please check if gluster daemon is operational.", "v", "not XML"),
-    ],
-)
-def test_volume_id_from_info_xml_refuses(text: str, volume: str, reason: str) -> None:
-    with pytest.raises(ValueError, match=reason):
-        volume_id_from_info_xml(text, volume)
 
 
 def test_volume_ids_match() -> None:

@@ -1,0 +1,295 @@
+"""Whole passes with ``--backend gfapi``, run as uid 65534 without capabilities.
+
+The program runs exactly as an unprivileged pod would: ``setpriv --reuid=65534 --regid=65534
+--clear-groups --inh-caps=-all --bounding-set=-all python -m recycler_job ...``, with a
+kubeconfig, report file and log directory that uid may use, and nothing else writable. The
+trees themselves (hostile names, modes, 50,000 files) are covered at the transport level in
+test_gfapi.py; here it is the pass: the checks around the wipe, the PV, the Event, the Lease.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recycler_job.failpoints import ENV
+from tests.integration.scenario import Follow, Scenario
+from tests.integration.test_gfapi import SETPRIV, Driver, spec_for
+from tests.sandbox.controlplane import ControlPlane
+from tests.sandbox.gluster import GlusterServer
+from tests.sandbox.gluster_fixtures import VolumeFactory
+from tests.sandbox.objects import wait_for
+
+pytestmark = pytest.mark.gluster
+
+NOBODY = 65534
+
+
+class NobodyScenario(Scenario):
+    """A Scenario whose passes run unprivileged with the gfapi backend."""
+
+    def command(self, *args: str, kubeconfig: Path | None = None) -> list[str]:
+        base = super().command(*args, kubeconfig=kubeconfig or self.tmp / "kubeconfig")
+        python = str(Path(__file__).resolve().parents[2] / ".venv/bin/python")
+        return [
+            *SETPRIV,
+            python,
+            *base[1:],
+            "--backend",
+            "gfapi",
+            "--log-dir",
+            str(self.tmp / "logs"),
+        ]
+
+    def run(self, *args: str, **kwargs: Any) -> Any:
+        kwargs["env"] = {**_env(), **(kwargs.get("env") or {})}
+        return super().run(*args, **kwargs)
+
+    def start(self, *args: str, env: Mapping[str, str] | None = None) -> Any:
+        return super().start(*args, env={**_env(), **(env or {})})
+
+
+def _env() -> dict[str, str]:
+    # No HOME of root's: uid 65534 gets nothing of the test runner's environment it cannot use.
+    return {"HOME": "/nonexistent", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+@pytest.fixture
+def nobody(
+    control_plane: ControlPlane,
+    gluster_server: GlusterServer,
+    gluster_volume: VolumeFactory,
+    unique: str,
+) -> Iterator[NobodyScenario]:
+    """A directory of uid 65534's own (report, logs, a copy of the admin kubeconfig)."""
+    tmp = Path(tempfile.mkdtemp(prefix="grt-gfapi-pass-"))
+    os.chmod(tmp, 0o755)
+    shutil.copyfile(control_plane.kubeconfig, tmp / "kubeconfig")
+    os.chmod(tmp / "kubeconfig", 0o444)
+    os.chown(tmp, NOBODY, NOBODY)
+    try:
+        yield NobodyScenario(control_plane, gluster_server, gluster_volume, unique, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _volume_id(scenario: Scenario, pv: str) -> str:
+    out = scenario.gluster.gluster("volume", "info", scenario.volumes[pv].name).stdout
+    return next(line.split(":", 1)[1].strip() for line in out.splitlines() if "Volume ID" in line)
+
+
+def _client_list(scenario: Scenario, pv: str) -> dict[str, int]:
+    out = scenario.gluster.gluster(
+        "volume", "status", scenario.volumes[pv].name, "client-list"
+    ).stdout
+    found: dict[str, int] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and not line.startswith("total"):
+            found[parts[0]] = int(parts[1])
+    return found
+
+
+def _lease_holder(scenario: Scenario) -> str | None:
+    lease = scenario.plane.get_json("lease", scenario.lease, "-n", "default")
+    holder: str | None = lease["spec"].get("holderIdentity")
+    return holder
+
+
+HOSTILE = {
+    "top": "x",
+    ".hidden": "y",
+    "a/b/c/d/deep": "z",
+    "dir/.dot/file": "w",
+}
+
+
+def test_release_mode_recycles_as_nobody(nobody: NobodyScenario) -> None:
+    root_pv = nobody.released_volume("gf-root", HOSTILE)
+    sub_pv = nobody.released_volume("gf-sub", {"inside": "x"}, subdir="pv/data")
+    with nobody.gluster.mounted(nobody.volumes[root_pv]) as root:
+        os.chmod(os.path.join(root, "dir"), 0o500)
+        os.symlink("/etc", os.path.join(root, "escape"))
+    result = nobody.run()
+    assert result.code == 0, result.stderr
+    for pv in (root_pv, sub_pv):
+        vol = result.volume(pv)
+        assert vol["outcome"] == "recycled", vol
+        expected = _volume_id(nobody, pv)
+        assert vol["volume_id"] == expected
+        messages = [e["message"] for e in nobody.events(pv) if e["reason"] == "Recycled"]
+        assert any(expected in m for m in messages), messages
+        assert nobody.listing(pv) == []
+        assert not nobody.pv(pv)["spec"].get("claimRef")
+        assert _client_list(nobody, pv) == {}
+    assert os.path.isdir("/etc") and os.listdir("/etc")
+    assert (nobody.tmp / "logs" / "cli.log").exists()
+    assert (nobody.tmp / "logs" / f"gfapi-{root_pv}.log").exists()
+    assert not _lease_holder(nobody)
+
+
+def test_recreate_mode_recycles_as_nobody(nobody: NobodyScenario) -> None:
+    pv = nobody.released_volume("gf-recreate", {"f": "x"}, labels={"keep": "me"})
+    uid = nobody.pv(pv)["metadata"]["uid"]
+    result = nobody.run("--mode", "recreate")
+    assert result.code == 0, result.stderr
+    assert result.volume(pv)["outcome"] == "recycled"
+    fresh = nobody.pv(pv)
+    assert fresh["metadata"]["uid"] != uid
+    assert fresh["metadata"]["labels"]["keep"] == "me"
+    assert nobody.listing(pv) == []
+
+
+def test_another_client_is_refused(nobody: NobodyScenario) -> None:
+    pv = nobody.released_volume("gf-inuse", {"precious": "x"})
+    with nobody.gluster.mounted(nobody.volumes[pv]):
+        result = nobody.run()
+    assert result.code == 1, result.stderr
+    vol = result.volume(pv)
+    # Refused by the check before glfs_init: no gfapi client was ever started (no log).
+    assert vol["outcome"] == "failed" and "is in use" in vol["error"], vol
+    assert not (nobody.tmp / "logs" / f"gfapi-{pv}.log").exists()
+    assert nobody.listing(pv) == ["precious"]
+    assert nobody.pv(pv)["spec"].get("claimRef")
+
+
+def test_a_gfapi_client_arriving_before_ours_is_refused(nobody: NobodyScenario) -> None:
+    """After glfs_init exactly one client of our name may be connected: one that came between
+    the first check and ours has the same name, and is not ours."""
+    pv = nobody.released_volume("gf-early", {"precious": "x"})
+    run = Follow(nobody.start(env={ENV: "before-mount=sleep:8"}))
+    go = nobody.tmp / "go"
+    other = None
+    try:
+        run.wait_for_line("failpoint before-mount")
+        other = Driver(spec_for(nobody.volumes[pv], nobody.tmp, op="hold", pause_file=str(go)))
+        assert other.next_event()["event"] == "connected"
+        assert run.wait(timeout=180) == 1, run.stderr
+    finally:
+        go.touch()
+        if other is not None:
+            other.finish()
+            other.kill()
+        run.kill()
+    assert "has clients besides our own: 1 gfapi." in run.stderr, run.stderr
+    assert nobody.listing(pv) == ["precious"]
+    assert nobody.pv(pv)["spec"].get("claimRef")
+
+
+def test_a_second_gfapi_client_during_the_wipe_stops_it(nobody: NobodyScenario) -> None:
+    """Our own client is ignored by name and count: one more of the same name is not ours."""
+    files = {f"d{i}/f{j}": "x" for i in range(30) for j in range(100)}
+    pv = nobody.released_volume("gf-second", files)
+    initial = nobody.brick_files(pv)
+    run = Follow(nobody.start("--wipe-workers", "1"))
+    other: Driver | None = None
+    go = nobody.tmp / "go"
+    try:
+        wait_for(lambda: nobody.brick_files(pv) < initial, interval=0.05, what="the wipe")
+        other = Driver(spec_for(nobody.volumes[pv], nobody.tmp, op="hold", pause_file=str(go)))
+        assert other.next_event()["event"] == "connected"
+        assert run.wait(timeout=180) == 1, run.stderr
+    finally:
+        go.touch()
+        if other is not None:
+            other.finish()
+            other.kill()
+        run.kill()
+    assert "a new gluster client connected" in run.stderr, run.stderr
+    assert nobody.brick_files(pv) > 0, "the wipe ended before the client came: nothing tested"
+    assert nobody.pv(pv)["spec"].get("claimRef")
+
+
+def test_volume_id_mismatch_is_refused(nobody: NobodyScenario) -> None:
+    """The volume is deleted and re-created under the same name between `volume info` and
+    glfs_init: gfapi reaches a volume whose ID is not the one the CLI reported."""
+    pv = nobody.released_volume("gf-id", {"f": "x"})
+    handle = nobody.volumes[pv]
+    run = Follow(nobody.start(env={ENV: "before-mount=sleep:20"}))
+    run.wait_for_line("failpoint before-mount")
+    nobody.gluster.delete_volume(handle)
+    nobody.gluster.create_volume(handle.name)
+    nobody.gluster.write_files(handle, {"newcomer": "data"})
+    assert run.wait(timeout=180) == 1, run.stderr
+    assert "another volume answered" in run.stderr, run.stderr
+    assert nobody.listing(pv) == ["newcomer"]
+    assert nobody.pv(pv)["spec"].get("claimRef")
+
+
+def test_root_squash_is_a_clear_error_and_nothing_is_removed(nobody: NobodyScenario) -> None:
+    pv = nobody.released_volume("gf-squash", {"top": "x", "closed/f": "y"})
+    with nobody.gluster.mounted(nobody.volumes[pv]) as root:
+        os.chmod(root, 0o777)
+        os.chmod(os.path.join(root, "top"), 0o666)
+    nobody.gluster.gluster("volume", "set", nobody.volumes[pv].name, "server.root-squash", "on")
+    result = nobody.run()
+    assert result.code == 1, result.stderr
+    vol = result.volume(pv)
+    assert vol["outcome"] == "failed" and "root-squash" in vol["error"], vol
+    assert nobody.listing(pv) == ["closed", "closed/f", "top"]
+    assert nobody.pv(pv)["spec"].get("claimRef")
+
+
+def test_sigterm_mid_wipe_exits_4_frees_the_client_and_the_lease(nobody: NobodyScenario) -> None:
+    files = {f"d{i}/f{j}": "x" for i in range(30) for j in range(100)}
+    pv = nobody.released_volume("gf-term", files)
+    initial = nobody.brick_files(pv)
+    run = Follow(nobody.start("--wipe-workers", "1"))
+    wait_for(lambda: nobody.brick_files(pv) < initial, interval=0.05, what="the wipe to start")
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=120) == 4, run.stderr
+    assert nobody.brick_files(pv) > 0, "the wipe ended before the signal: nothing tested"
+    assert re.search(r"glfs_fini of volume \S+ returned 0", run.stderr), run.stderr
+    assert _client_list(nobody, pv) == {}
+    assert nobody.pv(pv)["spec"].get("claimRef")
+    assert not _lease_holder(nobody)
+
+
+def test_volume_stopped_during_the_wipe_fails_and_is_not_released(
+    nobody: NobodyScenario,
+) -> None:
+    files = {f"d{i}/f{j}": "x" for i in range(30) for j in range(100)}
+    pv = nobody.released_volume("gf-stop", files)
+    initial = nobody.brick_files(pv)
+    run = Follow(nobody.start("--wipe-workers", "1"))
+    try:
+        wait_for(lambda: nobody.brick_files(pv) < initial, interval=0.05, what="the wipe")
+        nobody.gluster.stop_volume(nobody.volumes[pv])
+        code = run.wait(timeout=180)
+    finally:
+        run.kill()
+        nobody.gluster.start_volume(nobody.volumes[pv])
+    assert code == 1, run.stderr
+    assert nobody.brick_files(pv) > 0, "the wipe ended before the stop: nothing tested"
+    assert nobody.pv(pv)["spec"].get("claimRef")
+    assert not _lease_holder(nobody)
+
+
+def test_subdir_pv_on_a_trash_volume_is_wiped_with_its_trash(nobody: NobodyScenario) -> None:
+    """Unlike FUSE (refused), gfapi sees `.trashcan/<subdir>` and empties it; the trash of
+    other paths stays (docs/decisions.md, "Trash, by backend")."""
+    handle = nobody.volume_factory(subdir="pv/data", options={"features.trash": "on"})
+    nobody.gluster.write_files(handle, {"pv/data/old": "x", "other/keep": "y"})
+    with nobody.gluster.mounted(handle) as root:  # earlier deletions, kept by the trash
+        os.unlink(os.path.join(root, "pv/data/old"))
+        os.unlink(os.path.join(root, "other/keep"))
+    nobody.gluster.write_files(handle, {"pv/data/tenant": "z"})
+    pv = nobody.released_volume("gf-trash", path=handle.path)
+    nobody.volumes[pv] = handle
+    result = nobody.run()
+    assert result.code == 0, result.stderr
+    assert result.volume(pv)["outcome"] == "recycled"
+    assert nobody.listing(pv) == []
+    with nobody.gluster.mounted(handle) as root:
+        trash = os.path.join(root, ".trashcan")
+        assert not os.path.exists(os.path.join(trash, "pv", "data"))
+        others = os.listdir(os.path.join(trash, "other"))
+        assert [n for n in others if n.startswith("keep")], others
