@@ -394,13 +394,32 @@ class ControlPlane:
         return [*flags, "--log-level=warn"]
 
     def _read_server_version(self) -> tuple[int, int]:
-        """(major, minor) from /version: tests that need a newer field ask `at_least`."""
+        """(major, minor) of the running API server: tests that need a newer field ask
+        `at_least`.
+
+        From /version, unless it reports client-go's unstamped `v0.0.0-master`: releases
+        before 1.26 serve /version from `k8s.io/client-go/pkg/version`, which testenv's build
+        does not stamp. Then from `kube-apiserver --version` of the very binary started,
+        which is stamped (`Kubernetes v1.25.16`).
+        """
         ctx = self._ssl_context()
         with urllib.request.urlopen(f"{self.server}/version", context=ctx, timeout=5) as r:
             info = json.loads(r.read())
-        found = re.match(r"v(\d+)\.(\d+)\.", str(info.get("gitVersion", "")))
-        if not found:
-            raise SandboxError(f"kube-apiserver reports no version: {info}")
+        reported = str(info.get("gitVersion", ""))
+        found = re.match(r"v(\d+)\.(\d+)\.", reported)
+        if found is None or found.groups() == ("0", "0"):
+            assert self.bin_dir is not None
+            binary = subprocess.run(
+                [str(self.bin_dir / "kube-apiserver"), "--version"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            ).stdout
+            found = re.search(r"v(\d+)\.(\d+)\.", binary)
+            reported = f"{reported!r}, and `kube-apiserver --version` says {binary.strip()!r}"
+        if found is None or found.groups() == ("0", "0"):
+            raise SandboxError(f"kube-apiserver reports no version: {reported}")
         return int(found.group(1)), int(found.group(2))
 
     def _ssl_context(self) -> ssl.SSLContext:
