@@ -60,6 +60,10 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         except (OSError, TypeError, ValueError) as exc:
             log.error("could not write --report-file %s: %s", config.report_file, exc)
     report.write_termination_log()
+    if config.pushgateway:
+        from recycler_job import metrics  # noqa: PLC0415
+
+        metrics.push(config.pushgateway, report, namespace=config.lease_namespace)
     return report.exit_code
 
 
