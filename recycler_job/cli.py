@@ -11,7 +11,7 @@ from types import FrameType
 
 from recycler_job.config import ConfigError, load_config
 from recycler_job.exit_codes import ExitCode
-from recycler_job.logs import setup_logging
+from recycler_job.logs import error_line, output_logger, setup_logging
 
 log = logging.getLogger("recycler_job")
 
@@ -23,11 +23,11 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     try:
         config = load_config(sys.argv[1:] if argv is None else argv, environ or dict(os.environ))
     except ConfigError as exc:
-        print(f"gluster-recycler: error: {exc}", file=sys.stderr)
+        print(error_line(str(exc), _wanted_format(argv, environ)), file=sys.stderr)
         return int(ExitCode.BAD_CONFIG)
     problem = _foreign_mounts(config.mount_root)
     if problem:
-        print(f"gluster-recycler: error: {problem}", file=sys.stderr)
+        print(error_line(problem, config.log_format), file=sys.stderr)
         return int(ExitCode.BAD_CONFIG)
     setup_logging(debug=config.debug, log_format=config.log_format)
     log.debug("effective configuration: %s", config.redacted())
@@ -48,10 +48,24 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         signal.signal(sig, on_signal)
     report = Runner(config, stop=stop).run()
     # Each output on its own: a closed stdout or a full disk must not cost the others.
+    out = output_logger(config.log_format)
+    indent = "" if config.log_format == "json" else "  "
     try:
-        print(report.summary_line(), flush=True)
-        for line in report.failed_lines():
-            print(f"  {line}", flush=True)
+        out.info(
+            report.summary_line(),
+            extra={
+                "outcome": report.outcome,
+                "exit_code": report.exit_code,
+                "counts": dict(report.counts()),
+            },
+        )
+        for volume in report.volumes:
+            if volume.outcome == "failed":
+                out.error(
+                    f"{indent}pv/{volume.pv}: {volume.error}",
+                    extra={"pv": volume.pv, "outcome": volume.outcome, "step": volume.step},
+                )
+        sys.stdout.flush()
     except OSError as exc:
         log.error("could not print the summary: %s", exc)
     if config.report_file:
@@ -65,6 +79,21 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
 
         metrics.push(config.pushgateway, report, namespace=config.lease_namespace)
     return report.exit_code
+
+
+def _wanted_format(argv: Sequence[str] | None, environ: dict[str, str] | None) -> str:
+    """The log format asked for, when the configuration as a whole was rejected."""
+    import os  # noqa: PLC0415
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    env = environ or os.environ
+    wanted = env.get("LOG_FORMAT", "")
+    for i, arg in enumerate(args):
+        if arg == "--log-format" and i + 1 < len(args):
+            wanted = args[i + 1]
+        elif arg.startswith("--log-format="):
+            wanted = arg.partition("=")[2]
+    return "json" if wanted.strip().lower() == "json" else "text"
 
 
 def _foreign_mounts(mount_root: str) -> str | None:
