@@ -21,7 +21,14 @@ from typing import Any
 from recycler_job import failpoints, gluster, watch, wipe
 from recycler_job.clock import Clock, format_time
 from recycler_job.config import Config
-from recycler_job.decide import FIRST_SEEN_ANNOTATION, Action, DecideSettings, Decision, decide
+from recycler_job.decide import (
+    APPUIO_FAILED_AT_ANNOTATION,
+    FIRST_SEEN_ANNOTATION,
+    Action,
+    DecideSettings,
+    Decision,
+    decide,
+)
 from recycler_job.events import EventRecorder
 from recycler_job.journal import (
     BOUND_BY_CONTROLLER,
@@ -540,7 +547,11 @@ class Actor:
         so it stays reserved for a claim of that name. The resourceVersion is a precondition.
         """
         meta = pv["metadata"]
-        annotations: dict[str, Any] = {FIRST_SEEN_ANNOTATION: None, RECYCLED_ANNOTATION: now}
+        annotations: dict[str, Any] = {
+            FIRST_SEEN_ANNOTATION: None,
+            APPUIO_FAILED_AT_ANNOTATION: None,
+            RECYCLED_ANNOTATION: now,
+        }
         if released_claim_ref(pv) is None:
             claim_ref: dict[str, Any] | None = None
             annotations[BOUND_BY_CONTROLLER] = None
@@ -554,7 +565,9 @@ class Actor:
     @staticmethod
     def _recreated(pv: dict[str, Any], now: str) -> dict[str, Any]:
         """The clean copy `--mode recreate` creates: released as `_release_patch` releases."""
-        clean = clean_copy(pv, drop_annotations=(FIRST_SEEN_ANNOTATION,))
+        clean = clean_copy(
+            pv, drop_annotations=(FIRST_SEEN_ANNOTATION, APPUIO_FAILED_AT_ANNOTATION)
+        )
         clean["metadata"].setdefault("annotations", {})[RECYCLED_ANNOTATION] = now
         return clean
 
