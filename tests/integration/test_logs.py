@@ -34,9 +34,11 @@ def test_every_line_of_a_pass_is_json_with_pv_outcome_and_step(scenario: Scenari
     assert out and err
 
     summary = out[0]
-    assert summary["msg"].startswith("gluster-recycler: 2 PVs seen; 1 recycled, 1 failed")
+    # Other tests' PVs may still be listed (and skipped: not selected).
+    assert summary["msg"].startswith("gluster-recycler: ")
+    assert "PVs seen; 1 recycled, 1 failed" in summary["msg"]
     assert summary["exit_code"] == 1
-    assert summary["counts"] == {"recycled": 1, "failed": 1}
+    assert (summary["counts"]["recycled"], summary["counts"]["failed"]) == (1, 1)
     failures = [e for e in out if e.get("pv") == broken]
     assert len(failures) == 1
     assert failures[0]["outcome"] == "failed"
