@@ -25,7 +25,7 @@ def _entries(text: str) -> list[dict[str, Any]]:
 
 def test_every_line_of_a_pass_is_json_with_pv_outcome_and_step(scenario: Scenario) -> None:
     good = scenario.released_volume("jgood", {"f": "x"})
-    broken = scenario.released_volume("jbroken", path="grt-no-such-volume")
+    broken = scenario.released_volume("jbroken", path=f"grt-missing-{scenario.unique}")
     result = scenario.run("--log-format", "json")
     assert result.code == 1
     assert result.volume(good)["outcome"] == "recycled"

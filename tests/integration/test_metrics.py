@@ -30,7 +30,7 @@ def test_success_then_failure_keeps_the_last_success_time(
     assert _value(pushgateway, "volumes", outcome="recycled") == 1
     assert _value(pushgateway, "volumes", outcome="failed") == 0
 
-    broken = scenario.released_volume("pbroken", path="grt-no-such-volume")
+    broken = scenario.released_volume("pbroken", path=f"grt-missing-{scenario.unique}")
     second = scenario.run(env={"PUSHGATEWAY_URL": pushgateway.url})
     assert second.code == 1
     assert second.volume(broken)["outcome"] == "failed"
