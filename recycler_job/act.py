@@ -23,7 +23,14 @@ from typing import Any
 from recycler_job import failpoints, gluster, watch, wipe
 from recycler_job.clock import Clock, format_time
 from recycler_job.config import Config
-from recycler_job.decide import FIRST_SEEN_ANNOTATION, Action, DecideSettings, Decision, decide
+from recycler_job.decide import (
+    APPUIO_FAILED_AT_ANNOTATION,
+    FIRST_SEEN_ANNOTATION,
+    Action,
+    DecideSettings,
+    Decision,
+    decide,
+)
 from recycler_job.events import EventRecorder
 from recycler_job.journal import (
     BOUND_BY_CONTROLLER,
@@ -91,6 +98,11 @@ class DeadlineReached(Exception):
     """The run's --deadline passed before this volume started; the next run takes it."""
 
 
+def _fields(result: VolumeResult) -> dict[str, str]:
+    """The structured fields of a volume's log line (keys in the JSON log format)."""
+    return {"pv": result.pv, "outcome": result.outcome, "step": result.step}
+
+
 def _failure_text(result: VolumeResult) -> str:
     """A RecycleFailed Event's message: the error, and the Volume ID once it was proven."""
     if result.volume_id:
@@ -141,11 +153,21 @@ class Actor:
                         # failure of the dry run.
                         result.outcome = "would-refuse"
                         result.reason = f"{decision.reason}; would be refused: {exc}"
-                        log.info("pv/%s: dry run: would refuse: %s", decision.pv_name, exc)
+                        log.info(
+                            "pv/%s: dry run: would refuse: %s",
+                            decision.pv_name,
+                            exc,
+                            extra=_fields(result),
+                        )
                         return result
                 result.outcome = "would-recycle"
                 result.reason = f"{decision.reason}; would wipe {hosts[0]}:{source.mount_path}"
-                log.info("pv/%s: dry run: would recycle (%s)", decision.pv_name, result.reason)
+                log.info(
+                    "pv/%s: dry run: would recycle (%s)",
+                    decision.pv_name,
+                    result.reason,
+                    extra=_fields(result),
+                )
                 return result
             self._timed(result, "rehearse", self._rehearse_release, pv)
             self._wipe_volume(pv, source, hosts, result)
@@ -163,31 +185,43 @@ class Actor:
                     f", reserved for claim {reserved.get('namespace')}/{reserved.get('name')}"
                 )
             self.events.normal(pv, "Recycled", message)
-            log.info("pv/%s: recycled: %s", decision.pv_name, message)
+            log.info("pv/%s: recycled: %s", decision.pv_name, message, extra=_fields(result))
         except DeadlineReached as exc:
             result.outcome = "waiting"
             result.reason = f"{exc}; the next run takes it"
-            log.info("pv/%s: %s", decision.pv_name, result.reason)
+            log.info("pv/%s: %s", decision.pv_name, result.reason, extra=_fields(result))
         except Interrupted as exc:
             result.outcome = "interrupted"
             result.error = str(exc)
-            log.warning("pv/%s: interrupted: %s; the PV stays unreleased", decision.pv_name, exc)
+            log.warning(
+                "pv/%s: interrupted: %s; the PV stays unreleased",
+                decision.pv_name,
+                exc,
+                extra=_fields(result),
+            )
         except ClusterUnavailable as exc:
             # Unauthorized or forbidden will be so for every volume: start no other one.
             self.fatal.set()
             result.error = f"cannot use the cluster: {exc}"
-            log.error("pv/%s: not recycled: %s; stopping the pass", decision.pv_name, exc)
+            log.error(
+                "pv/%s: not recycled: %s; stopping the pass",
+                decision.pv_name,
+                exc,
+                extra=_fields(result),
+            )
         except (VolumeFailure, LeaseLost, gluster.GlusterError, wipe.WipeError, KubeError) as exc:
             if isinstance(exc, wipe.WipeInterrupted):
                 result.outcome = "interrupted"
             result.error = str(exc)
             if isinstance(exc, KubeError):
                 result.error = f"{type(exc).__name__}: {exc}"
-            log.error("pv/%s: not recycled: %s", decision.pv_name, result.error)
+            log.error(
+                "pv/%s: not recycled: %s", decision.pv_name, result.error, extra=_fields(result)
+            )
             if result.outcome == "failed" and not self.config.dry_run:
                 self.events.warning(pv, "RecycleFailed", _failure_text(result))
         except Exception as exc:  # a bug must not stop the other volumes either
-            log.exception("pv/%s: unexpected error", decision.pv_name)
+            log.exception("pv/%s: unexpected error", decision.pv_name, extra=_fields(result))
             result.error = f"unexpected {type(exc).__name__}: {exc}"
             if not self.config.dry_run:
                 self.events.warning(pv, "RecycleFailed", _failure_text(result))
@@ -619,7 +653,11 @@ class Actor:
         so it stays reserved for a claim of that name. The resourceVersion is a precondition.
         """
         meta = pv["metadata"]
-        annotations: dict[str, Any] = {FIRST_SEEN_ANNOTATION: None, RECYCLED_ANNOTATION: now}
+        annotations: dict[str, Any] = {
+            FIRST_SEEN_ANNOTATION: None,
+            APPUIO_FAILED_AT_ANNOTATION: None,
+            RECYCLED_ANNOTATION: now,
+        }
         if released_claim_ref(pv) is None:
             claim_ref: dict[str, Any] | None = None
             annotations[BOUND_BY_CONTROLLER] = None
@@ -633,7 +671,9 @@ class Actor:
     @staticmethod
     def _recreated(pv: dict[str, Any], now: str) -> dict[str, Any]:
         """The clean copy `--mode recreate` creates: released as `_release_patch` releases."""
-        clean = clean_copy(pv, drop_annotations=(FIRST_SEEN_ANNOTATION,))
+        clean = clean_copy(
+            pv, drop_annotations=(FIRST_SEEN_ANNOTATION, APPUIO_FAILED_AT_ANNOTATION)
+        )
         clean["metadata"].setdefault("annotations", {})[RECYCLED_ANNOTATION] = now
         return clean
 
@@ -660,5 +700,8 @@ class Actor:
         started = time.monotonic()
         try:
             return func(*args, **kwargs)
+        except BaseException:
+            result.step = result.step or step  # the innermost step names the failure
+            raise
         finally:
             result.durations[step] = round(time.monotonic() - started, 3)

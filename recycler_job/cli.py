@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -11,25 +12,23 @@ from types import FrameType
 
 from recycler_job.config import ConfigError, load_config
 from recycler_job.exit_codes import ExitCode
-from recycler_job.logs import setup_logging
+from recycler_job.logs import error_line, output_logger, setup_logging
 
 log = logging.getLogger("recycler_job")
 
 
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
     """Run one pass and return the process exit code (see exit_codes.py)."""
-    import os  # noqa: PLC0415
-
     try:
         config = load_config(sys.argv[1:] if argv is None else argv, environ or dict(os.environ))
     except ConfigError as exc:
-        print(f"gluster-recycler: error: {exc}", file=sys.stderr)
+        print(error_line(str(exc), _wanted_format(argv, environ)), file=sys.stderr)
         return int(ExitCode.BAD_CONFIG)
     problem = _log_dir_problem(config.log_dir)
     if problem is None and config.backend == "fuse":
         problem = _foreign_mounts(config.mount_root)
     if problem:
-        print(f"gluster-recycler: error: {problem}", file=sys.stderr)
+        print(error_line(problem, config.log_format), file=sys.stderr)
         return int(ExitCode.BAD_CONFIG)
     setup_logging(debug=config.debug, log_format=config.log_format)
     log.debug("effective configuration: %s", config.redacted())
@@ -50,10 +49,24 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         signal.signal(sig, on_signal)
     report = Runner(config, stop=stop).run()
     # Each output on its own: a closed stdout or a full disk must not cost the others.
+    out = output_logger(config.log_format)
+    indent = "" if config.log_format == "json" else "  "
     try:
-        print(report.summary_line(), flush=True)
-        for line in report.failed_lines():
-            print(f"  {line}", flush=True)
+        out.info(
+            report.summary_line(),
+            extra={
+                "outcome": report.outcome,
+                "exit_code": report.exit_code,
+                "counts": dict(report.counts()),
+            },
+        )
+        for volume in report.volumes:
+            if volume.outcome == "failed":
+                out.error(
+                    f"{indent}pv/{volume.pv}: {volume.error}",
+                    extra={"pv": volume.pv, "outcome": volume.outcome, "step": volume.step},
+                )
+        sys.stdout.flush()
     except OSError as exc:
         log.error("could not print the summary: %s", exc)
     if config.report_file:
@@ -62,13 +75,15 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         except (OSError, TypeError, ValueError) as exc:
             log.error("could not write --report-file %s: %s", config.report_file, exc)
     report.write_termination_log()
+    if config.pushgateway:
+        from recycler_job import metrics  # noqa: PLC0415
+
+        metrics.push(config.pushgateway, report, namespace=config.lease_namespace)
     return report.exit_code
 
 
 def _log_dir_problem(log_dir: str) -> str | None:
     """Create --log-dir (the gluster CLI and libgfapi log there); why it cannot be, or None."""
-    import os  # noqa: PLC0415
-
     try:
         os.makedirs(log_dir, mode=0o700, exist_ok=True)
     except OSError as exc:
@@ -76,6 +91,19 @@ def _log_dir_problem(log_dir: str) -> str | None:
     if not os.access(log_dir, os.W_OK | os.X_OK):
         return f"--log-dir {log_dir}: not writable by uid {os.geteuid()}"
     return None
+
+
+def _wanted_format(argv: Sequence[str] | None, environ: dict[str, str] | None) -> str:
+    """The log format asked for, when the configuration as a whole was rejected."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    env = environ or os.environ
+    wanted = env.get("LOG_FORMAT", "")
+    for i, arg in enumerate(args):
+        if arg == "--log-format" and i + 1 < len(args):
+            wanted = args[i + 1]
+        elif arg.startswith("--log-format="):
+            wanted = arg.partition("=")[2]
+    return "json" if wanted.strip().lower() == "json" else "text"
 
 
 def _foreign_mounts(mount_root: str) -> str | None:

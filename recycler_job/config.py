@@ -101,6 +101,7 @@ class Config:
     debug: bool = False
     log_format: str = "text"
     report_file: str | None = None
+    pushgateway: str | None = None
     config_file: str | None = None
     client_check: bool = True
     reset_owner: tuple[int, int] | None = None
@@ -184,6 +185,14 @@ def _string(raw: object) -> str:
 
 def _optional_string(raw: object) -> str | None:
     return _string(raw) or None
+
+
+def _pushgateway(raw: object) -> str | None:
+    """An http(s) URL or nothing: a typo must fail at start, not silently at the first push."""
+    url = _string(raw).strip()
+    if url and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
+        raise _Invalid("expected an http:// or https:// URL, e.g. http://pushgateway:9091")
+    return url.rstrip("/") or None
 
 
 def _to_bool(raw: object) -> bool:
@@ -605,6 +614,14 @@ _OPTIONS: tuple[_Option, ...] = (
         _optional_string,
         "write the JSON report of the run to this file",
         "PATH",
+        "none",
+    ),
+    _Option(
+        "pushgateway",
+        "PUSHGATEWAY_URL",
+        _pushgateway,
+        "push the pass's metrics to this Prometheus Pushgateway",
+        "URL",
         "none",
     ),
     _Option(

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 SKIP_ANNOTATION = "gluster-recycler/skip"
 FIRST_SEEN_ANNOTATION = "gluster-recycler/first-seen"
+# The appuio fork's stamp of when it first saw the PV released (`date -Is`); see docs/upgrade.md.
+APPUIO_FAILED_AT_ANNOTATION = "appuio.ch/failed-at"
 
 # Values of the skip annotation that do NOT skip; any other value (a typo included) skips,
 # because guessing "not meant" could wipe a volume an admin tried to protect.
@@ -206,23 +208,29 @@ def _age_rule(pv: dict[str, Any], min_age: float, now: datetime) -> tuple[str, b
         return None
     meta = pv.get("metadata") or {}
     status = pv.get("status") or {}
+    annotations = meta.get("annotations") or {}
+    failed_at = parse_timestamp(annotations.get(APPUIO_FAILED_AT_ANNOTATION))
     since = parse_timestamp(status.get("lastPhaseTransitionTime"))
     what = "in its phase"
     if since is None:
-        raw_first_seen = (meta.get("annotations") or {}).get(FIRST_SEEN_ANNOTATION)
+        raw_first_seen = annotations.get(FIRST_SEEN_ANNOTATION)
         since, seen_for = parse_first_seen(raw_first_seen)
         what = "first seen"
         claim_uid = ((pv.get("spec") or {}).get("claimRef") or {}).get("uid")
-        if raw_first_seen is None:
+        if raw_first_seen is None and failed_at is not None:
+            # Marked by the appuio fork and never by us: its stamp is this release's first
+            # sighting (the fork, like us, drops it when it recycles).
+            since, what = failed_at, f"failed at ({APPUIO_FAILED_AT_ANNOTATION})"
+        elif raw_first_seen is None:
             reason = f"no usable phase transition time: marking first-seen, min-age {min_age:g}s"
             return reason, True
-        if since is None:
+        elif since is None:
             reason = (
                 f"unparseable {FIRST_SEEN_ANNOTATION} {str(raw_first_seen)[:60]!r}: "
                 f"re-marking first-seen, min-age {min_age:g}s"
             )
             return reason, True
-        if not claim_uid or seen_for != claim_uid:
+        elif not claim_uid or seen_for != claim_uid:
             # Written for an earlier claim (or by a version that named none): its clock
             # started before this claim was deleted, so it cannot shorten this wait.
             reason = (
@@ -231,6 +239,9 @@ def _age_rule(pv: dict[str, Any], min_age: float, now: datetime) -> tuple[str, b
                 f"re-marking first-seen, min-age {min_age:g}s"
             )
             return reason, True
+    if failed_at is not None and failed_at > since:
+        # A later failed-at can only postpone: wipe later, never sooner.
+        since, what = failed_at, f"failed at ({APPUIO_FAILED_AT_ANNOTATION})"
     age = (now - since).total_seconds()
     if age < min_age:
         return (
@@ -318,6 +329,7 @@ def decide_all(
 
 
 __all__ = [
+    "APPUIO_FAILED_AT_ANNOTATION",
     "FIRST_SEEN_ANNOTATION",
     "SKIP_ANNOTATION",
     "Action",

@@ -1,23 +1,35 @@
 """Kubernetes Events on PVs: what admins see in `kubectl describe pv` and `kubectl get events`.
 
-Events for cluster-scoped objects live in the `default` namespace. They are created
-synchronously, one request each, so none is lost when the process exits right after.
+Events for cluster-scoped objects live in the `default` namespace. They are written
+synchronously, so none is lost when the process exits right after.
+
+Repeats are aggregated as client-go's recorder does: the same PV, type, reason, message and
+source update one Event's count and lastTimestamp instead of adding an object every run. A
+short-lived process has no in-memory cache to correlate with, so the Event's name is derived
+from those fields and looked up by name (get + patch, no list).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import time
 from typing import Any
 
 from recycler_job.clock import format_time, utcnow
-from recycler_job.kube import EVENT, Kube, KubeError
+from recycler_job.kube import EVENT, Conflict, Kube, KubeError
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "gluster-recycler"
 EVENT_NAMESPACE = "default"
 MAX_MESSAGE = 1024
+ATTEMPTS = 3  # a concurrent writer of the same Event makes a patch or create conflict
+
+
+def event_name(pv_name: str, pv_uid: str, kind: str, reason: str, message: str) -> str:
+    """The same name for the same PV (by uid), type, reason, message and source."""
+    key = "\0".join((pv_uid, kind, reason, message, COMPONENT)).encode()
+    return f"{pv_name[:200]}.{hashlib.sha256(key).hexdigest()[:16]}"
 
 
 class EventRecorder:
@@ -44,20 +56,25 @@ class EventRecorder:
             log.info("event (not sent) %s %s on pv/%s: %s", kind, reason, name, message)
             return
         stamp = format_time(utcnow())
+        message = message[:MAX_MESSAGE]
+        uid = meta.get("uid", "")
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{name}.{time.time_ns():x}", "namespace": EVENT_NAMESPACE},
+            "metadata": {
+                "name": event_name(name, uid, kind, reason, message),
+                "namespace": EVENT_NAMESPACE,
+            },
             "involvedObject": {
                 "apiVersion": "v1",
                 "kind": "PersistentVolume",
                 "name": name,
-                "uid": meta.get("uid", ""),
+                "uid": uid,
                 "resourceVersion": meta.get("resourceVersion", ""),
             },
             "type": kind,
             "reason": reason,
-            "message": message[:MAX_MESSAGE],
+            "message": message,
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT,
             "reportingInstance": self.instance,
@@ -67,7 +84,32 @@ class EventRecorder:
             "count": 1,
         }
         try:
-            self.kube.create(EVENT, body, EVENT_NAMESPACE)
+            self._write(body, stamp)
             self.sent += 1
         except KubeError as exc:
             log.warning("could not record event %s on pv/%s: %s", reason, name, exc)
+
+    def _write(self, body: dict[str, Any], stamp: str) -> None:
+        """Create the Event, or count one more on the existing one of the same name.
+
+        The existing Event keeps its reportingInstance: those fields name who first reported
+        it, and an update that changes them is what the API rejects for events.k8s.io.
+        """
+        assert self.kube is not None
+        name = body["metadata"]["name"]
+        for attempt in range(ATTEMPTS):
+            existing = self.kube.get_or_none(EVENT, name, EVENT_NAMESPACE)
+            try:
+                if existing is None:
+                    self.kube.create(EVENT, body, EVENT_NAMESPACE)
+                else:
+                    patch = {
+                        "metadata": {"resourceVersion": existing["metadata"]["resourceVersion"]},
+                        "count": int(existing.get("count") or 1) + 1,
+                        "lastTimestamp": stamp,
+                    }
+                    self.kube.merge_patch(EVENT, name, patch, EVENT_NAMESPACE)
+                return
+            except Conflict:
+                if attempt == ATTEMPTS - 1:
+                    raise

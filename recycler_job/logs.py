@@ -1,4 +1,5 @@
-"""Logging set-up: text or JSON lines on stderr, and a filter that keeps credentials out.
+"""Logging set-up: text or JSON lines (the log on stderr, the summary on stdout), and a filter
+that keeps credentials out.
 
 --debug logs every API call and mount command; a redaction filter masks anything shaped like a
 bearer token or a PEM key anyway, because an earlier tool's debug mode printed the
@@ -11,7 +12,12 @@ import json
 import logging
 import re
 import sys
-from typing import Any
+import time
+from typing import Any, TextIO
+
+# Structured fields a record may carry (`extra={...}`); the JSON format prints them as keys.
+FIELDS = ("pv", "outcome", "step", "exit_code", "counts")
+OUTPUT_LOGGER = "recycler_job.summary"
 
 _SECRET_PATTERNS = (
     re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # JWT
@@ -41,23 +47,28 @@ class RedactingFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log collectors."""
+    """One JSON object per line, for log collectors: RFC 3339 UTC time in milliseconds,
+    `level`, `logger`, `msg`, and the structured fields the record carries."""
 
     def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "time": f"{stamp}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "msg": record.getMessage(),
         }
+        for key in FIELDS:
+            value = getattr(record, key, None)
+            if value not in (None, ""):
+                entry[key] = value
         if record.exc_text:
             entry["exception"] = record.exc_text
         return json.dumps(entry, sort_keys=True)
 
 
-def setup_logging(*, debug: bool, log_format: str) -> None:
-    """Configure the root logger for this process."""
-    handler = logging.StreamHandler(sys.stderr)
+def _handler(stream: TextIO, log_format: str) -> logging.Handler:
+    handler = logging.StreamHandler(stream)
     handler.addFilter(RedactingFilter())
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -65,6 +76,36 @@ def setup_logging(*, debug: bool, log_format: str) -> None:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
         )
+    return handler
+
+
+def output_logger(log_format: str) -> logging.Logger:
+    """The logger for what a pass prints on stdout (summary, failures): bare lines in text
+    format, JSON objects like the log's in json format."""
+    out = logging.getLogger(OUTPUT_LOGGER)
+    handler = logging.StreamHandler(sys.stdout)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(RedactingFilter())
+    out.handlers[:] = [handler]
+    out.propagate = False
+    out.setLevel(logging.INFO)
+    return out
+
+
+def error_line(message: str, log_format: str) -> str:
+    """A start-up error (before logging is set up) in the chosen format."""
+    if log_format != "json":
+        return f"gluster-recycler: error: {message}"
+    record = logging.LogRecord("recycler_job", logging.ERROR, "", 0, redact(message), None, None)
+    return JsonFormatter().format(record)
+
+
+def setup_logging(*, debug: bool, log_format: str) -> None:
+    """Configure the root logger for this process."""
+    handler = _handler(sys.stderr, log_format)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)

@@ -30,6 +30,7 @@ class VolumeResult:
     files: int = 0
     dirs: int = 0
     bytes: int = 0
+    step: str = ""  # the step that was running when it failed or was interrupted
     durations: dict[str, float] = field(default_factory=dict)
 
 

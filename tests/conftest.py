@@ -18,7 +18,7 @@ from recycler_job.kube import Kube
 from tests.sandbox.controlplane import ControlPlane, SandboxError
 from tests.sandbox.requirements import missing
 
-pytest_plugins = ["tests.sandbox.gluster_fixtures"]
+pytest_plugins = ["tests.sandbox.gluster_fixtures", "tests.sandbox.pushgateway"]
 
 # What every supported version must do: install the manifests with its own kubectl (dry run
 # and for real), a Job from its CronJob controller, a release pass and a recreate pass, the

@@ -720,7 +720,7 @@ EXPECTED_CLUSTER_RULES = [
     },
     {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list"]},
     {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "create", "patch"]},
 ]
 EXPECTED_NAMESPACE_RULES = [
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
@@ -760,6 +760,8 @@ def test_service_account_may_do_what_a_pass_needs(installed: ControlPlane) -> No
         ("get", "persistentvolumeclaims", "some-app"),
         ("get", "endpoints", "some-app"),
         ("create", "events", "default"),
+        ("get", "events", "default"),
+        ("patch", "events", "default"),
         ("create", "leases.coordination.k8s.io", NS),
         ("get", "leases.coordination.k8s.io/gluster-recycler", NS),
         ("update", "leases.coordination.k8s.io/gluster-recycler", NS),
@@ -777,6 +779,8 @@ def test_service_account_is_denied_everything_else(installed: ControlPlane) -> N
     denied = [
         ("get", "secrets", NS),
         ("list", "secrets", NS),
+        ("list", "events", "default"),
+        ("delete", "events", "default"),
         ("list", "secrets", "default"),
         ("get", "secrets", "kube-system"),
         ("delete", "persistentvolumeclaims", "some-app"),

@@ -85,6 +85,7 @@ def test_json_logs_and_config_file(scenario: Scenario, tmp_path: Path) -> None:
     result = scenario.run("--config", str(config))
     assert result.code == 0, result.stderr
     lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
-    assert any("recycled" in entry["message"] for entry in lines)
-    assert all({"time", "level", "logger", "message"} <= set(entry) for entry in lines)
+    assert any("recycled" in entry["msg"] for entry in lines)
+    assert all({"time", "level", "logger", "msg"} <= set(entry) for entry in lines)
+    assert json.loads(result.stdout.splitlines()[0])["exit_code"] == 0
     assert scenario.listing(pv) == []

@@ -72,6 +72,7 @@ def test_defaults() -> None:
         debug=False,
         log_format="text",
         report_file=None,
+        pushgateway=None,
         config_file=None,
         client_check=True,
         reset_owner=None,
@@ -128,6 +129,16 @@ PRECEDENCE: list[tuple[str, str, str, str, str, str, tuple[Any, Any, Any], Any]]
     ),
     ("max_volumes", "--max-volumes", "MAX_VOLUMES", "1", "2", "3", (1, 2, 3), None),
     ("report_file", "--report-file", "REPORT_FILE", "/f", "/e", "/y", ("/f", "/e", "/y"), None),
+    (
+        "pushgateway",
+        "--pushgateway",
+        "PUSHGATEWAY_URL",
+        "http://f:9091",
+        "https://e/pg/",
+        "http://y",
+        ("http://f:9091", "https://e/pg", "http://y"),
+        None,
+    ),
 ]
 
 
@@ -240,6 +251,13 @@ def test_bad_gluster_host(value: str) -> None:
     message = error_of([f"--gluster-hosts={value}"])
     assert "--gluster-hosts" in message
     assert "is not a host name" in message
+
+
+@pytest.mark.parametrize("value", ["pushgateway:9091", "ftp://x", "http://", "http://a b"])
+def test_bad_pushgateway_url(value: str) -> None:
+    message = error_of([f"--pushgateway={value}"])
+    assert "--pushgateway" in message
+    assert "http:// or https:// URL" in message
 
 
 # --- booleans ---

@@ -2,13 +2,14 @@
 
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from recycler_job.config import load_config
 from recycler_job.decide import (
+    APPUIO_FAILED_AT_ANNOTATION,
     FIRST_SEEN_ANNOTATION,
     SKIP_ANNOTATION,
     Action,
@@ -782,3 +783,56 @@ def test_a_reservation_is_never_eligible(min_age: float) -> None:
         assert decision.action is Action.SKIP
         assert decision.reason.startswith("reserved for claim default/data")
         assert decision.mark_first_seen is False
+
+
+# --- the appuio fork's appuio.ch/failed-at annotation (docs/upgrade.md) ---
+
+
+def _failed_at(moment: datetime) -> str:
+    """The fork's `date -Is` format: seconds and a numeric offset."""
+    return moment.astimezone(timezone(timedelta(hours=2))).isoformat(timespec="seconds")
+
+
+def test_failed_at_is_the_first_seen_time_of_a_pv_we_never_marked() -> None:
+    old = make_pv(
+        last_transition=None,
+        annotations={APPUIO_FAILED_AT_ANNOTATION: _failed_at(NOW - timedelta(seconds=61))},
+    )
+    decision = run(old)
+    assert decision.action is Action.RECYCLE
+    young = make_pv(
+        last_transition=None,
+        annotations={APPUIO_FAILED_AT_ANNOTATION: _failed_at(NOW - timedelta(seconds=30))},
+    )
+    decision = run(young)
+    assert decision.action is Action.WAIT
+    assert decision.mark_first_seen is False, "failed-at already is the clock"
+    assert "failed-at" in decision.reason
+
+
+@pytest.mark.parametrize("transition", [True, False])
+def test_a_later_failed_at_only_postpones(transition: bool) -> None:
+    """The phase transition (or our first-seen) is an hour old, the fork saw it 30 s ago."""
+    annotations = {APPUIO_FAILED_AT_ANNOTATION: _failed_at(NOW - timedelta(seconds=30))}
+    if not transition:
+        annotations[FIRST_SEEN_ANNOTATION] = seen(NOW - timedelta(hours=1))
+    pv = make_pv(
+        last_transition=iso(NOW - timedelta(hours=1)) if transition else None,
+        annotations=annotations,
+    )
+    assert run(pv).action is Action.WAIT
+    assert run(pv, now=NOW + timedelta(seconds=31)).action is Action.RECYCLE
+
+
+def test_failed_at_does_not_bypass_a_first_seen_of_another_claim() -> None:
+    pv = make_pv(
+        claim_uid="u-2",
+        last_transition=None,
+        annotations={
+            FIRST_SEEN_ANNOTATION: seen(NOW - timedelta(days=3), "u-1"),
+            APPUIO_FAILED_AT_ANNOTATION: _failed_at(NOW - timedelta(days=3)),
+        },
+    )
+    decision = run(pv)
+    assert decision.action is Action.WAIT
+    assert decision.mark_first_seen is True

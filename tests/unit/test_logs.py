@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 
+from recycler_job.cli import main
 from recycler_job.logs import redact, setup_logging
 
 JWT = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2lnbmF0dXJl"
@@ -42,5 +44,34 @@ def test_handler_redacts_arguments_and_json_format(capsys: pytest.CaptureFixture
     entry = json.loads(err[-1])
     assert entry["level"] == "debug"
     assert JWT not in err[-1]
-    assert "<redacted>" in entry["message"]
+    assert "<redacted>" in entry["msg"]
     setup_logging(debug=False, log_format="text")
+
+
+def test_json_lines_have_rfc3339_millisecond_utc_time_and_fields(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    setup_logging(debug=False, log_format="json")
+    logging.getLogger("recycler_job.act").error(
+        "pv/%s: not recycled", "a", extra={"pv": "a", "outcome": "failed", "step": "mount"}
+    )
+    entry = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["time"])
+    assert {k: entry[k] for k in ("level", "logger", "msg", "pv", "outcome", "step")} == {
+        "level": "error",
+        "logger": "recycler_job.act",
+        "msg": "pv/a: not recycled",
+        "pv": "a",
+        "outcome": "failed",
+        "step": "mount",
+    }
+    setup_logging(debug=False, log_format="text")
+
+
+def test_bad_config_error_is_json_when_json_was_asked_for(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--log-format", "json", "--parallel", "x"], {"HOME": "/"}) == 2
+    entry = json.loads(capsys.readouterr().err.strip())
+    assert entry["level"] == "error"
+    assert "--parallel" in entry["msg"]

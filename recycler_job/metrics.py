@@ -1,0 +1,78 @@
+"""Push the pass's outcome to a Prometheus Pushgateway, the batch-job way.
+
+A CronJob is gone before Prometheus could scrape it, so each pass pushes its numbers to one
+group (job + lease namespace). A clean pass (exit 0) PUTs the whole group, last-success
+included; any other pass POSTs, which replaces only the metrics it sends, so the previous
+last-success time survives and "no success for an hour" stays alertable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.exposition import push_to_gateway, pushadd_to_gateway
+
+from recycler_job.report import RunReport
+
+log = logging.getLogger(__name__)
+
+JOB = "gluster-recycler"
+PREFIX = "gluster_recycler"
+PUSH_TIMEOUT = 10.0  # seconds: a slow gateway must not hold the Job past its deadline
+# Every outcome is sent, zeros included, so a POST replaces last pass's counts completely.
+OUTCOMES = (
+    "recycled",
+    "would-recycle",
+    "would-refuse",
+    "failed",
+    "interrupted",
+    "waiting",
+    "skipped",
+)
+
+
+def build_registry(report: RunReport, *, now: float) -> CollectorRegistry:
+    """The pass's metrics; last-success only when the pass exits 0."""
+    registry = CollectorRegistry()
+
+    def gauge(name: str, doc: str, value: float) -> None:
+        Gauge(f"{PREFIX}_{name}", doc, registry=registry).set(value)
+
+    gauge("last_run_timestamp_seconds", "When the last pass ended.", now)
+    if report.exit_code == 0:
+        gauge("last_success_timestamp_seconds", "When the last pass that exited 0 ended.", now)
+    gauge("exit_code", "The last pass's exit code.", report.exit_code)
+    gauge("duration_seconds", "How long the last pass took.", report.seconds)
+    gauge("wiped_files", "Files removed by the last pass.", sum(v.files for v in report.volumes))
+    gauge("wiped_bytes", "Bytes freed by the last pass.", sum(v.bytes for v in report.volumes))
+    volumes = Gauge(
+        f"{PREFIX}_volumes",
+        "Volumes by outcome in the last pass.",
+        ["outcome"],
+        registry=registry,
+    )
+    counts = report.counts()
+    for outcome in OUTCOMES:
+        volumes.labels(outcome=outcome).set(counts.get(outcome, 0))
+    return registry
+
+
+def push(gateway: str, report: RunReport, *, namespace: str, now: float | None = None) -> bool:
+    """Push the pass's metrics; log and return False on failure, never raise."""
+    registry = build_registry(report, now=time.time() if now is None else now)
+    send = push_to_gateway if report.exit_code == 0 else pushadd_to_gateway
+    try:
+        send(
+            gateway,
+            job=JOB,
+            registry=registry,
+            grouping_key={"namespace": namespace},
+            timeout=PUSH_TIMEOUT,
+        )
+    except Exception as exc:  # any failure here only costs the metrics
+        log.error("could not push metrics to %s: %s", gateway, exc)
+        return False
+    log.debug("pushed metrics to %s", gateway)
+    return True
