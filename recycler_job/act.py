@@ -528,10 +528,12 @@ class Actor:
                         f"{result.files} files (the rest is left, the PV is not released)"
                     ) from exc
                 raise
-            try:
-                watcher.check()
-            except watch.VolumeChanged as exc:
-                raise ChangedDuringWipe(f"changed during the wipe: {exc}") from exc
+        # Checked once the probes have been stopped and joined: a probe that was still in
+        # flight when the last entry went may have seen a change, and that counts too.
+        try:
+            watcher.check()
+        except watch.VolumeChanged as exc:
+            raise ChangedDuringWipe(f"changed during the wipe: {exc}") from exc
 
     def _recheck_unchanged(self, pv: dict[str, Any]) -> None:
         """The re-check right before the first unlink: same decision, same resourceVersion."""

@@ -51,7 +51,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TypeAlias
 
-from recycler_job import gfapi
+from recycler_job import failpoints, gfapi
 from recycler_job.gfapi import GfapiError, Handle, Stat
 from recycler_job.wipe import (
     DEFAULT_WORKERS,
@@ -313,6 +313,7 @@ class _Engine:
                         continue
                     if item is None:
                         return
+                failpoints.hit("wipe-directory")  # tests: slow a wipe down to act during it
                 self._process(item, local, counts)
                 while len(local) > 1 and not self._queue.full():
                     try:

@@ -189,7 +189,8 @@ def test_a_second_gfapi_client_during_the_wipe_stops_it(nobody: NobodyScenario) 
     files = {f"d{i}/f{j}": "x" for i in range(30) for j in range(100)}
     pv = nobody.released_volume("gf-second", files)
     initial = nobody.brick_files(pv)
-    run = Follow(nobody.start("--wipe-workers", "1"))
+    # Slowed down so the wipe is still running when the second client has connected.
+    run = Follow(nobody.start("--wipe-workers", "1", env={ENV: "wipe-directory=sleep:0.1"}))
     other: Driver | None = None
     go = nobody.tmp / "go"
     try:
