@@ -34,7 +34,7 @@ from typing import TypeVar
 
 import sh
 
-from recycler_job import mountinfo
+from recycler_job import mountinfo, names
 from recycler_job.mountinfo import MountEntry
 from recycler_job.sources.glusterfs import GlusterSource
 
@@ -62,8 +62,6 @@ RECORD_DIR = ".gluster-recycler-mounts"
 # How many stacked mounts `unmount` peels off one mountpoint before giving up.
 _MAX_STACK = 8
 
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_HOSTNAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 _CONNECTION_FAILURES = ("Connection failed", "Request timed out", "Transport endpoint")
 
 
@@ -165,18 +163,10 @@ def _run(name: str, args: Sequence[str], *, timeout: float) -> _Result:
 
 
 def _check_host(host: str) -> str:
-    candidate = host.strip()
-    if candidate.startswith("[") and candidate.endswith("]"):
-        candidate = candidate[1:-1]
-    if ":" in candidate:
-        try:
-            ipaddress.IPv6Address(candidate)
-        except ValueError:
-            raise GlusterError(f"invalid gluster host {host!r}") from None
-        return candidate
-    if len(candidate) > 253 or not _HOSTNAME.fullmatch(candidate):
-        raise GlusterError(f"invalid gluster host {host!r}")
-    return candidate
+    try:
+        return names.check_host(host)
+    except ValueError:
+        raise GlusterError(f"invalid gluster host {host!r}") from None
 
 
 def check_hosts(hosts: Iterable[str]) -> tuple[str, ...]:
@@ -794,7 +784,7 @@ def mountpoint_for(mount_root: str, pv_name: str) -> str:
     PV names are DNS subdomains; anything else (a `/`, `..`, ...) is refused with
     MountError, so the path can never leave `mount_root`.
     """
-    if len(pv_name) > 253 or not _DNS_SUBDOMAIN.fullmatch(pv_name):
+    if not names.is_dns1123_subdomain(pv_name):
         raise MountError(f"refusing PV name {pv_name!r} as a mountpoint name")
     root = os.path.abspath(mount_root)
     path = os.path.join(root, pv_name)
@@ -959,7 +949,7 @@ def is_own_mount(entry: MountEntry, mount_root: str) -> bool:
     """
     root = os.path.realpath(mount_root)
     parent, name = os.path.split(entry.mount_point)
-    if parent != root or entry.fstype != FSTYPE or not _DNS_SUBDOMAIN.fullmatch(name):
+    if parent != root or entry.fstype != FSTYPE or not names.is_dns1123_subdomain(name):
         return False
     return _recorded_source(entry.mount_point) == entry.source
 

@@ -49,6 +49,8 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from recycler_job import failpoints
+from recycler_job.config import Config
+from recycler_job.errors import RecyclerError
 
 __all__ = [
     "DEFAULT_WORKERS",
@@ -66,8 +68,8 @@ __all__ = [
     "wipe_tree",
 ]
 
-# Measured with bench/wipe.py on a single-node gluster 10.3 volume (see docs/wipe.md).
-DEFAULT_WORKERS = 8
+DEFAULT_WORKERS = Config.wipe_workers
+"""The configured default of --wipe-workers (its declaration is the one place it is set)."""
 TRASH_DIR = ".trashcan"
 TRASH_INTERNAL_OP = "internal_op"
 
@@ -97,7 +99,7 @@ class WipeStats:
     seconds: float = 0.0
 
 
-class WipeError(Exception):
+class WipeError(RecyclerError):
     """The wipe failed or could not be proven complete; the volume must not be reused."""
 
     def __init__(self, message: str, *, errno: int | None = None) -> None:
@@ -122,7 +124,7 @@ class WipeWrongRoot(WipeError):
     """The directory at the path is not the root of the mount that was verified."""
 
 
-class _Abort(Exception):
+class _Abort(RecyclerError):
     """Unwinds a worker after the engine has been told to stop."""
 
 
