@@ -31,6 +31,7 @@ from recycler_job.decide import (
     Decision,
     decide,
 )
+from recycler_job.errors import RecyclerError
 from recycler_job.events import EventRecorder
 from recycler_job.journal import (
     BOUND_BY_CONTROLLER,
@@ -82,7 +83,7 @@ class Opened:
     wipe: Callable[[Callable[[], bool]], wipe.WipeStats]  # stop flag -> stats
 
 
-class VolumeFailure(Exception):
+class VolumeFailure(RecyclerError):
     """This volume cannot be recycled now; the message says why (shown to admins)."""
 
 
@@ -90,11 +91,11 @@ class ChangedDuringWipe(VolumeFailure):
     """The PV, a claim, the volume's clients or the Lease changed while the volume was wiped."""
 
 
-class Interrupted(Exception):
+class Interrupted(RecyclerError):
     """SIGTERM/SIGINT arrived: no new step starts."""
 
 
-class DeadlineReached(Exception):
+class DeadlineReached(RecyclerError):
     """The run's --deadline passed before this volume started; the next run takes it."""
 
 

@@ -52,6 +52,7 @@ from types import TracebackType
 from typing import TypeAlias
 
 from recycler_job import failpoints, gfapi
+from recycler_job.errors import RecyclerError
 from recycler_job.gfapi import GfapiError, Handle, Stat
 from recycler_job.wipe import (
     DEFAULT_WORKERS,
@@ -203,7 +204,7 @@ class _Counts:
         self.bytes = 0
 
 
-class _Abort(Exception):
+class _Abort(RecyclerError):
     """Unwinds a worker after the engine has been told to stop."""
 
 

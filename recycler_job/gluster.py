@@ -35,6 +35,7 @@ from typing import TypeVar
 import sh
 
 from recycler_job import mountinfo, names
+from recycler_job.errors import RecyclerError
 from recycler_job.mountinfo import MountEntry
 from recycler_job.sources.glusterfs import GlusterSource
 
@@ -70,7 +71,7 @@ def _one_line(text: str, limit: int = 400) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-class GlusterError(Exception):
+class GlusterError(RecyclerError):
     """A gluster command, mount or check failed; the message is one line."""
 
     def __init__(self, message: str) -> None:

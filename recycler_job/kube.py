@@ -12,10 +12,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from recycler_job.errors import RecyclerError
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +31,37 @@ REQUEST_TIMEOUT = 30.0
 LIST_RESTARTS = 5
 
 
-class KubeError(Exception):
-    """An API request failed for a reason the caller may want to report."""
+@dataclass(frozen=True)
+class ApiStatus:
+    """The API server's own account of a failed request (a metav1.Status), kept as sent.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    `code` is the HTTP status; `reason` the machine-readable cause (`Forbidden`, `NotFound`,
+    `Conflict`, ...); `details` names the object (`name`, `group`, `kind`) and may carry
+    `causes` or `retryAfterSeconds`.
+    """
+
+    code: int
+    reason: str = ""
+    message: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class KubeError(RecyclerError):
+    """An API request failed for a reason the caller may want to report.
+
+    `transient` says whether the same request may succeed later without anyone changing
+    anything (the API server was unreachable, overloaded or failing): retries and exit codes
+    can tell that apart from a refusal that will stay (credentials, RBAC, a bad object).
+    """
+
+    transient: ClassVar[bool] = False
+
+    def __init__(
+        self, message: str, status: int | None = None, api_status: ApiStatus | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.api_status = api_status
 
 
 class NotFound(KubeError):
@@ -53,8 +80,25 @@ class Invalid(KubeError):
     """422: the server rejected the object."""
 
 
+class ServerError(KubeError):
+    """5xx or 429: the API server failed or shed load; the request may succeed later."""
+
+    transient = True
+
+
 class ClusterUnavailable(KubeError):
     """The API cannot be used at all: unreachable, unauthorized or forbidden."""
+
+
+class AccessDenied(ClusterUnavailable):
+    """401 or 403: the credentials were refused or RBAC forbids the request. Permanent: the
+    same request fails until someone fixes the credentials or the Role."""
+
+
+class Unreachable(ClusterUnavailable):
+    """No answer from the API server (connection refused, DNS, TLS, timeout). Transient."""
+
+    transient = True
 
 
 @dataclass(frozen=True)
@@ -155,38 +199,61 @@ def gc_paused() -> Iterator[None]:
 
 
 def _translate(exc: BaseException, what: str) -> KubeError:
-    """Turn a client exception into one of ours, with a one-line message."""
+    """Turn a client exception into one of ours, with a one-line message and the API's Status."""
     status = getattr(exc, "status", None)
-    reason = _api_message(exc) or type(exc).__name__
+    api_status = _api_status(exc, status)
+    reason = (api_status.message if api_status else "") or _first_line(exc)
     message = f"{what}: {reason}"
-    if status == 404:
-        return NotFound(message, status)
-    if status == 409:
-        return Conflict(message, status)
-    if status == 410:
-        return Expired(message, status)
-    if status == 422:
-        return Invalid(message, status)
-    if status in (401, 403):
-        return ClusterUnavailable(message, status)
     if status is None:
-        return ClusterUnavailable(f"{what}: cannot reach the API server ({reason})")
-    return KubeError(message, status)
+        return Unreachable(f"{what}: cannot reach the API server ({reason})")
+    kind = _BY_STATUS.get(status, KubeError)
+    if isinstance(status, int) and (status >= 500 or status == 429):
+        kind = ServerError
+    return kind(message, status, api_status)
 
 
-def _api_message(exc: BaseException) -> str:
+_BY_STATUS: dict[int, type[KubeError]] = {
+    401: AccessDenied,
+    403: AccessDenied,
+    404: NotFound,
+    409: Conflict,
+    410: Expired,
+    422: Invalid,
+}
+
+
+def _api_status(exc: BaseException, code: object) -> ApiStatus | None:
+    """The Status object in the response body, or what the response line says; None without
+    an HTTP status (no answer at all)."""
+    if not isinstance(code, int):
+        return None
     body = getattr(exc, "body", None)
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
+    data: object = None
     if isinstance(body, str) and body:
         try:
-            message = json.loads(body).get("message")
+            data = json.loads(body)
         except ValueError:
-            message = None
-        if isinstance(message, str):
-            return message
+            data = None
+    if not isinstance(data, dict):
+        data = {}
+    reason = data.get("reason")
+    if not isinstance(reason, str):
+        reason = str(getattr(exc, "reason", "") or "")
+    message = data.get("message")
+    details = data.get("details")
+    return ApiStatus(
+        code=code,
+        reason=reason,
+        message=message if isinstance(message, str) else "",
+        details=details if isinstance(details, dict) else {},
+    )
+
+
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0] if text else ""
+    return text[0] if text else type(exc).__name__
 
 
 class Kube:
