@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from recycler_job.errors import RecyclerError
 
@@ -52,9 +52,9 @@ class KubeError(RecyclerError):
     `transient` says whether the same request may succeed later without anyone changing
     anything (the API server was unreachable, overloaded or failing): retries and exit codes
     can tell that apart from a refusal that will stay (credentials, RBAC, a bad object).
+    The class names the cause only where callers act on it; 5xx stay plain KubeErrors, as
+    their class name is part of messages admins already read.
     """
-
-    transient: ClassVar[bool] = False
 
     def __init__(
         self, message: str, status: int | None = None, api_status: ApiStatus | None = None
@@ -62,6 +62,11 @@ class KubeError(RecyclerError):
         super().__init__(message)
         self.status = status
         self.api_status = api_status
+
+    @property
+    def transient(self) -> bool:
+        """The server failed or shed load (5xx, 429); anything else it said will stay so."""
+        return self.status is not None and (self.status >= 500 or self.status == 429)
 
 
 class NotFound(KubeError):
@@ -80,12 +85,6 @@ class Invalid(KubeError):
     """422: the server rejected the object."""
 
 
-class ServerError(KubeError):
-    """5xx or 429: the API server failed or shed load; the request may succeed later."""
-
-    transient = True
-
-
 class ClusterUnavailable(KubeError):
     """The API cannot be used at all: unreachable, unauthorized or forbidden."""
 
@@ -98,7 +97,9 @@ class AccessDenied(ClusterUnavailable):
 class Unreachable(ClusterUnavailable):
     """No answer from the API server (connection refused, DNS, TLS, timeout). Transient."""
 
-    transient = True
+    @property
+    def transient(self) -> bool:
+        return True
 
 
 @dataclass(frozen=True)
@@ -206,10 +207,7 @@ def _translate(exc: BaseException, what: str) -> KubeError:
     message = f"{what}: {reason}"
     if status is None:
         return Unreachable(f"{what}: cannot reach the API server ({reason})")
-    kind = _BY_STATUS.get(status, KubeError)
-    if isinstance(status, int) and (status >= 500 or status == 429):
-        kind = ServerError
-    return kind(message, status, api_status)
+    return _BY_STATUS.get(status, KubeError)(message, status, api_status)
 
 
 _BY_STATUS: dict[int, type[KubeError]] = {

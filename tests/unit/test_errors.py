@@ -22,7 +22,6 @@ from recycler_job.kube import (
     Invalid,
     KubeError,
     NotFound,
-    ServerError,
     Unreachable,
 )
 
@@ -80,10 +79,10 @@ FORBIDDEN: dict[str, object] = {
         (410, "Expired", Expired, False),
         (422, "Invalid", Invalid, False),
         (400, "BadRequest", KubeError, False),
-        (429, "TooManyRequests", ServerError, True),
-        (500, "InternalError", ServerError, True),
-        (503, "ServiceUnavailable", ServerError, True),
-        (504, "Timeout", ServerError, True),
+        (429, "TooManyRequests", KubeError, True),
+        (500, "InternalError", KubeError, True),
+        (503, "ServiceUnavailable", KubeError, True),
+        (504, "Timeout", KubeError, True),
     ],
 )
 def test_http_errors_keep_the_api_status_and_their_class(
@@ -112,7 +111,7 @@ def test_forbidden_is_permanent_and_stops_the_pass() -> None:
 
 def test_an_error_without_a_status_body_keeps_the_response_line() -> None:
     error = kube._translate(_api_error(503, "Service Unavailable", None), "get Lease x/y")
-    assert isinstance(error, ServerError) and error.transient
+    assert type(error) is KubeError and error.transient
     assert error.api_status == ApiStatus(code=503, reason="Service Unavailable")
     assert str(error) == "get Lease x/y: 503"
 
