@@ -49,24 +49,24 @@ class ApiStatus:
 class KubeError(RecyclerError):
     """An API request failed for a reason the caller may want to report.
 
-    `transient` says whether the same request may succeed later without anyone changing
-    anything (the API server was unreachable, overloaded or failing): retries and exit codes
-    can tell that apart from a refusal that will stay (credentials, RBAC, a bad object).
-    The class names the cause only where callers act on it; 5xx stay plain KubeErrors, as
-    their class name is part of messages admins already read.
+    `transient` tells a failure that may pass by itself (no answer, a timeout, 5xx, 429) from
+    a refusal that stays until someone changes something (credentials, RBAC, a bad object),
+    so retries and exit codes can tell them apart. It is an attribute, not a class of its own,
+    because class names are part of messages admins already read.
     """
 
     def __init__(
-        self, message: str, status: int | None = None, api_status: ApiStatus | None = None
+        self,
+        message: str,
+        status: int | None = None,
+        api_status: ApiStatus | None = None,
+        *,
+        transient: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.api_status = api_status
-
-    @property
-    def transient(self) -> bool:
-        """The server failed or shed load (5xx, 429); anything else it said will stay so."""
-        return self.status is not None and (self.status >= 500 or self.status == 429)
+        self.transient = transient
 
 
 class NotFound(KubeError):
@@ -86,20 +86,8 @@ class Invalid(KubeError):
 
 
 class ClusterUnavailable(KubeError):
-    """The API cannot be used at all: unreachable, unauthorized or forbidden."""
-
-
-class AccessDenied(ClusterUnavailable):
-    """401 or 403: the credentials were refused or RBAC forbids the request. Permanent: the
-    same request fails until someone fixes the credentials or the Role."""
-
-
-class Unreachable(ClusterUnavailable):
-    """No answer from the API server (connection refused, DNS, TLS, timeout). Transient."""
-
-    @property
-    def transient(self) -> bool:
-        return True
+    """The API cannot be used at all: unreachable (`transient`; no status), or unauthorized or
+    forbidden (permanent; status 401 or 403, and the server's Status)."""
 
 
 @dataclass(frozen=True)
@@ -206,13 +194,14 @@ def _translate(exc: BaseException, what: str) -> KubeError:
     reason = (api_status.message if api_status else "") or _first_line(exc)
     message = f"{what}: {reason}"
     if status is None:
-        return Unreachable(f"{what}: cannot reach the API server ({reason})")
-    return _BY_STATUS.get(status, KubeError)(message, status, api_status)
+        return ClusterUnavailable(f"{what}: cannot reach the API server ({reason})", transient=True)
+    transient = isinstance(status, int) and (status >= 500 or status == 429)
+    return _BY_STATUS.get(status, KubeError)(message, status, api_status, transient=transient)
 
 
 _BY_STATUS: dict[int, type[KubeError]] = {
-    401: AccessDenied,
-    403: AccessDenied,
+    401: ClusterUnavailable,
+    403: ClusterUnavailable,
     404: NotFound,
     409: Conflict,
     410: Expired,

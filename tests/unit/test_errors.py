@@ -14,7 +14,6 @@ import recycler_job
 from recycler_job import kube
 from recycler_job.errors import RecyclerError
 from recycler_job.kube import (
-    AccessDenied,
     ApiStatus,
     ClusterUnavailable,
     Conflict,
@@ -22,7 +21,6 @@ from recycler_job.kube import (
     Invalid,
     KubeError,
     NotFound,
-    Unreachable,
 )
 
 
@@ -72,8 +70,8 @@ FORBIDDEN: dict[str, object] = {
 @pytest.mark.parametrize(
     ("code", "reason", "kind", "transient"),
     [
-        (401, "Unauthorized", AccessDenied, False),
-        (403, "Forbidden", AccessDenied, False),
+        (401, "Unauthorized", ClusterUnavailable, False),
+        (403, "Forbidden", ClusterUnavailable, False),
         (404, "NotFound", NotFound, False),
         (409, "Conflict", Conflict, False),
         (410, "Expired", Expired, False),
@@ -124,9 +122,8 @@ def test_an_error_without_a_status_body_keeps_the_response_line() -> None:
         ConnectionRefusedError(111, "Connection refused"),
     ],
 )
-def test_no_answer_is_transient_and_unreachable(cause: BaseException) -> None:
+def test_no_answer_is_transient_and_stops_the_pass(cause: BaseException) -> None:
     error = kube._translate(cause, "list PersistentVolume")
-    assert type(error) is Unreachable
-    assert isinstance(error, ClusterUnavailable) and error.transient
+    assert type(error) is ClusterUnavailable and error.transient
     assert error.status is None and error.api_status is None
     assert str(error).startswith("list PersistentVolume: cannot reach the API server (")
