@@ -215,24 +215,16 @@ def _api_status(exc: BaseException, code: object) -> ApiStatus | None:
     if not isinstance(code, int):
         return None
     body = getattr(exc, "body", None)
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    data: object = None
-    if isinstance(body, str) and body:
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
+    try:
+        data = json.loads(body) if isinstance(body, (str, bytes)) and body else {}
+    except ValueError:  # not JSON: a proxy's page, say
+        data = {}
     if not isinstance(data, dict):
         data = {}
-    reason = data.get("reason")
-    if not isinstance(reason, str):
-        reason = str(getattr(exc, "reason", "") or "")
-    message = data.get("message")
-    details = data.get("details")
+    reason, message, details = data.get("reason"), data.get("message"), data.get("details")
     return ApiStatus(
         code=code,
-        reason=reason,
+        reason=reason if isinstance(reason, str) else str(getattr(exc, "reason", "") or ""),
         message=message if isinstance(message, str) else "",
         details=details if isinstance(details, dict) else {},
     )

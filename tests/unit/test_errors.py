@@ -127,3 +127,12 @@ def test_no_answer_is_transient_and_stops_the_pass(cause: BaseException) -> None
     assert type(error) is ClusterUnavailable and error.transient
     assert error.status is None and error.api_status is None
     assert str(error).startswith("list PersistentVolume: cannot reach the API server (")
+
+
+def test_a_body_that_is_not_a_status_is_not_taken_for_one() -> None:
+    """A proxy in front of the API server may answer with its own page."""
+    raw = ApiException(status=502, reason="Bad Gateway")
+    raw.body = b"<html>bad gateway</html>"
+    error = kube._translate(raw, "get Lease x/y")
+    assert error.transient
+    assert error.api_status == ApiStatus(code=502, reason="Bad Gateway")
