@@ -3,6 +3,10 @@
 Precedence is flags > environment > file > defaults, per option. Everything is checked up front
 so a bad value stops the run (exit 2) before the cluster or a volume is touched. This module must
 stay light: `--help` may not import the Kubernetes client, `openshift` or `sh`.
+
+An option is one `Config` field declared with `_option(default, ENV, converter, help, ...)`;
+the flag, the file key, `--help` and the README table (`tests/unit/test_readme.py --write`)
+follow from it.
 """
 
 import argparse
