@@ -1,6 +1,6 @@
 """The Containerfile: hadolint finds nothing, and the recipe keeps the properties we rely on.
 
-The recipe itself is built and run for real by `scripts/verify_image.sh` (`make image-check`).
+The recipe itself is built with buildah and run like a pod by tests/integration/test_image.py.
 """
 
 from __future__ import annotations
@@ -129,9 +129,15 @@ def test_ignore_files_agree_and_let_the_copied_sources_through() -> None:
         assert f"!{source}" in lines or f"!{source}/" in lines, source
 
 
-def test_image_check_script_is_valid_bash() -> None:
-    script = REPO / "scripts" / "verify_image.sh"
+def test_image_script_is_valid_bash() -> None:
+    script = REPO / "scripts" / "image.sh"
     result = subprocess.run(
         ["bash", "-n", str(script)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_runtime_stage_carries_the_oci_labels() -> None:
+    labels = " ".join(args for word, args in instructions() if word == "LABEL")
+    for key in ("source", "version", "licenses"):
+        assert f"org.opencontainers.image.{key}=" in labels, key
