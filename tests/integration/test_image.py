@@ -196,9 +196,6 @@ def test_image_config_is_what_the_manifests_rely_on(
 
 
 def test_image_is_small_and_holds_no_build_tools(image: img.BuiltImage, root: Path) -> None:
-    added_mb = image.added_bytes / 1e6
-    assert added_mb <= ADDED_BUDGET_MB, f"the Containerfile adds {added_mb:.0f} MB"
-    assert len(image.layer_sizes) == len(image.base_layer_sizes) + 1, "one layer over the base"
     for path in (
         "usr/sbin/gluster",
         "usr/sbin/glusterfs",
@@ -252,6 +249,9 @@ def test_image_is_small_and_holds_no_build_tools(image: img.BuiltImage, root: Pa
         "libpython3.11-dev",
     }
     assert extra == set()
+    added_mb = image.added_bytes / 1e6
+    assert added_mb <= ADDED_BUDGET_MB, f"the Containerfile adds {added_mb:.0f} MB"
+    assert len(image.layer_sizes) == len(image.base_layer_sizes) + 1, "one layer over the base"
 
 
 def test_tools_run_in_the_image(
@@ -308,7 +308,8 @@ def test_cronjob_pod_dry_runs_then_recycles_a_volume(
     token = service_account(installed, tmp_path)["token"]
     assert token[:40] not in output
     # The FUSE client's daemon, re-parented to the pod's init after the unmount, was reaped.
-    assert "pod init: reaped" in run.stderr, run.stderr[-2000:]
+    reaped = re.search(r"pod init: reaped (\d+) orphaned", run.stderr)
+    assert reaped and int(reaped.group(1)) >= 1, run.stderr[-2000:]
     installed.run_kubectl("delete", "pv", name, "--wait=false")
     installed.run_kubectl("delete", "namespace", name, "--wait=false")
 
