@@ -67,5 +67,6 @@ clean:
 image: setup
 	bash scripts/image.sh build
 
-image-check: setup controlplanes
+image-check: setup
+	@bash testenv/build.sh $(K8S_DEFAULT) >/dev/null
 	K8S_VERSION=$(K8S_DEFAULT) $(PYTEST) tests/integration/test_image.py $(PYTEST_ARGS)
