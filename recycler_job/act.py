@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from recycler_job import failpoints, gluster, watch, wipe
+from recycler_job import failpoints, gluster, tls, watch, wipe
 from recycler_job.clock import Clock, format_time
 from recycler_job.config import Config
 from recycler_job.decide import (
@@ -84,6 +84,14 @@ class Opened:
 
 class VolumeFailure(Exception):
     """This volume cannot be recycled now; the message says why (shown to admins)."""
+
+
+def _require_tls(source: GlusterSource, info: gluster.VolumeInfo) -> None:
+    """Fail a volume that uses TLS when the TLS files cannot serve it (before connecting)."""
+    try:
+        tls.require_for(source.volume, info.options)
+    except tls.TlsError as exc:
+        raise VolumeFailure(str(exc)) from exc
 
 
 class ChangedDuringWipe(VolumeFailure):
@@ -370,6 +378,16 @@ class Actor:
         name = pv["metadata"]["name"]
         mountpoint = gluster.mountpoint_for(self.config.mount_root, name)
         ours: MountEntry | None = None  # only what this run mounted is ever unmounted
+        if tls.current() is not None:  # TLS files given: say which volume they cannot serve
+            info = self._timed(
+                result,
+                "volume_info",
+                gluster.volume_info,
+                hosts,
+                source.volume,
+                timeout=self.config.mount_timeout,
+            )
+            self._timed(result, "tls", _require_tls, source, info)
         try:
             failpoints.hit("before-mount")
             ours = self._timed(
@@ -446,6 +464,7 @@ class Actor:
             source.volume,
             timeout=self.config.mount_timeout,
         )
+        self._timed(result, "tls", _require_tls, source, info)
         failpoints.hit("before-mount")
         self._guard()
         log_file = os.path.join(self.config.log_dir, f"gfapi-{name}.log")
