@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from recycler_job import gluster, tls
 from tests.integration.scenario import RunResult, Scenario
 from tests.integration.test_gfapi_pass import NobodyScenario, nobody  # noqa: F401 (fixture)
+from tests.sandbox.gluster_fixtures import VolumeFactory
 from tests.sandbox.pki import GLUSTER, Pki
 
 pytestmark = [pytest.mark.cluster, pytest.mark.gluster]
@@ -127,3 +129,25 @@ def test_a_tls_volume_without_tls_files_is_a_clear_failure(nobody: NobodyScenari
     assert result.code == 1, result.stderr
     _assert_failed_untouched(nobody, result, tls_pv, "no TLS files are configured")
     _assert_recycled(nobody, result, plain_pv)
+
+
+def test_the_management_switch_reaches_the_gluster_cli(
+    gluster_volume: VolumeFactory, tmp_path: Path
+) -> None:
+    """This machine's glusterd has no management TLS: with the switch on, the CLI speaks TLS
+    to it and is refused; off, the same call answers. (A failed handshake is all glusterd
+    sees: the other tests on it are not disturbed.)"""
+    handle = gluster_volume()
+    pki = Pki.create(tmp_path / "pki")
+    directory = str(pki.client_dir("secret"))
+    gluster.set_cli_log_file(str(tmp_path / "cli.log"))
+    try:
+        tls.configure(tls.load(directory, management=False))
+        assert gluster.volume_info(handle.hosts, handle.name, timeout=20).name == handle.name
+        tls.configure(tls.load(directory, management=True))
+        with pytest.raises(gluster.GlusterError, match="no gluster host answered"):
+            gluster.volume_info(handle.hosts, handle.name, timeout=20)
+    finally:
+        tls.configure(None)
+        gluster.set_cli_log_file(None)
+    assert "SSL routines" in (tmp_path / "cli.log").read_text()  # it did try TLS
