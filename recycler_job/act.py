@@ -153,21 +153,23 @@ class Actor:
             assert isinstance(source, GlusterSource)  # recheck ran decide
             hosts = self._hosts(pv, source)
             if self.config.dry_run:
-                if self.config.client_check:
-                    try:
+                try:
+                    if self.config.client_check:
                         self._timed(result, "client_check", self._client_check, hosts, source)
-                    except gluster.VolumeInUse as exc:
-                        # What a real run would do today: leave it for a later run. Not a
-                        # failure of the dry run.
-                        result.outcome = "would-refuse"
-                        result.reason = f"{decision.reason}; would be refused: {exc}"
-                        log.info(
-                            "pv/%s: dry run: would refuse: %s",
-                            decision.pv_name,
-                            exc,
-                            extra=_fields(result),
-                        )
-                        return result
+                    if tls.current() is not None:
+                        self._timed(result, "tls", self._tls_check, hosts, source)
+                except (gluster.VolumeInUse, tls.TlsError) as exc:
+                    # What a real run would do today: leave it for a later run. Not a
+                    # failure of the dry run.
+                    result.outcome = "would-refuse"
+                    result.reason = f"{decision.reason}; would be refused: {exc}"
+                    log.info(
+                        "pv/%s: dry run: would refuse: %s",
+                        decision.pv_name,
+                        exc,
+                        extra=_fields(result),
+                    )
+                    return result
                 result.outcome = "would-recycle"
                 result.reason = f"{decision.reason}; would wipe {hosts[0]}:{source.mount_path}"
                 log.info(
@@ -342,6 +344,11 @@ class Actor:
                 return None
             raise VolumeFailure(f"{what} lists no address")
         return what, tuple(hosts)
+
+    def _tls_check(self, hosts: tuple[str, ...], source: GlusterSource) -> None:
+        """TlsError when the volume uses TLS and the configured files cannot serve it."""
+        info = gluster.volume_info(hosts, source.volume, timeout=self.config.mount_timeout)
+        tls.require_for(source.volume, info.options)
 
     def _client_check(self, hosts: tuple[str, ...], source: GlusterSource) -> None:
         gluster.ensure_not_in_use(hosts, source.volume, timeout=self.config.mount_timeout)

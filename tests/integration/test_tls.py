@@ -151,3 +151,16 @@ def test_the_management_switch_reaches_the_gluster_cli(
         tls.configure(None)
         gluster.set_cli_log_file(None)
     assert "SSL routines" in (tmp_path / "cli.log").read_text()  # it did try TLS
+
+
+def test_a_dry_run_says_which_tls_volume_would_be_refused(fuse: Scenario) -> None:
+    pki = Pki.create(fuse.tmp / "pki")
+    tls_pv, plain_pv = _tls_and_plain(fuse, pki)
+    directory = pki.client_dir("no-key", without=("tls.key",))
+    result = fuse.run("--tls-dir", str(directory), "--dry-run")
+    assert result.code == 0, result.stderr
+    refused = result.volume(tls_pv)
+    assert refused["outcome"] == "would-refuse", refused
+    assert "tls.key is missing in" in refused["reason"], refused
+    assert result.volume(plain_pv)["outcome"] == "would-recycle"
+    assert len(fuse.listing(tls_pv)) == 5 and fuse.listing(plain_pv) == ["d", "d/f", "plain"]
