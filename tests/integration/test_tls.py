@@ -13,6 +13,7 @@ docs/decisions.md, "TLS".
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,19 @@ def test_a_dry_run_says_which_tls_volume_would_be_refused(fuse: Scenario) -> Non
     assert "tls.key is missing in" in refused["reason"], refused
     assert result.volume(plain_pv)["outcome"] == "would-recycle"
     assert len(fuse.listing(tls_pv)) == 5 and fuse.listing(plain_pv) == ["d", "d/f", "plain"]
+
+
+def test_a_subdirectory_pv_on_a_tls_volume_is_recycled_and_the_rest_stays(fuse: Scenario) -> None:
+    """`glusterfs --subdir-mount` gives the mount the source `mount.glusterfs` would, so the
+    mount checks hold as before; only the PV's directory is emptied."""
+    pki = Pki.create(fuse.tmp / "pki")
+    handle = fuse.volume_factory(subdir="pv/data", options=pki.server_options())
+    fuse.gluster.write_files(handle, {"pv/data/tenant": "x", "pv/other/keep": "y"})
+    pv = fuse.released_volume("tls-sub", path=handle.path)
+    fuse.volumes[pv] = handle
+    result = _run(fuse, pki.client_dir("secret"), "fuse")
+    assert result.code == 0, result.stderr
+    _assert_recycled(fuse, result, pv)
+    with fuse.gluster.mounted(handle) as root:
+        assert sorted(os.listdir(os.path.join(root, "pv"))) == ["data", "other"]
+        assert os.listdir(os.path.join(root, "pv", "other")) == ["keep"]
