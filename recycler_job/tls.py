@@ -268,32 +268,30 @@ def explain(log_file: str, *, start: int = 0, limit: int = 3) -> str | None:
     return "client log: " + "; ".join(found[-limit:])
 
 
-def startup_problem(management: bool, backend: str) -> str | None:
-    """Why the management path cannot be set up as asked (exit 2), or None.
+def startup_problem(
+    management: bool,
+    backend: str,
+    *,
+    ssl_dir: str = DEFAULT_SSL_DIR,
+    secure_access: str = SECURE_ACCESS_FILE,
+) -> str | None:
+    """Why the management path cannot be used as asked (exit 2), or None.
 
-    The management path reads its files from `DEFAULT_SSL_DIR` only; libgfapi turns it on
-    only when `SECURE_ACCESS_FILE` exists, which is created here when it is missing and the
-    file system allows it (the pod mounts a volume there when its root is read-only).
+    The management path reads its files from `DEFAULT_SSL_DIR` only, and libgfapi turns it
+    on only when `SECURE_ACCESS_FILE` exists. That file is never created here: on a gluster
+    server it would switch glusterd itself at its next start. The pod mounts it.
     """
     if not management:
         return None
-    missing = [
-        name for name in GLUSTER_NAMES if not os.path.exists(os.path.join(DEFAULT_SSL_DIR, name))
-    ]
+    missing = [name for name in GLUSTER_NAMES if not os.path.exists(os.path.join(ssl_dir, name))]
     if missing:
         return (
-            f"--tls-management: the management path reads its files from {DEFAULT_SSL_DIR} "
+            f"--tls-management: the management path reads its files from {ssl_dir} "
             f"only, and {', '.join(missing)} are missing there (mount the Secret's keys there)"
         )
-    if backend == "gfapi" and not os.path.exists(SECURE_ACCESS_FILE):
-        try:
-            os.makedirs(os.path.dirname(SECURE_ACCESS_FILE), exist_ok=True)
-            with open(SECURE_ACCESS_FILE, "a", encoding="utf-8"):
-                pass
-        except OSError as exc:
-            return (
-                f"--tls-management: libgfapi needs {SECURE_ACCESS_FILE} and it cannot be "
-                f"created: {exc.strerror or exc} (mount a writable volume at "
-                f"{os.path.dirname(SECURE_ACCESS_FILE)})"
-            )
+    if backend == "gfapi" and not os.path.exists(secure_access):
+        return (
+            f"--tls-management: libgfapi uses TLS to glusterd only when {secure_access} "
+            "exists, and it does not (mount it, as manifests/components/tls-management does)"
+        )
     return None

@@ -1256,7 +1256,12 @@ def test_tls_components_mount_the_fork_secret_and_set_the_options(
                 ):
                     mount = mounts[f"/usr/lib/ssl/{name}"]
                     assert (mount["name"], mount["subPath"]) == ("tls", key)
-                assert "emptyDir" in volumes[mounts["/var/lib/glusterd"]["name"]]
+                secure = mounts["/var/lib/glusterd"]
+                assert secure["readOnly"] is True
+                generated = volumes[secure["name"]]["configMap"]["name"]
+                configmap = by_kind(docs, "ConfigMap", generated)
+                assert configmap["data"] == {"secure-access": ""}
+                assert configmap["metadata"]["namespace"] == NS
             else:
                 assert "GLUSTER_TLS_MANAGEMENT" not in env
             result = kubectl(
@@ -1274,8 +1279,8 @@ def test_tls_components_mount_the_fork_secret_and_set_the_options(
 def test_restricted_pod_with_the_tls_components_passes_restricted(
     control_plane: ControlPlane, unique: str, tmp_path: Path
 ) -> None:
-    """A Secret volume and an emptyDir are allowed under the restricted standard: the pod of
-    the unprivileged overlays with both TLS components is admitted there."""
+    """Secret and ConfigMap volumes are allowed under the restricted standard: the pod of the
+    unprivileged overlays with both TLS components is admitted there."""
     needs(control_plane, 23, "kustomize components and Pod Security admission")
     namespace = f"grt-restricted-tls-{unique}"
     kubectl(control_plane, "create", "namespace", namespace)

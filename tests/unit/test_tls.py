@@ -212,3 +212,18 @@ def test_tls_dir_must_be_an_existing_absolute_directory(tmp_path: Path) -> None:
         load_config(["--tls-dir", str(tmp_path / "nope")], {})
     with pytest.raises(ConfigError, match="must be an absolute path"):
         load_config(["--tls-dir", "relative"], {})
+
+
+def test_management_tls_with_gfapi_needs_the_secure_access_file_and_never_creates_it(
+    pki: Pki, tmp_path: Path
+) -> None:
+    ssl_dir = str(_copy(pki, tmp_path, names=GLUSTER))
+    secure = tmp_path / "glusterd" / "secure-access"
+    args = {"ssl_dir": ssl_dir, "secure_access": str(secure)}
+    assert tls.startup_problem(True, "fuse", **args) is None  # --secure-mgmt=yes suffices
+    problem = tls.startup_problem(True, "gfapi", **args)
+    assert problem is not None and f"only when {secure} exists" in problem
+    assert not secure.parent.exists()
+    secure.parent.mkdir()
+    secure.write_text("")
+    assert tls.startup_problem(True, "gfapi", **args) is None
