@@ -1227,7 +1227,8 @@ def test_tls_components_mount_the_fork_secret_and_set_the_options(
     # kubectl 1.21 embeds kustomize v2.0.3, which has no components (kustomize 3.7+).
     needs(control_plane, 22, "kustomize components (kustomize 3.7+)")
     kubectl(control_plane, "apply", "-f", str(MANIFESTS / "namespace.yaml"))
-    for base in (MANIFESTS, RESTRICTED, OPENSHIFT_RESTRICTED):
+    bases = [MANIFESTS, OPENSHIFT, RESTRICTED, OPENSHIFT_RESTRICTED]
+    for base in bases + ([NEWER] if control_plane.at_least(26) else []):
         for components in ((TLS,), (TLS, TLS_MANAGEMENT)):
             target = _with_components(tmp_path / f"{len(components)}", base, *components)
             docs = render(control_plane, target)
