@@ -122,7 +122,8 @@ def load(directory: str, *, management: bool = False) -> TlsFiles:
     if not problems:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         try:
-            context.load_cert_chain(cert, key)
+            # No prompt for a passphrase: glusterfs cannot use an encrypted key either.
+            context.load_cert_chain(cert, key, password="")
         except (ssl.SSLError, OSError) as exc:
             problems.append(f"{cert} and {key} do not make a certificate and its key: {exc}")
         try:

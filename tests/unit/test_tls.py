@@ -8,7 +8,10 @@ volumes are in tests/integration/test_tls.py.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -227,3 +230,30 @@ def test_management_tls_with_gfapi_needs_the_secure_access_file_and_never_create
     secure.parent.mkdir()
     secure.write_text("")
     assert tls.startup_problem(True, "gfapi", **args) is None
+
+
+def test_an_encrypted_key_is_a_problem_not_a_prompt(pki: Pki, tmp_path: Path) -> None:
+    directory = _copy(pki, tmp_path)
+    subprocess.run(
+        ["openssl", "pkey", "-in", str(directory / "tls.key"), "-aes256", "-passout", "pass:x",
+         "-out", str(tmp_path / "encrypted.key")],
+        check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
+    )  # fmt: skip
+    os.replace(tmp_path / "encrypted.key", directory / "tls.key")
+    problem = tls.load(str(directory)).problem
+    assert problem is not None and "do not make a certificate and its key" in problem
+    # On a terminal OpenSSL would ask for the passphrase and wait: `script` gives it one.
+    if shutil.which("script") is None:
+        pytest.skip("`script` (util-linux) is needed to give the check a terminal")
+    code = "import os; from recycler_job import tls; print(tls.load(os.environ['D']).problem)"
+    done = subprocess.run(
+        ["script", "-qec", shlex.join([sys.executable, "-c", code]), "/dev/null"],
+        env={**os.environ, "D": str(directory)},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "pass phrase" not in done.stdout, done.stdout
+    assert "do not make a certificate and its key" in done.stdout, done.stdout
