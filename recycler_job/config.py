@@ -668,8 +668,8 @@ _OPTIONS: tuple[_Option, ...] = (
         "GLUSTER_TLS_DIR",
         _tls_dir,
         "directory with the client's TLS files for pools with client.ssl on: tls.crt, "
-        "tls.key, tls.ca (the appuio fork's Secret) or glusterfs.pem, glusterfs.key, "
-        "glusterfs.ca",
+        "tls.key and tls.ca (the appuio fork's Secret) or ca.crt (a kubernetes.io/tls "
+        "Secret), or glusterfs.pem, glusterfs.key, glusterfs.ca",
         "PATH",
         "none",
     ),

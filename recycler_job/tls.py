@@ -16,8 +16,9 @@ GlusterFS has two TLS paths, switched on separately by the pool's admins:
   compiled-in directory only (`DEFAULT_SSL_DIR`); the CLI and `glusterfs` are switched with
   `--secure-mgmt=yes`, libgfapi only by the file `SECURE_ACCESS_FILE`.
 
-A TLS directory holds either the appuio fork's Secret keys (`tls.crt`, `tls.key`, `tls.ca`)
-or gluster's own names (`glusterfs.pem`, `glusterfs.key`, `glusterfs.ca`). The files are
+A TLS directory holds the appuio fork's Secret keys (`tls.crt`, `tls.key`, `tls.ca`), a
+`kubernetes.io/tls` Secret with its CA (`tls.crt`, `tls.key`, `ca.crt`), or gluster's own
+names (`glusterfs.pem`, `glusterfs.key`, `glusterfs.ca`). The files are
 given to every connection; a volume without `client.ssl` ignores them. Files that are
 missing or unusable fail only the volumes that need TLS, each with the reason.
 """
@@ -33,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "CERT_MANAGER_NAMES",
     "DEFAULT_SSL_DIR",
     "FORK_NAMES",
     "GLUSTER_NAMES",
@@ -56,8 +58,11 @@ __all__ = [
 
 FORK_NAMES = ("tls.crt", "tls.key", "tls.ca")
 """The appuio fork's Secret keys (certificate, key, CA), mounted at /recycler-secrets there."""
+CERT_MANAGER_NAMES = ("tls.crt", "tls.key", "ca.crt")
+"""A `kubernetes.io/tls` Secret with its CA, as cert-manager writes it."""
 GLUSTER_NAMES = ("glusterfs.pem", "glusterfs.key", "glusterfs.ca")
 """gluster's own file names, as in its default directory."""
+_LAYOUTS = (FORK_NAMES, CERT_MANAGER_NAMES, GLUSTER_NAMES)
 SECURE_ACCESS_FILE = "/var/lib/glusterd/secure-access"
 """Its presence switches libgfapi's (and, by default, every client's) management path to TLS."""
 DEFAULT_SSL_DIR = "/usr/lib/ssl"
@@ -104,18 +109,20 @@ def _readable_problem(path: str) -> str | None:
 
 
 def load(directory: str, *, management: bool = False) -> TlsFiles:
-    """Find the three files in `directory` (fork names first) and check they work together.
+    """Find the three files in `directory` and check they work together.
 
-    Never raises for the files: what is wrong goes into `problem`, so a volume without TLS
-    can still be recycled while one that needs it fails with the reason.
+    The first complete layout of `_LAYOUTS` counts (the fork's first); with none complete,
+    the first one partly there names what is missing. Never raises for the files: what is
+    wrong goes into `problem`, so a volume without TLS can still be recycled while one that
+    needs it fails with the reason.
     """
+
+    def present(layout: tuple[str, ...]) -> list[bool]:
+        return [os.path.lexists(os.path.join(directory, n)) for n in layout]
+
     names = next(
-        (
-            layout
-            for layout in (FORK_NAMES, GLUSTER_NAMES)
-            if any(os.path.lexists(os.path.join(directory, n)) for n in layout)
-        ),
-        FORK_NAMES,
+        (layout for layout in _LAYOUTS if all(present(layout))),
+        next((layout for layout in _LAYOUTS if any(present(layout))), FORK_NAMES),
     )
     cert, key, ca = (os.path.join(directory, n) for n in names)
     problems = [p for p in map(_readable_problem, (cert, key, ca)) if p]

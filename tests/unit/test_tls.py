@@ -62,6 +62,13 @@ def test_gluster_file_names_are_found_too(pki: Pki, tmp_path: Path) -> None:
     assert files.usable, files.problem
 
 
+def test_a_kubernetes_tls_secret_with_its_ca_works_too(pki: Pki, tmp_path: Path) -> None:
+    directory = _copy(pki, tmp_path, names=("tls.crt", "tls.key", "ca.crt"))
+    files = tls.load(str(directory))
+    assert (files.cert, files.ca) == (str(directory / "tls.crt"), str(directory / "ca.crt"))
+    assert files.usable, files.problem
+
+
 def test_a_missing_key_is_named(pki: Pki, tmp_path: Path) -> None:
     directory = _copy(pki, tmp_path, without=("tls.key",))
     files = tls.load(str(directory))
