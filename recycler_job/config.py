@@ -357,6 +357,18 @@ def _log_dir(raw: object) -> str:
     return os.path.normpath(path)
 
 
+def _tls_dir(raw: object) -> str | None:
+    """A directory that exists: a typo must stop the run, not fail every TLS volume."""
+    path = _string(raw)
+    if not path:
+        return None
+    if not os.path.isabs(path):
+        raise _Invalid("must be an absolute path")
+    if not os.path.isdir(path):
+        raise _Invalid("is not a directory (mount the TLS Secret there)")
+    return os.path.normpath(path)
+
+
 def _dns_name(kind: str) -> Converter:
     if kind == "label":
         check, limit = names.is_dns1123_label, names.DNS1123_LABEL_MAX
@@ -642,6 +654,23 @@ class Config:
         "chmod the emptied volume root to this octal mode, e.g. 0775",
         metavar="OCTAL",
         default_help="leave unchanged",
+    )
+    tls_dir: str | None = _option(
+        None,
+        "GLUSTER_TLS_DIR",
+        _tls_dir,
+        "directory with the client's TLS files for pools with client.ssl on: tls.crt, "
+        "tls.key and tls.ca (the appuio fork's Secret) or ca.crt (a kubernetes.io/tls "
+        "Secret), or glusterfs.pem, glusterfs.key, glusterfs.ca",
+        metavar="PATH",
+        default_help="none",
+    )
+    tls_management: bool = _option(
+        False,
+        "GLUSTER_TLS_MANAGEMENT",
+        _to_bool,
+        "use TLS to glusterd too (pools with /var/lib/glusterd/secure-access); reads "
+        "glusterfs.pem/.key/.ca from /usr/lib/ssl",
     )
     identity: str = _option(
         "gluster-recycler",

@@ -51,7 +51,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TypeAlias
 
-from recycler_job import failpoints, gfapi
+from recycler_job import failpoints, gfapi, tls
 from recycler_job.errors import RecyclerError
 from recycler_job.gfapi import GfapiError, Handle, Stat
 from recycler_job.wipe import (
@@ -797,10 +797,20 @@ def open_volume(
     A failed connection is a :class:`WipeError` with errno; the ``glfs_t`` is freed on every
     path (also when ``glfs_init`` fails).
     """
+    start = tls.log_size(log_file)
     try:
-        vol = gfapi.Volume(volume, hosts, log_file, port=port, log_level=log_level)
+        vol = gfapi.Volume(
+            volume,
+            hosts,
+            log_file,
+            port=port,
+            log_level=log_level,
+            xlator_options=tls.xlator_options(volume),
+        )
     except GfapiError as exc:
+        why = tls.explain(log_file, start=start)
         raise WipeError(
-            f"cannot connect to volume {volume}: {exc.strerror}", errno=exc.errno
+            f"cannot connect to volume {volume}: {exc.strerror}" + (f"; {why}" if why else ""),
+            errno=exc.errno,
         ) from exc
     return GfapiVolume(vol)
