@@ -1,6 +1,6 @@
 """Does ``--parallel`` pay off? One pass over 8 real gluster volumes, ``--parallel 1`` vs 4.
 
-    .venv/bin/python -m bench.parallel [--modes latency,loopback] [--volumes 8] [--files 2000]
+    .venv/bin/python -m bench.parallel [--modes latency[,loopback]] [--volumes 8] [--files 2000]
                                        [--workers N] [--repeats 2] [--quick] [--no-write]
 
 Needs root, /dev/fuse and glusterd (tests/sandbox/gluster.py starts it when it is not running).
@@ -349,7 +349,9 @@ STALE_KEYS = (
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.parallel", description=__doc__)
-    parser.add_argument("--modes", default="latency,loopback", help="the first is timed ABBA")
+    parser.add_argument(
+        "--modes", default="latency", help="latency and/or loopback; the first is timed ABBA"
+    )
     parser.add_argument("--volumes", type=int, default=8)
     parser.add_argument("--files", type=int, default=2000, help="files per volume")
     parser.add_argument(
