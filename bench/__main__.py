@@ -83,7 +83,6 @@ def table(results: dict[str, Any]) -> list[str]:
         ("loopback_wide_ratio_vs_find", ">= 2", lambda v: v >= 2),
         ("loopback_large_ratio_vs_find", ">= 1", lambda v: v >= 1),
         ("loopback_large_gfapi_ratio_vs_find", "", None),
-        ("loopback_parallel_ratio", "", None),
         ("wipe_peak_rss_mib_10k", "", None),
         (
             "wipe_peak_rss_mib_200k",
@@ -91,11 +90,6 @@ def table(results: dict[str, Any]) -> list[str]:
             lambda v: isinstance(rss_10k, float | int) and v <= rss_10k + 32,
         ),
         ("gfapi_wipe_peak_rss_mib_10k", "", None),
-        (
-            "gfapi_wipe_peak_rss_mib_200k",
-            "<= 10k + 32",
-            lambda v: v <= results.get("gfapi_wipe_peak_rss_mib_10k", -1e9) + 32,
-        ),
         ("idle_pass_10k_pvs_s", "< 5", lambda v: v < 5),
         (
             "idle_pass_10k_pvs_requests",
