@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from recycler_job import failpoints, gluster, watch, wipe
+from recycler_job import failpoints, gluster, tls, watch, wipe
 from recycler_job.clock import Clock, format_time
 from recycler_job.config import Config
 from recycler_job.decide import (
@@ -86,6 +86,14 @@ class VolumeFailure(Exception):
     """This volume cannot be recycled now; the message says why (shown to admins)."""
 
 
+def _require_tls(source: GlusterSource, info: gluster.VolumeInfo) -> None:
+    """Fail a volume that uses TLS when the TLS files cannot serve it (before connecting)."""
+    try:
+        tls.require_for(source.volume, info.options)
+    except tls.TlsError as exc:
+        raise VolumeFailure(str(exc)) from exc
+
+
 class ChangedDuringWipe(VolumeFailure):
     """The PV, a claim, the volume's clients or the Lease changed while the volume was wiped."""
 
@@ -145,21 +153,23 @@ class Actor:
             assert isinstance(source, GlusterSource)  # recheck ran decide
             hosts = self._hosts(pv, source)
             if self.config.dry_run:
-                if self.config.client_check:
-                    try:
+                try:
+                    if self.config.client_check:
                         self._timed(result, "client_check", self._client_check, hosts, source)
-                    except gluster.VolumeInUse as exc:
-                        # What a real run would do today: leave it for a later run. Not a
-                        # failure of the dry run.
-                        result.outcome = "would-refuse"
-                        result.reason = f"{decision.reason}; would be refused: {exc}"
-                        log.info(
-                            "pv/%s: dry run: would refuse: %s",
-                            decision.pv_name,
-                            exc,
-                            extra=_fields(result),
-                        )
-                        return result
+                    if tls.current() is not None:
+                        self._timed(result, "tls", self._tls_check, hosts, source)
+                except (gluster.VolumeInUse, tls.TlsError) as exc:
+                    # What a real run would do today: leave it for a later run. Not a
+                    # failure of the dry run.
+                    result.outcome = "would-refuse"
+                    result.reason = f"{decision.reason}; would be refused: {exc}"
+                    log.info(
+                        "pv/%s: dry run: would refuse: %s",
+                        decision.pv_name,
+                        exc,
+                        extra=_fields(result),
+                    )
+                    return result
                 result.outcome = "would-recycle"
                 result.reason = f"{decision.reason}; would wipe {hosts[0]}:{source.mount_path}"
                 log.info(
@@ -335,6 +345,11 @@ class Actor:
             raise VolumeFailure(f"{what} lists no address")
         return what, tuple(hosts)
 
+    def _tls_check(self, hosts: tuple[str, ...], source: GlusterSource) -> None:
+        """TlsError when the volume uses TLS and the configured files cannot serve it."""
+        info = gluster.volume_info(hosts, source.volume, timeout=self.config.mount_timeout)
+        tls.require_for(source.volume, info.options)
+
     def _client_check(self, hosts: tuple[str, ...], source: GlusterSource) -> None:
         gluster.ensure_not_in_use(hosts, source.volume, timeout=self.config.mount_timeout)
 
@@ -370,6 +385,16 @@ class Actor:
         name = pv["metadata"]["name"]
         mountpoint = gluster.mountpoint_for(self.config.mount_root, name)
         ours: MountEntry | None = None  # only what this run mounted is ever unmounted
+        if tls.current() is not None:  # TLS files given: say which volume they cannot serve
+            info = self._timed(
+                result,
+                "volume_info",
+                gluster.volume_info,
+                hosts,
+                source.volume,
+                timeout=self.config.mount_timeout,
+            )
+            self._timed(result, "tls", _require_tls, source, info)
         try:
             failpoints.hit("before-mount")
             ours = self._timed(
@@ -446,6 +471,7 @@ class Actor:
             source.volume,
             timeout=self.config.mount_timeout,
         )
+        self._timed(result, "tls", _require_tls, source, info)
         failpoints.hit("before-mount")
         self._guard()
         log_file = os.path.join(self.config.log_dir, f"gfapi-{name}.log")

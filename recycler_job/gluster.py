@@ -34,7 +34,7 @@ from typing import TypeVar
 
 import sh
 
-from recycler_job import mountinfo
+from recycler_job import mountinfo, tls
 from recycler_job.mountinfo import MountEntry
 from recycler_job.sources.glusterfs import GlusterSource
 
@@ -377,6 +377,7 @@ def _run_gluster(hosts: Sequence[str], args: Sequence[str], *, timeout: float) -
                 f"--remote-host={host}",
                 f"--timeout={max(1, int(timeout))}",
                 *([f"--log-file={_cli_log_file}"] if _cli_log_file else []),
+                *tls.cli_args(),
                 *args,
             ],
             # the CLI's own --timeout first; ours is the backstop
@@ -1089,27 +1090,35 @@ def mount_volume(
     if options:
         args += ["-o", ",".join(options)]
     args += [mount_source, path]
+    # With TLS files, `glusterfs` itself: mount.glusterfs passes on one xlator-option only.
+    tls_args = tls.fuse_command(valid, source.volume, source.subdir, path, read_only=read_only)
+    program, args = ("glusterfs", tls_args) if tls_args is not None else ("mount", args)
     try:
-        result = _run("mount", args, timeout=timeout)
+        result = _run(program, args, timeout=timeout)
     except BaseException:
         _discard(path, timeout)
         raise
+    why = tls.explain(tls.fuse_log_file(path)) if tls_args is not None else None
+    hint = f"; {why}" if why else ""
     if result.timed_out:
         _kill_fuse_daemons(path)
         _discard(path, timeout)
-        raise MountError(f"mount of {mount_source} on {path} timed out after {timeout:g}s")
+        raise MountError(f"mount of {mount_source} on {path} timed out after {timeout:g}s{hint}")
     if result.exit_code != 0:
         _discard(path, timeout)
         raise MountError(
             f"mount of {mount_source} on {path} failed (exit {result.exit_code}): "
-            f"{result.message()}"
+            f"{result.message()}{hint}"
         )
     try:
         return verify_mounted(path, valid, source, read_only=read_only, timeout=timeout)
     except BaseException as exc:
         _discard(path, timeout)
         if isinstance(exc, MountError):
-            raise MountError(f"mount of {mount_source} exited 0 but: {exc}") from exc
+            if tls_args is not None:
+                why = tls.explain(tls.fuse_log_file(path))
+                hint = f"; {why}" if why else ""
+            raise MountError(f"mount of {mount_source} exited 0 but: {exc}{hint}") from exc
         raise
 
 
