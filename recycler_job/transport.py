@@ -1,0 +1,43 @@
+"""The wipe transport: how a volume's files are reached. act.py sees only this interface.
+
+Two implementations: FUSE mount + fd wipe (fuse_transport.py) and libgfapi
+(gfapi_transport.py). Each opens the volume, proves it is the PV's (its Volume ID as the
+gluster CLI reports it from the same hosts), hands back an `Opened`, and undoes its
+connection on every path out of the `with` block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from recycler_job.report import VolumeResult
+from recycler_job.sources import GlusterSource
+from recycler_job.wipe import WipeStats
+
+StopCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A volume a transport has opened and proven to be the PV's, ready to be wiped."""
+
+    volume_id: str
+    own_clients: dict[str, int]  # what this connection adds to `volume status client-list`
+    wipe: Callable[[StopCheck], WipeStats]  # stop flag -> stats
+
+
+class Transport(Protocol):
+    """Opens one volume for a wipe; `guard` (given at construction) runs before each risky step."""
+
+    def open(
+        self, pv_name: str, source: GlusterSource, hosts: tuple[str, ...], result: VolumeResult
+    ) -> AbstractContextManager[Opened]:
+        """Connect, verify, yield the `Opened` volume; disconnect on the way out.
+
+        Records the step durations (`mount`, `unmount`, ...) and the proven Volume ID in
+        `result`.
+        """
+        ...
