@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from recycler_job.gluster import parse_volume_info
+from recycler_job.gluster.parse import parse_volume_info
 from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle
 from tests.sandbox.gluster_fixtures import VolumeFactory
 
