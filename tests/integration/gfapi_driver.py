@@ -25,13 +25,13 @@ from dataclasses import asdict
 from typing import Any
 
 from recycler_job import gfapi
-from recycler_job.gluster import cli as gluster_cli
 from recycler_job.gfapi_wipe import (
     GfapiVolume,
     WipeRootSquashed,
     client_list_name,
     open_volume,
 )
+from recycler_job.gluster import cli as gluster_cli
 from recycler_job.wipe import WipeError, WipeInterrupted
 
 
