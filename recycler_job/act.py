@@ -30,8 +30,8 @@ from recycler_job.decide import (
     decide,
 )
 from recycler_job.events import EventRecorder
-from recycler_job.fuse_transport import FuseTransport
-from recycler_job.gfapi_transport import GfapiTransport
+from recycler_job.fuse_transport import open_fuse
+from recycler_job.gfapi_transport import open_gfapi
 from recycler_job.gluster.clients import ClientReport, client_report, ensure_not_in_use
 from recycler_job.gluster.errors import GlusterError, VolumeIdentityError, VolumeInUse
 from recycler_job.gluster.hosts import ensure_same_pool
@@ -56,7 +56,7 @@ from recycler_job.lease import LeaseKeeper, LeaseLost
 from recycler_job.report import VolumeResult, timed
 from recycler_job.sources import GlusterSource, describe_source
 from recycler_job.state import ClusterSnapshot
-from recycler_job.transport import Opened, Transport
+from recycler_job.transport import Opened, Target, Transport
 
 log = logging.getLogger(__name__)
 
@@ -347,12 +347,9 @@ class Actor:
         if self.config.client_check:
             timed(result, "client_check", self._client_check, hosts, source)
         self._guard()
-        transport: Transport = (
-            GfapiTransport(self.config, self._guard)
-            if self.config.backend == "gfapi"
-            else FuseTransport(self.config, self._guard)
-        )
-        with transport.open(pv["metadata"]["name"], source, hosts, result) as opened:
+        transport: Transport = open_gfapi if self.config.backend == "gfapi" else open_fuse
+        target = Target(self.config, self._guard, pv["metadata"]["name"], source, hosts, result)
+        with transport(target) as opened:
             result.volume_id = opened.volume_id
             self._wipe_root(pv, source, hosts, opened, result)
 

@@ -11,80 +11,70 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from recycler_job import failpoints, wipe
-from recycler_job.config import Config
 from recycler_job.gluster import cli
 from recycler_job.gluster.errors import VolumeIdentityError
-from recycler_job.report import VolumeResult, timed
-from recycler_job.sources import GlusterSource
-from recycler_job.transport import Opened, StopCheck
+from recycler_job.report import timed
+from recycler_job.transport import Opened, StopCheck, Target
 
 log = logging.getLogger(__name__)
 
 
-class GfapiTransport:
-    """One `glfs_t` per volume, freed with glfs_fini on every path (see gfapi_wipe.py)."""
+@contextlib.contextmanager
+def open_gfapi(target: Target) -> Iterator[Opened]:
+    """Connect over libgfapi; the Volume ID it reads must be the one `gluster volume info`
+    reports from the same hosts; wipe by handle; glfs_fini on every path."""
+    from recycler_job import gfapi_wipe  # noqa: PLC0415 (loads libgfapi only when used)
 
-    def __init__(self, config: Config, guard: Callable[[], None]) -> None:
-        self.config = config
-        self.guard = guard
+    config = target.config
+    pv_name, source, hosts, result = target.pv_name, target.source, target.hosts, target.result
+    info = timed(
+        result,
+        "volume_info",
+        cli.volume_info,
+        hosts,
+        source.volume,
+        timeout=config.mount_timeout,
+    )
+    failpoints.hit("before-mount")
+    target.guard()
+    log_file = os.path.join(config.log_dir, f"gfapi-{pv_name}.log")
+    volume: gfapi_wipe.GfapiVolume = timed(
+        result, "mount", gfapi_wipe.open_volume, source.volume, hosts, log_file=log_file
+    )
+    closing_started: float | None = None
+    try:
+        with volume:
+            try:
+                seen = volume.volume_id()
+                if not gfapi_wipe.volume_ids_match(seen, info.volume_id):
+                    raise VolumeIdentityError(
+                        f"volume {source.volume}: libgfapi reached Volume ID {seen}, but "
+                        f"`gluster volume info` on the same hosts says {info.volume_id}: "
+                        "another volume answered"
+                    )
+                result.volume_id = info.volume_id
+                failpoints.hit("after-verify")
+                workers = config.wipe_workers
 
-    @contextlib.contextmanager
-    def open(
-        self, pv_name: str, source: GlusterSource, hosts: tuple[str, ...], result: VolumeResult
-    ) -> Iterator[Opened]:
-        """Connect over libgfapi; the Volume ID it reads must be the one `gluster volume info`
-        reports from the same hosts; wipe by handle; glfs_fini on every path."""
-        from recycler_job import gfapi_wipe  # noqa: PLC0415 (loads libgfapi only when used)
+                def run(stop: StopCheck) -> wipe.WipeStats:
+                    return volume.wipe(source.subdir, workers=workers, stop=stop)
 
-        config = self.config
-        info = timed(
-            result,
-            "volume_info",
-            cli.volume_info,
-            hosts,
-            source.volume,
-            timeout=config.mount_timeout,
-        )
-        failpoints.hit("before-mount")
-        self.guard()
-        log_file = os.path.join(config.log_dir, f"gfapi-{pv_name}.log")
-        volume: gfapi_wipe.GfapiVolume = timed(
-            result, "mount", gfapi_wipe.open_volume, source.volume, hosts, log_file=log_file
-        )
-        closing_started: float | None = None
-        try:
-            with volume:
-                try:
-                    seen = volume.volume_id()
-                    if not gfapi_wipe.volume_ids_match(seen, info.volume_id):
-                        raise VolumeIdentityError(
-                            f"volume {source.volume}: libgfapi reached Volume ID {seen}, but "
-                            f"`gluster volume info` on the same hosts says {info.volume_id}: "
-                            "another volume answered"
-                        )
-                    result.volume_id = info.volume_id
-                    failpoints.hit("after-verify")
-                    workers = config.wipe_workers
-
-                    def run(stop: StopCheck) -> wipe.WipeStats:
-                        return volume.wipe(source.subdir, workers=workers, stop=stop)
-
-                    own = {gfapi_wipe.client_list_name(): 1}
-                    yield Opened(volume_id=info.volume_id, own_clients=own, wipe=run)
-                finally:
-                    closing_started = time.monotonic()
-        finally:
-            if closing_started is not None:
-                result.durations["unmount"] = round(time.monotonic() - closing_started, 3)
-            if volume.volume.closed:
-                log.info(
-                    "pv/%s: glfs_fini of volume %s returned %s",
-                    pv_name,
-                    source.volume,
-                    volume.volume.fini_result,
-                )
-            else:  # a worker is still inside a gfapi call: freeing it now would crash
-                log.error("pv/%s: glfs_fini of volume %s skipped", pv_name, source.volume)
+                own = {gfapi_wipe.client_list_name(): 1}
+                yield Opened(volume_id=info.volume_id, own_clients=own, wipe=run)
+            finally:
+                closing_started = time.monotonic()
+    finally:
+        if closing_started is not None:
+            result.durations["unmount"] = round(time.monotonic() - closing_started, 3)
+        if volume.volume.closed:
+            log.info(
+                "pv/%s: glfs_fini of volume %s returned %s",
+                pv_name,
+                source.volume,
+                volume.volume.fini_result,
+            )
+        else:  # a worker is still inside a gfapi call: freeing it now would crash
+            log.error("pv/%s: glfs_fini of volume %s skipped", pv_name, source.volume)

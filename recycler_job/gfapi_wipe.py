@@ -39,29 +39,25 @@ The rules are wipe.py's, expressed for gfapi:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import time
 import uuid
-from collections.abc import Sequence
-from types import TracebackType
+from collections.abc import Iterator, Sequence
 
-from recycler_job import gfapi
+from recycler_job import gfapi, wipe_engine
 from recycler_job.gfapi import GfapiError, Handle, Stat
-from recycler_job.wipe import DEFAULT_WORKERS, TRASH_DIR, TRASH_INTERNAL_OP
-from recycler_job.wipe_engine import (
-    SUBDIR_BATCH,
-    Counts,
-    Engine,
-    LocalWork,
-    Node,
+from recycler_job.wipe import (
+    DEFAULT_WORKERS,
+    TRASH_DIR,
+    TRASH_INTERNAL_OP,
     StopFlag,
     WipeError,
-    WipeNotEmpty,
     WipeStats,
-    wipe_error,
 )
+from recycler_job.wipe_engine import Counts, Engine, LocalWork, Node, wipe_error
 
 __all__ = [
     "GfapiVolume",
@@ -169,7 +165,7 @@ class _GfapiEngine(Engine[Handle, bytes]):
                         continue
                     if st.is_dir:
                         subdirs.append(name)
-                        if len(subdirs) >= SUBDIR_BATCH:
+                        if len(subdirs) >= wipe_engine.SUBDIR_BATCH:
                             node.more = True
                             break
                         continue
@@ -187,17 +183,23 @@ class _GfapiEngine(Engine[Handle, bytes]):
             self.dispatch_child(node, name, local)
         node.found = found
 
-    def _lookup_type(self, node: _Dir, name: bytes) -> Stat | None:
-        """Attributes of an entry readdirplus sent none for; None (and a re-scan) if gone."""
+    def _lookup(self, node: _Dir, name: bytes) -> tuple[Handle, Stat] | None:
+        """The entry ``name`` of ``node``, not followed; None (and a re-scan) when it is gone."""
         try:
-            handle, st = self.vol.lookup(node.ref, name)
+            return self.vol.lookup(node.ref, name)
         except GfapiError as exc:
             if exc.errno == errno.ENOENT:
                 node.ghosts = True
                 return None
             raise wipe_error("lookup", self.path(node, name), exc) from exc
-        handle.close()
-        return st
+
+    def _lookup_type(self, node: _Dir, name: bytes) -> Stat | None:
+        """Attributes of an entry readdirplus sent none for; None if it is gone."""
+        found = self._lookup(node, name)
+        if found is None:
+            return None
+        found[0].close()
+        return found[1]
 
     def unlink_batch(self, node: _Dir, entries: list[tuple[bytes, int]], counts: Counts) -> None:
         for name, size in entries:
@@ -216,13 +218,10 @@ class _GfapiEngine(Engine[Handle, bytes]):
 
     def open_child(self, parent: _Dir, name: bytes) -> _Dir | None:
         """A handle on a subdirectory, looked up without following; None if it changed."""
-        try:
-            handle, st = self.vol.lookup(parent.ref, name)
-        except GfapiError as exc:
-            if exc.errno == errno.ENOENT:
-                parent.ghosts = True
-                return None
-            raise wipe_error("lookup", self.path(parent, name), exc) from exc
+        found = self._lookup(parent, name)
+        if found is None:
+            return None
+        handle, st = found
         if not st.is_dir:
             handle.close()
             parent.needs_rescan = True  # replaced by a non-directory: unlink it next pass
@@ -237,7 +236,7 @@ class _GfapiEngine(Engine[Handle, bytes]):
 # ---- the transport -----------------------------------------------------------------------
 
 
-class GfapiVolume:
+class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
     """One volume opened over libgfapi for a ``with`` block (see :func:`open_volume`)."""
 
     def __init__(self, volume: gfapi.Volume) -> None:
@@ -260,15 +259,7 @@ class GfapiVolume:
         if not self.stuck:
             self.volume.close()
 
-    def __enter__(self) -> GfapiVolume:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     # -- resolving the PV directory --
@@ -448,22 +439,17 @@ class GfapiVolume:
             handle.close()
 
     def _verify(self, handle: Handle, label: str, *, at_volume_root: bool) -> None:
-        shown: list[str] = []
-        count = 0
-        try:
+        def leftovers() -> Iterator[bytes]:
             for name, st in self.volume.listdir(handle):
-                left: list[bytes] = [name]
                 if at_volume_root and name == _TRASH and st.is_dir:
-                    left = self._trash_leftovers(handle)
-                for item in left:
-                    count += 1
-                    if len(shown) < 5:
-                        shown.append(repr(item))
+                    yield from self._trash_leftovers(handle)
+                else:
+                    yield name
+
+        try:
+            wipe_engine.ensure_empty(label, leftovers())
         except GfapiError as exc:
             raise wipe_error("verify", label, exc) from exc
-        if count:
-            more = f" and {count - len(shown)} more" if count > len(shown) else ""
-            raise WipeNotEmpty(f"{label} is not empty after the wipe: {', '.join(shown)}{more}")
 
     def _trash_leftovers(self, root: Handle) -> list[bytes]:
         """What is left in ``.trashcan`` beyond an empty ``internal_op``."""

@@ -15,6 +15,16 @@ TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LIMIT = 4096  # the kubelet keeps at most 4 KiB
 
 _T = TypeVar("_T")
+# What can become of a volume in one pass (`VolumeResult.outcome`), in the order reports list them.
+OUTCOMES = (
+    "recycled",
+    "would-recycle",
+    "would-refuse",
+    "failed",
+    "interrupted",
+    "waiting",
+    "skipped",
+)
 
 
 @dataclass
@@ -86,15 +96,7 @@ class RunReport:
         counts = self.counts()
         parts = [
             f"{counts.get(name, 0)} {name}"
-            for name in (
-                "recycled",
-                "would-recycle",
-                "would-refuse",
-                "failed",
-                "interrupted",
-                "waiting",
-                "skipped",
-            )
+            for name in OUTCOMES
             if counts.get(name, 0) or name in ("recycled", "failed")
         ]
         removed = sum(v.files for v in self.volumes)

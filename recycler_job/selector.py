@@ -8,7 +8,7 @@ dependency-free so `config` can validate a selector without importing the Kubern
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -174,22 +174,22 @@ class _Parser:
 
     def key(self) -> str:
         tok = self.take()
-        if tok is None or tok in _SYMBOLS or tok in ("in", "notin"):
-            found = "end of selector" if tok is None else repr(tok)
-            raise self.fail(f"expected a label key, found {found}")
-        try:
-            validate_key(tok)
-        except ValueError as exc:
-            raise self.fail(str(exc)) from None
-        return tok
+        return self._word(tok, "key", ("in", "notin"), validate_key)
 
     def value(self, tok: str | None) -> str:
         # `in`/`notin` are plain identifiers where a value is expected, as upstream.
-        if tok is None or tok in _SYMBOLS:
+        return self._word(tok, "value", (), validate_value)
+
+    def _word(
+        self, tok: str | None, what: str, reserved: tuple[str, ...], validate: Callable[[str], None]
+    ) -> str:
+        """`tok` as a label key or value; a parse error when it is missing, a symbol, a
+        `reserved` word or invalid."""
+        if tok is None or tok in _SYMBOLS or tok in reserved:
             found = "end of selector" if tok is None else repr(tok)
-            raise self.fail(f"expected a label value, found {found}")
+            raise self.fail(f"expected a label {what}, found {found}")
         try:
-            validate_value(tok)
+            validate(tok)
         except ValueError as exc:
             raise self.fail(str(exc)) from None
         return tok

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from recycler_job.config import Config
 from recycler_job.report import VolumeResult
 from recycler_job.sources import GlusterSource
 from recycler_job.wipe import WipeStats
@@ -29,15 +30,20 @@ class Opened:
     wipe: Callable[[StopCheck], WipeStats]  # stop flag -> stats
 
 
+@dataclass(frozen=True)
+class Target:
+    """One volume to open, and what the run lends the transport for it."""
+
+    config: Config
+    guard: Callable[[], None]  # raises when the run must not go on (see Actor._guard)
+    pv_name: str
+    source: GlusterSource
+    hosts: tuple[str, ...]
+    result: VolumeResult  # gets the step durations (`mount`, `unmount`, ...) and the Volume ID
+
+
 class Transport(Protocol):
-    """Opens one volume for a wipe; `guard` (given at construction) runs before each risky step."""
+    """Opens `target`'s volume for a wipe: connect, verify, yield the `Opened` volume, and
+    disconnect on every way out of the `with` block."""
 
-    def open(
-        self, pv_name: str, source: GlusterSource, hosts: tuple[str, ...], result: VolumeResult
-    ) -> AbstractContextManager[Opened]:
-        """Connect, verify, yield the `Opened` volume; disconnect on the way out.
-
-        Records the step durations (`mount`, `unmount`, ...) and the proven Volume ID in
-        `result`.
-        """
-        ...
+    def __call__(self, target: Target) -> AbstractContextManager[Opened]: ...

@@ -39,7 +39,7 @@ import os
 import stat
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from recycler_job.wipe_engine import (
@@ -53,6 +53,7 @@ from recycler_job.wipe_engine import (
     WipeInterrupted,
     WipeNotEmpty,
     WipeStats,
+    ensure_empty,
 )
 from recycler_job.wipe_engine import (
     wipe_error as _os_error,
@@ -61,6 +62,7 @@ from recycler_job.wipe_engine import (
 __all__ = [
     "DEFAULT_WORKERS",
     "TRASH_DIR",
+    "StopFlag",
     "VerifiedRoot",
     "WipeCrossDevice",
     "WipeError",
@@ -455,22 +457,18 @@ def verify_empty(root: str | VerifiedRoot) -> None:
 
 def _verify_dir(fd: int, root: str) -> None:
     """:func:`verify_empty` on an open directory (``wipe_tree`` checks the very inode it wiped)."""
-    shown: list[str] = []
-    count = 0
-    try:
+
+    def leftovers() -> Iterator[str]:
         dev = os.fstat(fd).st_dev
         with os.scandir(fd) as it:
             for entry in it:
                 inside = _trash_leftovers(fd, dev) if entry.name == TRASH_DIR else None
-                for name in [entry.name] if inside is None else inside:
-                    count += 1
-                    if len(shown) < 5:
-                        shown.append(repr(name))
+                yield from [entry.name] if inside is None else inside
+
+    try:
+        ensure_empty(root, leftovers())
     except OSError as exc:
         raise _os_error("verify", root, exc) from exc
-    if count:
-        more = f" and {count - len(shown)} more" if count > len(shown) else ""
-        raise WipeNotEmpty(f"{root} is not empty after the wipe: {', '.join(shown)}{more}")
 
 
 def _trash_leftovers(root_fd: int, dev: int) -> list[str] | None:

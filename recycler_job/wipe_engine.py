@@ -28,7 +28,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeAlias, TypeVar
 
@@ -78,6 +78,20 @@ class WipeNotEmpty(WipeError):
 def wipe_error(op: str, path: str, exc: OSError) -> WipeError:
     """``op path: reason`` as a WipeError carrying the errno."""
     return WipeError(f"{op} {path}: {exc.strerror or exc}", errno=exc.errno)
+
+
+def ensure_empty(label: str, leftovers: Iterable[object]) -> None:
+    """Raise WipeNotEmpty, naming up to five of ``leftovers`` and how many more, unless there
+    are none."""
+    shown: list[str] = []
+    count = 0
+    for item in leftovers:
+        count += 1
+        if len(shown) < 5:
+            shown.append(repr(item))
+    if count:
+        more = f" and {count - len(shown)} more" if count > len(shown) else ""
+        raise WipeNotEmpty(f"{label} is not empty after the wipe: {', '.join(shown)}{more}")
 
 
 def stop_callable(stop: StopFlag | None) -> Callable[[], bool] | None:
@@ -193,12 +207,7 @@ class Engine(ABC, Generic[R, K]):
     # ---- the backend's primitives --------------------------------------------------------
 
     @abstractmethod
-    def scan(
-        self,
-        node: Node[R, K],
-        local: LocalWork[R, K],
-        counts: Counts,
-    ) -> None:
+    def scan(self, node: Node[R, K], local: LocalWork[R, K], counts: Counts) -> None:
         """One streaming pass over ``node``: remove (or ``hand_out``) its non-directories,
         ``dispatch_child`` up to ``SUBDIR_BATCH`` subdirectories (then set ``node.more``), and
         set ``node.found`` when it saw anything."""
@@ -398,23 +407,14 @@ class Engine(ABC, Generic[R, K]):
         except Exception as exc:
             self._fail(WipeError(f"wipe of {self.label}: internal error: {exc!r}"))
 
-    def _submit(
-        self,
-        item: Item[R, K],
-        local: LocalWork[R, K],
-    ) -> None:
+    def _submit(self, item: Item[R, K], local: LocalWork[R, K]) -> None:
         """Offer work to idle workers; keep it when the bounded queue is full (never block)."""
         try:
             self._queue.put_nowait(item)
         except queue.Full:
             local.append(item)
 
-    def _process(
-        self,
-        item: Item[R, K],
-        local: LocalWork[R, K],
-        counts: Counts,
-    ) -> None:
+    def _process(self, item: Item[R, K], local: LocalWork[R, K], counts: Counts) -> None:
         if isinstance(item, _Batch):
             self.unlink_batch(item.node, item.entries, counts)
             self._release(item.node, local, counts)
@@ -430,24 +430,14 @@ class Engine(ABC, Generic[R, K]):
             self.scan(child, local, counts)
             self._release(child, local, counts)
 
-    def _release(
-        self,
-        node: Node[R, K],
-        local: LocalWork[R, K],
-        counts: Counts,
-    ) -> None:
+    def _release(self, node: Node[R, K], local: LocalWork[R, K], counts: Counts) -> None:
         with self.lock:
             node.pending -= 1
             if node.pending:
                 return
         self._settle(node, local, counts)
 
-    def _rescan(
-        self,
-        node: Node[R, K],
-        local: LocalWork[R, K],
-        counted: bool,
-    ) -> None:
+    def _rescan(self, node: Node[R, K], local: LocalWork[R, K], counted: bool) -> None:
         """Scan ``node`` again; ``counted`` passes are the ones that may never end."""
         if counted:
             node.passes += 1
@@ -462,12 +452,7 @@ class Engine(ABC, Generic[R, K]):
         node.pending = 1
         self._submit(_Scan(node), local)
 
-    def _settle(
-        self,
-        node: Node[R, K],
-        local: LocalWork[R, K],
-        counts: Counts,
-    ) -> None:
+    def _settle(self, node: Node[R, K], local: LocalWork[R, K], counts: Counts) -> None:
         """Everything below ``node`` has finished: remove it, re-scan it, or finish the run."""
         current: Node[R, K] | None = node
         while current is not None:
