@@ -97,6 +97,11 @@ def _fields(result: VolumeResult) -> dict[str, str]:
     return {"pv": result.pv, "outcome": result.outcome, "step": result.step}
 
 
+def _log(level: int, result: VolumeResult, message: str, *args: object) -> None:
+    """A volume's log line, `pv/NAME: message`, with its structured fields."""
+    log.log(level, "pv/%s: " + message, result.pv, *args, extra=_fields(result))
+
+
 def _failure_text(result: VolumeResult) -> str:
     """A RecycleFailed Event's message: the error, and the Volume ID once it was proven."""
     if result.volume_id:
@@ -147,21 +152,11 @@ class Actor:
                         # failure of the dry run.
                         result.outcome = "would-refuse"
                         result.reason = f"{decision.reason}; would be refused: {exc}"
-                        log.info(
-                            "pv/%s: dry run: would refuse: %s",
-                            decision.pv_name,
-                            exc,
-                            extra=_fields(result),
-                        )
+                        _log(logging.INFO, result, "dry run: would refuse: %s", exc)
                         return result
                 result.outcome = "would-recycle"
                 result.reason = f"{decision.reason}; would wipe {hosts[0]}:{source.mount_path}"
-                log.info(
-                    "pv/%s: dry run: would recycle (%s)",
-                    decision.pv_name,
-                    result.reason,
-                    extra=_fields(result),
-                )
+                _log(logging.INFO, result, "dry run: would recycle (%s)", result.reason)
                 return result
             timed(result, "rehearse", self._rehearse_release, pv)
             self._wipe_volume(pv, source, hosts, result)
@@ -179,39 +174,27 @@ class Actor:
                     f", reserved for claim {reserved.get('namespace')}/{reserved.get('name')}"
                 )
             self.events.normal(pv, "Recycled", message)
-            log.info("pv/%s: recycled: %s", decision.pv_name, message, extra=_fields(result))
+            _log(logging.INFO, result, "recycled: %s", message)
         except DeadlineReached as exc:
             result.outcome = "waiting"
             result.reason = f"{exc}; the next run takes it"
-            log.info("pv/%s: %s", decision.pv_name, result.reason, extra=_fields(result))
+            _log(logging.INFO, result, "%s", result.reason)
         except Interrupted as exc:
             result.outcome = "interrupted"
             result.error = str(exc)
-            log.warning(
-                "pv/%s: interrupted: %s; the PV stays unreleased",
-                decision.pv_name,
-                exc,
-                extra=_fields(result),
-            )
+            _log(logging.WARNING, result, "interrupted: %s; the PV stays unreleased", exc)
         except ClusterUnavailable as exc:
             # Unauthorized or forbidden will be so for every volume: start no other one.
             self.fatal.set()
             result.error = f"cannot use the cluster: {exc}"
-            log.error(
-                "pv/%s: not recycled: %s; stopping the pass",
-                decision.pv_name,
-                exc,
-                extra=_fields(result),
-            )
+            _log(logging.ERROR, result, "not recycled: %s; stopping the pass", exc)
         except (VolumeFailure, LeaseLost, GlusterError, wipe.WipeError, KubeError) as exc:
             if isinstance(exc, wipe.WipeInterrupted):
                 result.outcome = "interrupted"
             result.error = str(exc)
             if isinstance(exc, KubeError):
                 result.error = f"{type(exc).__name__}: {exc}"
-            log.error(
-                "pv/%s: not recycled: %s", decision.pv_name, result.error, extra=_fields(result)
-            )
+            _log(logging.ERROR, result, "not recycled: %s", result.error)
             if result.outcome == "failed" and not self.config.dry_run:
                 self.events.warning(pv, "RecycleFailed", _failure_text(result))
         except Exception as exc:  # a bug must not stop the other volumes either

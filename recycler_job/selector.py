@@ -98,25 +98,23 @@ def validate_key(key: str) -> None:
             )
     if not name:
         raise ValueError(f"label key {key!r}: name part is empty")
-    if len(name) > _NAME_MAX:
-        raise ValueError(f"label key {key!r}: name part is longer than {_NAME_MAX} characters")
-    if not _NAME_RE.match(name):
-        raise ValueError(
-            f"label key {key!r}: name must be alphanumerics, '-', '_' or '.', "
-            "starting and ending with an alphanumeric"
-        )
+    _check_name(name, f"label key {key!r}: name part is", f"label key {key!r}: name")
 
 
 def validate_value(value: str) -> None:
     """Raise ValueError unless `value` is a valid label value (may be empty)."""
     if value == "":
         return
-    if len(value) > _NAME_MAX:
-        raise ValueError(f"label value {value!r} is longer than {_NAME_MAX} characters")
-    if not _NAME_RE.match(value):
+    _check_name(value, f"label value {value!r} is", f"label value {value!r}")
+
+
+def _check_name(name: str, it_is: str, it: str) -> None:
+    """The rule label names and values share; `it_is`/`it` start the message."""
+    if len(name) > _NAME_MAX:
+        raise ValueError(f"{it_is} longer than {_NAME_MAX} characters")
+    if not _NAME_RE.match(name):
         raise ValueError(
-            f"label value {value!r} must be alphanumerics, '-', '_' or '.', "
-            "starting and ending with an alphanumeric"
+            f"{it} must be alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric"
         )
 
 
