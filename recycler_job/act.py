@@ -334,22 +334,16 @@ class Actor:
         target = Target(self.config, self._guard, pv["metadata"]["name"], source, hosts, result)
         with transport(target) as opened:
             result.volume_id = opened.volume_id
-            self._wipe_root(pv, source, hosts, opened, result)
+            self._wipe_root(pv, target, opened)
 
-    def _wipe_root(
-        self,
-        pv: dict[str, Any],
-        source: GlusterSource,
-        hosts: tuple[str, ...],
-        opened: Opened,
-        result: VolumeResult,
-    ) -> None:
+    def _wipe_root(self, pv: dict[str, Any], target: Target, opened: Opened) -> None:
         """Re-check, then wipe while a watcher stops it at the first sign of an owner.
 
         The checks before the mount are minutes old for a large volume: the PV and its claims
         are decided once more right before the first unlink, and during the wipe the PV's
         resourceVersion, the claims, the volume's gluster clients and the Lease are polled.
         """
+        source, hosts, result = target.source, target.hosts, target.result
         clients = (
             self._clients_after_open(hosts, source, opened.own_clients)
             if self.config.client_check

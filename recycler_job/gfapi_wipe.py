@@ -71,8 +71,6 @@ __all__ = [
 _TRASH = TRASH_DIR.encode()
 _INTERNAL_OP = TRASH_INTERNAL_OP.encode()
 _UNLINK_BATCH = 128  # names handed to another worker at once
-_GHOST_BACKOFF_S = 0.1
-_GHOST_BACKOFF_MAX_S = 2.0
 _GHOST_WAIT_S = 15.0  # how long a listed trash directory may stay without a gfid
 _PROBE_PREFIX = ".recycler-probe-"
 
@@ -301,7 +299,7 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
     def _lookup_dir_entry(
         self, parent: Handle, name: bytes, wait_for_gfid: bool
     ) -> tuple[Handle, Stat]:
-        delay = _GHOST_BACKOFF_S
+        delay = wipe_engine.GHOST_BACKOFF_S
         deadline = time.monotonic() + _GHOST_WAIT_S
         while True:
             try:
@@ -313,7 +311,7 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
                 if not listed or time.monotonic() + delay > deadline:
                     raise
             time.sleep(delay)
-            delay = min(delay * 2, _GHOST_BACKOFF_MAX_S)
+            delay = min(delay * 2, wipe_engine.GHOST_BACKOFF_MAX_S)
 
     def _label(self, parts: Sequence[bytes]) -> str:
         sub = "/".join(p.decode("utf-8", "backslashreplace") for p in parts)
@@ -321,7 +319,7 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
 
     # -- checks --
 
-    def check_root_allowed(self, top: Handle, label: str) -> None:
+    def _check_root_allowed(self, top: Handle, label: str) -> None:
         """Prove the bricks let us act as root, before anything is deleted.
 
         A probe file is created in the PV directory: owned by uid 0 when the server trusts
@@ -376,7 +374,7 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
             raise WipeError(f"refusing to wipe {label}: it does not exist", errno=errno.ENOENT)
         top = _Dir(top_handle, None, parts[-1] if parts else b"")
         try:
-            self.check_root_allowed(top_handle, label)
+            self._check_root_allowed(top_handle, label)
             if not parts:
                 top.skip = frozenset({_TRASH})
             engine.run(top, label)
@@ -425,18 +423,6 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
             raise wipe_error("rmdir", label, exc) from exc
         finally:
             parent.close()
-
-    def verify_empty(self, subdir: str | None = None) -> None:
-        """Raise :class:`WipeNotEmpty` unless the PV directory is empty (see module doc)."""
-        parts = split_subdir(subdir)
-        label = self._label(parts)
-        handle = self._resolve(parts, label)
-        if handle is None:
-            raise WipeError(f"{label} does not exist", errno=errno.ENOENT)
-        try:
-            self._verify(handle, label, at_volume_root=not parts)
-        finally:
-            handle.close()
 
     def _verify(self, handle: Handle, label: str, *, at_volume_root: bool) -> None:
         def leftovers() -> Iterator[bytes]:

@@ -36,8 +36,8 @@ from recycler_job import failpoints
 
 SUBDIR_BATCH = 512  # subdirectories taken from one scan before the directory is re-scanned
 MAX_PASSES = 20  # re-scans of a directory that still is not empty before giving up
-_GHOST_BACKOFF_S = 0.1  # first re-scan delay when listed entries could not be looked up
-_GHOST_BACKOFF_MAX_S = 2.0
+GHOST_BACKOFF_S = 0.1  # first re-scan delay when listed entries could not be looked up
+GHOST_BACKOFF_MAX_S = 2.0
 QUEUE_PER_WORKER = 4
 POLL_S = 0.05
 _JOIN_GRACE_S = 10.0
@@ -447,7 +447,7 @@ class Engine(ABC, Generic[R, K]):
                 )
             if node.ghosts:
                 node.ghosts = False
-                self.sleep(min(_GHOST_BACKOFF_S * 2 ** (node.passes - 1), _GHOST_BACKOFF_MAX_S))
+                self.sleep(min(GHOST_BACKOFF_S * 2 ** (node.passes - 1), GHOST_BACKOFF_MAX_S))
         node.needs_rescan = node.more = False
         node.pending = 1
         self._submit(_Scan(node), local)

@@ -103,24 +103,6 @@ def client_report(hosts: Sequence[str], volume: str, *, timeout: float) -> Clien
     return report
 
 
-def connected_clients(hosts: Sequence[str], volume: str, *, timeout: float) -> list[str]:
-    """The distinct addresses of clients connected to `volume`; [] when it is not in use.
-
-    Connections of gluster's own daemons (self-heal, quota, bitrot, rebalance, snapshot)
-    do not count: when they are the only ones, the answer is []. When a real client is
-    connected, the addresses of all connections are returned, because gluster does not
-    say which of them is the client (see `client_report`). Our own mount counts too, so
-    call this before mounting.
-
-    Raises GlusterError when the check cannot be made (see `client_report`).
-    """
-    report = client_report(hosts, volume, timeout=timeout)
-    if not report.in_use:
-        return []
-    log.info("%s", report.describe())
-    return report.addresses
-
-
 def ensure_not_in_use(hosts: Sequence[str], volume: str, *, timeout: float) -> None:
     """Raise VolumeInUse when `volume` has clients other than gluster's daemons."""
     report = client_report(hosts, volume, timeout=timeout)
