@@ -202,9 +202,8 @@ class _FdEngine(Engine[int, str]):
 
         The non-directories of one directory are unlinked by the thread that scans it, never in
         parallel: the kernel holds the parent directory's lock across the whole FUSE round trip
-        of an unlink, so parallel unlinks in one directory only queue up on that lock (measured:
-        8 threads on one flat directory were 25% slower than 1).  Parallelism is across
-        directories.
+        of an unlink, so parallel unlinks in one directory only queue up on that lock (see
+        docs/performance.md, "The wipe").  Parallelism is across directories.
         """
         found = False
         early = False
