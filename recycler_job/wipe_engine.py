@@ -210,7 +210,7 @@ class Engine(ABC, Generic[R, K]):
     def scan(self, node: Node[R, K], local: LocalWork[R, K], counts: Counts) -> None:
         """One streaming pass over ``node``: remove (or ``hand_out``) its non-directories,
         ``dispatch_child`` up to ``SUBDIR_BATCH`` subdirectories (then set ``node.more``), and
-        set ``node.found`` when it saw anything."""
+        set ``node.found`` to whether it saw anything."""
 
     @abstractmethod
     def open_child(self, parent: Node[R, K], name: K) -> Node[R, K] | None:
