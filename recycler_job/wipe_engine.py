@@ -268,6 +268,8 @@ class Engine(ABC, Generic[R, K]):
                     self._fail(WipeInterrupted(f"wipe of {label} interrupted"))
                     break
                 if not any(t.is_alive() for t in threads):
+                    if self._done.is_set():
+                        break  # finished between the wait above and this check
                     self._fail(WipeError(f"wipe of {label}: every worker exited early"))
                     break
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -182,3 +183,28 @@ def test_paths_in_messages_start_at_the_run_label() -> None:
     assert engine.path(top) == "vol:/"
     assert engine.path(grandchild) == "vol:/a/b"
     assert engine.path(child, "c") == "vol:/a/c"
+
+
+class _SlowToLook(threading.Event):
+    """The run's "done" flag, as seen by a main thread that was descheduled: its first wait
+    times out only after every worker has finished and exited."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looked = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self.looked:
+            return super().wait(timeout)
+        self.looked = True
+        super().wait()
+        time.sleep(0.3)  # the workers take their sentinels and exit
+        return False
+
+
+def test_a_run_that_finishes_while_the_main_thread_looks_away_succeeds() -> None:
+    root = tree(width=2, depth=2, files=3)
+    engine = MemoryEngine()
+    engine._done = _SlowToLook()
+    stats = wipe(engine, root)
+    assert root == {} and stats.dirs == 6
