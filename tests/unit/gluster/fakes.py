@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,11 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def gone(pid: int, timeout: float = 5.0) -> bool:
+    """Whether process `pid` is gone (or a zombie) within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not alive(pid)

@@ -6,14 +6,9 @@ import time
 
 import pytest
 
-from recycler_job.gluster.errors import (
-    GlusterError,
-    VolumeInUse,
-)
+from recycler_job.gluster.errors import GlusterError, VolumeInUse
 from tests.sandbox.gluster import connected_clients
-from tests.unit.gluster.fakes import (
-    FakeGluster,
-)
+from tests.unit.gluster.fakes import FakeGluster
 from tests.unit.gluster.samples import ONE_BRICK_FUSE, ONE_BRICK_FUSE_LIST, ONE_BRICK_NO_CLIENTS
 
 

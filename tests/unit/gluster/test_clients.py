@@ -5,15 +5,10 @@ from __future__ import annotations
 import pytest
 
 from recycler_job.gluster.clients import ClientReport, ensure_not_in_use
-from recycler_job.gluster.errors import (
-    GlusterError,
-    VolumeInUse,
-)
+from recycler_job.gluster.errors import GlusterError, VolumeInUse
 from recycler_job.gluster.parse import BrickClients
 from tests.sandbox.gluster import connected_clients
-from tests.unit.gluster.fakes import (
-    FakeGluster,
-)
+from tests.unit.gluster.fakes import FakeGluster
 from tests.unit.gluster.samples import (
     ONE_BRICK_NO_CLIENTS,
     REPLICA_BRICK_OFFLINE,

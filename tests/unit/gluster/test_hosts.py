@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from recycler_job.gluster.errors import (
-    GlusterError,
-    VolumeIdentityError,
-)
+from recycler_job.gluster.errors import GlusterError, VolumeIdentityError
 from recycler_job.gluster.hosts import ensure_same_pool, expected_sources, mount_source_and_options
-from tests.unit.gluster.fakes import (
-    source,
-)
+from tests.unit.gluster.fakes import source
 
 # --------------------------------------------------------------------------------------
 # mount source and options

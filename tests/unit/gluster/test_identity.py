@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from recycler_job.gluster.errors import (
-    GlusterError,
-    TrashInTheWay,
-    VolumeIdentityError,
-)
-from recycler_job.gluster.identity import (
-    check_trash,
-    check_volume_identity,
-    parse_pathinfo,
-)
+from recycler_job.gluster.errors import GlusterError, TrashInTheWay, VolumeIdentityError
+from recycler_job.gluster.identity import check_trash, check_volume_identity, parse_pathinfo
 from recycler_job.gluster.parse import VolumeInfo, parse_volume_info
 from tests.unit.gluster.samples import (
     BRICKS,

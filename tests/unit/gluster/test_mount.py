@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 
 from recycler_job.gluster import probe
-from recycler_job.gluster.errors import (
-    GlusterError,
-    MountError,
-)
+from recycler_job.gluster.errors import GlusterError, MountError
 from recycler_job.gluster.mount import (
     cleanup_stale_mounts,
     mount_volume,
@@ -23,14 +20,7 @@ from recycler_job.gluster.mount import (
 )
 from recycler_job.gluster.records import RECORD_DIR
 from recycler_job.mountinfo import MountEntry
-from tests.unit.gluster.fakes import (
-    alive,
-    entry,
-    fake_mount,
-    source,
-    stat_result,
-    write_script,
-)
+from tests.unit.gluster.fakes import entry, fake_mount, gone, source, stat_result, write_script
 
 # --------------------------------------------------------------------------------------
 # mountpoint naming
@@ -189,11 +179,7 @@ def test_mount_timeout_kills_the_whole_process_group(
     with pytest.raises(MountError, match="timed out after 1s"):
         mount_volume(["h1"], source(), str(mountpoint), timeout=1)
     assert time.monotonic() - started < 10
-    child = int(pid_file.read_text())
-    deadline = time.monotonic() + 5
-    while alive(child) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not alive(child)
+    assert gone(int(pid_file.read_text()))
     assert not mountpoint.exists()
 
 

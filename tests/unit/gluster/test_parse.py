@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recycler_job.gluster.errors import (
-    GlusterError,
-)
+from recycler_job.gluster.errors import GlusterError
 from recycler_job.gluster.parse import (
     BrickClients,
     parse_client_list,

@@ -10,9 +10,7 @@ import time
 import pytest
 
 from recycler_job.gluster import probe
-from recycler_job.gluster.errors import (
-    MountError,
-)
+from recycler_job.gluster.errors import MountError
 
 
 def test_lstat_gives_up_on_a_hung_call(monkeypatch: pytest.MonkeyPatch) -> None:
