@@ -60,8 +60,13 @@ sandbox-down:
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
 
-# Replays the Containerfile in a debootstrap'd Debian root and runs the image against the
-# sandbox (root needed; ~1 min cold after the first debootstrap, ~30 s warm). Not in `test`.
-.PHONY: image-check
+# Builds the image with buildah from a locally made Debian base (root; scripts/image.sh) and
+# prints its name. `make test` builds it too and runs it like the CronJob's pod
+# (tests/integration/test_image.py); `make image-check` runs only that test.
+.PHONY: image image-check
+image: setup
+	bash scripts/image.sh build
+
 image-check: setup
-	bash scripts/verify_image.sh
+	@bash testenv/build.sh $(K8S_DEFAULT) >/dev/null
+	K8S_VERSION=$(K8S_DEFAULT) $(PYTEST) tests/integration/test_image.py $(PYTEST_ARGS)

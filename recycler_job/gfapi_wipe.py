@@ -90,15 +90,22 @@ def volume_ids_match(gfapi_id: str, cli_id: str) -> bool:
         return False
 
 
+_PR_GET_NAME = 16
+
+
 def client_list_name() -> str:
     """How this process's gfapi client shows in ``gluster volume status VOL client-list``.
 
-    libgfapi announces itself as ``gfapi.`` + glibc's ``program_invocation_short_name`` (the
-    base name of argv[0]); FUSE clients show as ``fuse``.
+    libgfapi announces itself as ``gfapi.`` + the process name (``comm``: the base name of
+    the executed file, at most 15 bytes). That is not argv[0] for a script: the image's
+    entrypoint ``gluster-recycler`` shows as ``gfapi.gluster-recycle`` while its argv[0] is
+    the interpreter. FUSE clients show as ``fuse``.
     """
-    libc = ctypes.CDLL(None)
-    name = ctypes.c_char_p.in_dll(libc, "program_invocation_short_name").value or b""
-    return "gfapi." + name.decode("utf-8", "replace")
+    libc = ctypes.CDLL(None, use_errno=True)
+    name = ctypes.create_string_buffer(16)
+    if libc.prctl(_PR_GET_NAME, name, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_GET_NAME)")
+    return "gfapi." + name.value.decode("utf-8", "replace")
 
 
 def split_subdir(subdir: str | None) -> list[bytes]:

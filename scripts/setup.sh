@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(glusterfs-server glusterfs-client rsync attr psmisc procps prometheus-pushgateway)
+# buildah and debootstrap: the image test builds the Containerfile (scripts/image.sh).
+debs=(glusterfs-server glusterfs-client rsync attr psmisc procps prometheus-pushgateway
+  buildah debootstrap)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -421,7 +421,7 @@ def _gfapi_clients(gluster_server: GlusterServer, volume: GlusterVolumeHandle) -
 def test_client_list_shows_our_gfapi_client(
     gluster_server: GlusterServer, gluster_volume: VolumeFactory, scratch: Path
 ) -> None:
-    """A gfapi client is ``gfapi.<argv[0] basename>`` in client-list, an address:port in
+    """A gfapi client is ``gfapi.<process name>`` in client-list, an address:port in
     ``clients`` like any other; it is gone once glfs_fini ran."""
     volume = gluster_volume()
     go = scratch / "go"

@@ -1033,12 +1033,16 @@ def _container(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_restricted_overlays_render_an_unprivileged_gfapi_pod(control_plane: ControlPlane) -> None:
-    # kubectl 1.21's kustomize (v2.0.3) does not know batch/v1 CronJob: its strategic merge
-    # replaces the container list instead of merging it (image and mounts lost). README says
-    # to render the restricted overlays with a newer kubectl or kustomize.
-    needs(control_plane, 22, "kustomize that merges batch/v1 CronJob containers")
+    # On every version, with the kustomize of its own kubectl: v2.0.3 (kubectl 1.21) does not
+    # know batch/v1 CronJob, and a strategic merge would replace the container list (image
+    # and mounts lost); the overlays use JSON patches for the CronJob.
     for target, fixed_uid in ((RESTRICTED, True), (OPENSHIFT_RESTRICTED, False)):
         docs = render(control_plane, target)
+        container = _container(docs)
+        assert container["image"] == _container(render(control_plane, MANIFESTS))["image"]
+        assert {"/var/lib/gluster-recycler", "/tmp"} <= {
+            m["mountPath"] for m in container["volumeMounts"]
+        }
         assert {d["kind"] for d in docs} == KINDS, target  # no SCC grant in either
         labels = by_kind(docs, "Namespace")["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"

@@ -1,6 +1,6 @@
 """The Containerfile: hadolint finds nothing, and the recipe keeps the properties we rely on.
 
-The recipe itself is built and run for real by `scripts/verify_image.sh` (`make image-check`).
+The recipe itself is built with buildah and run like a pod by tests/integration/test_image.py.
 """
 
 from __future__ import annotations
@@ -102,8 +102,10 @@ def test_runtime_stage_installs_client_and_cli_but_not_the_server() -> None:
 
 def test_dependencies_are_installed_pinned_without_resolution() -> None:
     runs = " ".join(args for word, args in instructions() if word == "RUN")
-    assert "pip install --no-deps --only-binary=:all: -r requirements.txt" in runs
-    assert re.search(r"pip install --no-deps /tmp/wheels/gluster_recycler-\*\.whl", runs)
+    assert "pip install --no-deps --no-compile --only-binary=:all: -r requirements.txt" in runs
+    assert re.search(
+        r"pip install --no-deps --no-compile /tmp/wheels/gluster_recycler-\*\.whl", runs
+    )
     assert "pip uninstall --yes pip setuptools" in runs
     pins = [
         line
@@ -129,9 +131,15 @@ def test_ignore_files_agree_and_let_the_copied_sources_through() -> None:
         assert f"!{source}" in lines or f"!{source}/" in lines, source
 
 
-def test_image_check_script_is_valid_bash() -> None:
-    script = REPO / "scripts" / "verify_image.sh"
+def test_image_script_is_valid_bash() -> None:
+    script = REPO / "scripts" / "image.sh"
     result = subprocess.run(
         ["bash", "-n", str(script)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_runtime_stage_carries_the_oci_labels() -> None:
+    labels = " ".join(args for word, args in instructions() if word == "LABEL")
+    for key in ("source", "version", "licenses"):
+        assert f"org.opencontainers.image.{key}=" in labels, key

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -61,7 +64,24 @@ def test_stat_kinds() -> None:
     assert not ghost.known
 
 
-def test_client_list_name_is_gfapi_and_argv0_basename() -> None:
-    with open("/proc/self/cmdline", "rb") as f:
-        argv0 = f.read().split(b"\0")[0]
-    assert client_list_name() == "gfapi." + os.path.basename(os.fsdecode(argv0))
+def test_client_list_name_is_gfapi_and_the_process_name() -> None:
+    with open("/proc/self/comm", "rb") as f:
+        comm = f.read().rstrip(b"\n")
+    assert client_list_name() == "gfapi." + os.fsdecode(comm)
+
+
+def test_client_list_name_of_a_script_is_its_file_name_not_its_interpreter(
+    tmp_path: Path,
+) -> None:
+    """The image's entrypoint is a script: argv[0] is python, the process name is the script's
+    (cut to 15 bytes), and that is what gluster lists."""
+    script = tmp_path / "gluster-recycler"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "from recycler_job.gfapi_wipe import client_list_name\n"
+        "print(client_list_name())\n"
+    )
+    script.chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run([str(script)], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "gfapi.gluster-recycle"
