@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from recycler_job import failpoints, watch, wipe
+from recycler_job import failpoints, tls, watch, wipe
 from recycler_job.clock import Clock, format_time
 from recycler_job.config import Config
 from recycler_job.decide import (
@@ -32,6 +32,7 @@ from recycler_job.decide import (
 from recycler_job.events import EventRecorder
 from recycler_job.fuse_transport import open_fuse
 from recycler_job.gfapi_transport import open_gfapi
+from recycler_job.gluster.cli import volume_info
 from recycler_job.gluster.clients import ClientReport, client_report, ensure_not_in_use
 from recycler_job.gluster.errors import GlusterError, VolumeIdentityError, VolumeInUse
 from recycler_job.gluster.hosts import ensure_same_pool
@@ -144,16 +145,18 @@ class Actor:
             assert isinstance(source, GlusterSource)  # recheck ran decide
             hosts = self._hosts(pv, source)
             if self.config.dry_run:
-                if self.config.client_check:
-                    try:
+                try:
+                    if self.config.client_check:
                         timed(result, "client_check", self._client_check, hosts, source)
-                    except VolumeInUse as exc:
-                        # What a real run would do today: leave it for a later run. Not a
-                        # failure of the dry run.
-                        result.outcome = "would-refuse"
-                        result.reason = f"{decision.reason}; would be refused: {exc}"
-                        _log(logging.INFO, result, "dry run: would refuse: %s", exc)
-                        return result
+                    if tls.current() is not None:
+                        timed(result, "tls", self._tls_check, hosts, source)
+                except (VolumeInUse, tls.TlsError) as exc:
+                    # What a real run would do today: leave it for a later run. Not a
+                    # failure of the dry run.
+                    result.outcome = "would-refuse"
+                    result.reason = f"{decision.reason}; would be refused: {exc}"
+                    _log(logging.INFO, result, "dry run: would refuse: %s", exc)
+                    return result
                 result.outcome = "would-recycle"
                 result.reason = f"{decision.reason}; would wipe {hosts[0]}:{source.mount_path}"
                 _log(logging.INFO, result, "dry run: would recycle (%s)", result.reason)
@@ -188,7 +191,14 @@ class Actor:
             self.fatal.set()
             result.error = f"cannot use the cluster: {exc}"
             _log(logging.ERROR, result, "not recycled: %s; stopping the pass", exc)
-        except (VolumeFailure, LeaseLost, GlusterError, wipe.WipeError, KubeError) as exc:
+        except (
+            VolumeFailure,
+            LeaseLost,
+            GlusterError,
+            wipe.WipeError,
+            KubeError,
+            tls.TlsError,
+        ) as exc:
             if isinstance(exc, wipe.WipeInterrupted):
                 result.outcome = "interrupted"
             result.error = str(exc)
@@ -311,6 +321,11 @@ class Actor:
                 return None
             raise VolumeFailure(f"{what} lists no address")
         return what, tuple(hosts)
+
+    def _tls_check(self, hosts: tuple[str, ...], source: GlusterSource) -> None:
+        """TlsError when the volume uses TLS and the configured files cannot serve it."""
+        info = volume_info(hosts, source.volume, timeout=self.config.mount_timeout)
+        tls.require_for(source.volume, info.options)
 
     def _client_check(self, hosts: tuple[str, ...], source: GlusterSource) -> None:
         ensure_not_in_use(hosts, source.volume, timeout=self.config.mount_timeout)

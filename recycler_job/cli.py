@@ -25,6 +25,10 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         print(error_line(str(exc), _wanted_format(argv, environ)), file=sys.stderr)
         return int(ExitCode.BAD_CONFIG)
     problem = _log_dir_problem(config.log_dir)
+    if problem is None:
+        from recycler_job import tls  # noqa: PLC0415 (keeps --help and bad config fast)
+
+        problem = tls.startup_problem(config.tls_management, config.backend)
     if problem is None and config.backend == "fuse":
         problem = _foreign_mounts(config.mount_root)
     if problem:

@@ -106,6 +106,8 @@ class Config:
     client_check: bool = True
     reset_owner: tuple[int, int] | None = None
     reset_mode: int | None = None
+    tls_dir: str | None = None
+    tls_management: bool = False
     identity: str = "gluster-recycler"
 
     def as_dict(self) -> dict[str, Any]:
@@ -363,6 +365,18 @@ def _log_dir(raw: object) -> str:
     path = _string(raw)
     if not os.path.isabs(path):
         raise _Invalid("must be an absolute path")
+    return os.path.normpath(path)
+
+
+def _tls_dir(raw: object) -> str | None:
+    """A directory that exists: a typo must stop the run, not fail every TLS volume."""
+    path = _string(raw)
+    if not path:
+        return None
+    if not os.path.isabs(path):
+        raise _Invalid("must be an absolute path")
+    if not os.path.isdir(path):
+        raise _Invalid("is not a directory (mount the TLS Secret there)")
     return os.path.normpath(path)
 
 
@@ -648,6 +662,24 @@ _OPTIONS: tuple[_Option, ...] = (
         "chmod the emptied volume root to this octal mode, e.g. 0775",
         "OCTAL",
         "leave unchanged",
+    ),
+    _Option(
+        "tls_dir",
+        "GLUSTER_TLS_DIR",
+        _tls_dir,
+        "directory with the client's TLS files for pools with client.ssl on: tls.crt, "
+        "tls.key and tls.ca (the appuio fork's Secret) or ca.crt (a kubernetes.io/tls "
+        "Secret), or glusterfs.pem, glusterfs.key, glusterfs.ca",
+        "PATH",
+        "none",
+    ),
+    _Option(
+        "tls_management",
+        "GLUSTER_TLS_MANAGEMENT",
+        _to_bool,
+        "use TLS to glusterd too (pools with /var/lib/glusterd/secure-access); reads "
+        "glusterfs.pem/.key/.ca from /usr/lib/ssl",
+        boolean=True,
     ),
     _Option(
         "identity",

@@ -10,8 +10,8 @@ import logging
 import time
 from collections.abc import Iterator
 
-from recycler_job import failpoints, wipe
-from recycler_job.gluster import identity, mount
+from recycler_job import failpoints, tls, wipe
+from recycler_job.gluster import cli, identity, mount
 from recycler_job.gluster.errors import GlusterError, MountError
 from recycler_job.mountinfo import MountEntry
 from recycler_job.report import timed
@@ -27,6 +27,16 @@ def open_fuse(target: Target) -> Iterator[Opened]:
     pv_name, source, hosts, result = target.pv_name, target.source, target.hosts, target.result
     mountpoint = mount.mountpoint_for(config.mount_root, pv_name)
     ours: MountEntry | None = None  # only what this run mounted is ever unmounted
+    if tls.current() is not None:  # TLS files given: say which volume they cannot serve
+        info = timed(
+            result,
+            "volume_info",
+            cli.volume_info,
+            hosts,
+            source.volume,
+            timeout=config.mount_timeout,
+        )
+        timed(result, "tls", tls.require_for, source.volume, info.options)
     try:
         failpoints.hit("before-mount")
         ours = timed(

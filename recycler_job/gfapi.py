@@ -146,6 +146,7 @@ class _Lib:
             "glfs_new": (p, [c_char_p]),
             "glfs_set_volfile_server": (c_int, [p, c_char_p, c_char_p, c_int]),
             "glfs_set_logging": (c_int, [p, c_char_p, c_int]),
+            "glfs_set_xlator_option": (c_int, [p, c_char_p, c_char_p, c_char_p]),
             "glfs_init": (c_int, [p]),
             "glfs_fini": (c_int, [p]),
             "glfs_get_volumeid": (c_int, [p, c_char_p, c_size_t]),
@@ -251,7 +252,9 @@ class Volume:
     """One ``glfs_t`` connected to ``volume`` through every host of ``hosts``.
 
     ``log_file`` must be writable by the process (libgfapi logs there; the default would be
-    below /var/log, not writable by a non-root user).
+    below /var/log, not writable by a non-root user). ``xlator_options`` are
+    ``(translator pattern, key, value)`` set before ``glfs_init``, as ``glusterfs
+    --xlator-option`` would (the TLS files, for one).
     """
 
     def __init__(
@@ -262,6 +265,7 @@ class Volume:
         *,
         port: int = DEFAULT_PORT,
         log_level: int = LOG_WARNING,
+        xlator_options: Sequence[tuple[str, str, str]] = (),
     ) -> None:
         if not hosts:
             raise ValueError("at least one host is needed")
@@ -284,6 +288,14 @@ class Volume:
                     raise _error("glfs_set_volfile_server", host)
             if self.lib.glfs_set_logging(fs, log_file.encode(), log_level) != 0:
                 raise _error("glfs_set_logging", log_file)
+            for pattern, key, value in xlator_options:
+                if (
+                    self.lib.glfs_set_xlator_option(
+                        fs, pattern.encode(), key.encode(), value.encode()
+                    )
+                    != 0
+                ):
+                    raise _error("glfs_set_xlator_option", f"{pattern}.{key}")
             if self.lib.glfs_init(fs) != 0:
                 raise _error(f"glfs_init of volume {volume} via {','.join(self.hosts)}")
         except BaseException:

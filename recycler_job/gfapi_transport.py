@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Iterator
 
-from recycler_job import failpoints, wipe
+from recycler_job import failpoints, tls, wipe
 from recycler_job.gluster import cli
 from recycler_job.gluster.errors import VolumeIdentityError
 from recycler_job.report import timed
@@ -38,6 +38,7 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
         source.volume,
         timeout=config.mount_timeout,
     )
+    timed(result, "tls", tls.require_for, source.volume, info.options)
     failpoints.hit("before-mount")
     target.guard()
     log_file = os.path.join(config.log_dir, f"gfapi-{pv_name}.log")

@@ -47,7 +47,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 
-from recycler_job import gfapi, wipe_engine
+from recycler_job import gfapi, tls, wipe_engine
 from recycler_job.gfapi import GfapiError, Handle, Stat
 from recycler_job.wipe import (
     DEFAULT_WORKERS,
@@ -475,10 +475,20 @@ def open_volume(
     A failed connection is a :class:`WipeError` with errno; the ``glfs_t`` is freed on every
     path (also when ``glfs_init`` fails).
     """
+    start = tls.log_size(log_file)
     try:
-        vol = gfapi.Volume(volume, hosts, log_file, port=port, log_level=log_level)
+        vol = gfapi.Volume(
+            volume,
+            hosts,
+            log_file,
+            port=port,
+            log_level=log_level,
+            xlator_options=tls.xlator_options(volume),
+        )
     except GfapiError as exc:
+        why = tls.explain(log_file, start=start)
         raise WipeError(
-            f"cannot connect to volume {volume}: {exc.strerror}", errno=exc.errno
+            f"cannot connect to volume {volume}: {exc.strerror}" + (f"; {why}" if why else ""),
+            errno=exc.errno,
         ) from exc
     return GfapiVolume(vol)

@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from recycler_job import failpoints
+from recycler_job import failpoints, tls
 from recycler_job.act import Actor
 from recycler_job.clock import Clock, format_time, utcnow
 from recycler_job.config import Config
@@ -73,6 +73,10 @@ class Runner:
         self.report.started = format_time(self.clock())
         # The CLI's default log needs root and a writable /var/log: --log-dir instead.
         gluster_cli.set_cli_log_file(os.path.join(self.config.log_dir, "cli.log"))
+        tls.configure(
+            tls.from_config(self.config.tls_dir, self.config.tls_management),
+            log_dir=self.config.log_dir,
+        )
         try:
             self._run()
         except ClusterUnavailable as exc:
@@ -91,6 +95,7 @@ class Runner:
             log.exception("the pass stopped on an unexpected error")
         finally:
             gluster_cli.set_cli_log_file(None)
+            tls.configure(None)
             gc.unfreeze()  # see _read_snapshot
             self.report.seconds = round(time.monotonic() - started, 3)
             if self.kube is not None:

@@ -3,6 +3,7 @@
 import shlex
 from collections.abc import Sequence
 
+from recycler_job import tls
 from recycler_job.gluster import process
 from recycler_job.gluster.errors import GlusterError
 from recycler_job.gluster.hosts import check_hosts
@@ -42,6 +43,7 @@ def run(hosts: Sequence[str], args: Sequence[str], *, timeout: float) -> str:
                 f"--remote-host={host}",
                 f"--timeout={max(1, int(timeout))}",
                 *([f"--log-file={_cli_log_file}"] if _cli_log_file else []),
+                *tls.cli_args(),
                 *args,
             ],
             # the CLI's own --timeout first; ours is the backstop

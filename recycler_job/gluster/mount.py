@@ -8,7 +8,7 @@ import signal
 import stat
 from collections.abc import Sequence
 
-from recycler_job import mountinfo
+from recycler_job import mountinfo, tls
 from recycler_job.gluster import probe
 from recycler_job.gluster.errors import GlusterError, MountError
 from recycler_job.gluster.hosts import check_hosts, expected_sources, mount_source_and_options
@@ -202,27 +202,35 @@ def mount_volume(
     if options:
         args += ["-o", ",".join(options)]
     args += [mount_source, path]
+    # With TLS files, `glusterfs` itself: mount.glusterfs passes on one xlator-option only.
+    tls_args = tls.fuse_command(valid, source.volume, source.subdir, path, read_only=False)
+    program, args = ("glusterfs", tls_args) if tls_args is not None else ("mount", args)
     try:
-        result = run("mount", args, timeout=timeout)
+        result = run(program, args, timeout=timeout)
     except BaseException:
         _discard(path, timeout)
         raise
+    why = tls.explain(tls.fuse_log_file(path)) if tls_args is not None else None
+    hint = f"; {why}" if why else ""
     if result.timed_out:
         _kill_fuse_daemons(path)
         _discard(path, timeout)
-        raise MountError(f"mount of {mount_source} on {path} timed out after {timeout:g}s")
+        raise MountError(f"mount of {mount_source} on {path} timed out after {timeout:g}s{hint}")
     if result.exit_code != 0:
         _discard(path, timeout)
         raise MountError(
             f"mount of {mount_source} on {path} failed (exit {result.exit_code}): "
-            f"{result.message()}"
+            f"{result.message()}{hint}"
         )
     try:
         return verify_mounted(path, valid, source, read_only=False, timeout=timeout)
     except BaseException as exc:
         _discard(path, timeout)
         if isinstance(exc, MountError):
-            raise MountError(f"mount of {mount_source} exited 0 but: {exc}") from exc
+            if tls_args is not None:
+                why = tls.explain(tls.fuse_log_file(path))
+                hint = f"; {why}" if why else ""
+            raise MountError(f"mount of {mount_source} exited 0 but: {exc}{hint}") from exc
         raise
 
 

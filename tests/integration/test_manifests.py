@@ -1120,3 +1120,107 @@ def test_restricted_pods_pass_a_namespace_that_enforces_restricted(
         assert "violates PodSecurity" in refused.stderr, refused.stderr
     finally:
         control_plane.run_kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+TLS = MANIFESTS / "components" / "tls"
+TLS_MANAGEMENT = MANIFESTS / "components" / "tls-management"
+
+
+def _with_components(tmp_path: Path, base: Path, *components: Path) -> Path:
+    """A kustomization of an admin's own: `base` plus `components` (relative paths: kustomize
+    refuses absolute ones)."""
+    here = tmp_path / f"with-{base.name}"
+    here.mkdir(parents=True)
+    text = yaml.safe_dump(
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [os.path.relpath(base, here)],
+            "components": [os.path.relpath(c, here) for c in components],
+        }
+    )
+    (here / "kustomization.yaml").write_text(text)
+    return here
+
+
+def test_tls_components_mount_the_fork_secret_and_set_the_options(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """The appuio fork's Secret (`gluster-recycler`, keys tls.crt/tls.key/tls.ca) at its
+    path, /recycler-secrets; with management TLS also the keys in /usr/lib/ssl and a
+    writable /var/lib/glusterd. Every combination passes strict server-side validation."""
+    # kubectl 1.21 embeds kustomize v2.0.3, which has no components (kustomize 3.7+).
+    needs(control_plane, 22, "kustomize components (kustomize 3.7+)")
+    control_plane.run_kubectl("apply", "-f", str(MANIFESTS / "namespace.yaml"))
+    bases = [MANIFESTS, OPENSHIFT, RESTRICTED, OPENSHIFT_RESTRICTED]
+    for base in bases + ([NEWER] if control_plane.at_least(26) else []):
+        for components in ((TLS,), (TLS, TLS_MANAGEMENT)):
+            target = _with_components(tmp_path / f"{len(components)}", base, *components)
+            docs = render(control_plane, target)
+            spec = pod_spec(docs)
+            container = _container(docs)
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+            volumes = {v["name"]: v for v in spec["volumes"]}
+            assert env["GLUSTER_TLS_DIR"] == "/recycler-secrets"
+            assert mounts["/recycler-secrets"] == {
+                "name": "tls",
+                "mountPath": "/recycler-secrets",
+                "readOnly": True,
+            }
+            assert volumes["tls"]["secret"] == {
+                "secretName": "gluster-recycler",
+                "defaultMode": 0o444,
+            }
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            if TLS_MANAGEMENT in components:
+                assert env["GLUSTER_TLS_MANAGEMENT"] == "true"
+                for name, key in zip(
+                    ("glusterfs.pem", "glusterfs.key", "glusterfs.ca"),
+                    ("tls.crt", "tls.key", "tls.ca"),
+                    strict=True,
+                ):
+                    mount = mounts[f"/usr/lib/ssl/{name}"]
+                    assert (mount["name"], mount["subPath"]) == ("tls", key)
+                secure = mounts["/var/lib/glusterd"]
+                assert secure["readOnly"] is True
+                generated = volumes[secure["name"]]["configMap"]["name"]
+                configmap = by_kind(docs, "ConfigMap", generated)
+                assert configmap["data"] == {"secure-access": ""}
+                assert configmap["metadata"]["namespace"] == NS
+            else:
+                assert "GLUSTER_TLS_MANAGEMENT" not in env
+            result = control_plane.server_dry_run("-k", str(target))
+            assert result.returncode == 0, (base, components, result.stderr)
+
+
+def test_restricted_pod_with_the_tls_components_passes_restricted(
+    control_plane: ControlPlane, unique: str, tmp_path: Path
+) -> None:
+    """Secret and ConfigMap volumes are allowed under the restricted standard: the pod of the
+    unprivileged overlays with both TLS components is admitted there."""
+    needs(control_plane, 23, "kustomize components and Pod Security admission")
+    namespace = f"grt-restricted-tls-{unique}"
+    control_plane.run_kubectl("create", "namespace", namespace)
+    try:
+        control_plane.run_kubectl(
+            "label",
+            "namespace",
+            namespace,
+            "pod-security.kubernetes.io/enforce=restricted",
+        )
+        control_plane.run_kubectl("create", "serviceaccount", "gluster-recycler", "-n", namespace)
+        for base in (RESTRICTED, OPENSHIFT_RESTRICTED):
+            target = _with_components(tmp_path, base, TLS, TLS_MANAGEMENT)
+            pod = _pod_from(render(control_plane, target), "restricted-tls", namespace)
+            created = control_plane.run_kubectl(
+                "create",
+                "--dry-run=server",
+                "-f",
+                "-",
+                input_text=yaml.safe_dump(pod),
+                check=False,
+            )
+            assert created.returncode == 0, (base, created.stderr)
+    finally:
+        control_plane.run_kubectl("delete", "namespace", namespace, "--wait=false", check=False)

@@ -139,6 +139,16 @@ PRECEDENCE: list[tuple[str, str, str, str, str, str, tuple[Any, Any, Any], Any]]
         ("http://f:9091", "https://e/pg", "http://y"),
         None,
     ),
+    (
+        "tls_dir",
+        "--tls-dir",
+        "GLUSTER_TLS_DIR",
+        "/tmp",
+        "/usr",
+        "/var",
+        ("/tmp", "/usr", "/var"),
+        None,
+    ),
 ]
 
 
