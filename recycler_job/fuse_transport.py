@@ -11,11 +11,11 @@ import time
 from collections.abc import Iterator
 
 from recycler_job import failpoints, tls, wipe
-from recycler_job.gluster import cli, identity, mount
+from recycler_job.gluster import identity, mount
 from recycler_job.gluster.errors import GlusterError, MountError
 from recycler_job.mountinfo import MountEntry
 from recycler_job.report import timed
-from recycler_job.transport import Opened, StopCheck, Target
+from recycler_job.transport import Opened, StopCheck, Target, volume_info_checked
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +28,7 @@ def open_fuse(target: Target) -> Iterator[Opened]:
     mountpoint = mount.mountpoint_for(config.mount_root, pv_name)
     ours: MountEntry | None = None  # only what this run mounted is ever unmounted
     if tls.current() is not None:  # TLS files given: say which volume they cannot serve
-        info = timed(
-            result,
-            "volume_info",
-            cli.volume_info,
-            hosts,
-            source.volume,
-            timeout=config.mount_timeout,
-        )
-        timed(result, "tls", tls.require_for, source.volume, info.options)
+        volume_info_checked(target)
     try:
         failpoints.hit("before-mount")
         ours = timed(

@@ -13,11 +13,10 @@ import os
 import time
 from collections.abc import Iterator
 
-from recycler_job import failpoints, tls, wipe
-from recycler_job.gluster import cli
+from recycler_job import failpoints, wipe
 from recycler_job.gluster.errors import VolumeIdentityError
 from recycler_job.report import timed
-from recycler_job.transport import Opened, StopCheck, Target
+from recycler_job.transport import Opened, StopCheck, Target, volume_info_checked
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +29,7 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
 
     config = target.config
     pv_name, source, hosts, result = target.pv_name, target.source, target.hosts, target.result
-    info = timed(
-        result,
-        "volume_info",
-        cli.volume_info,
-        hosts,
-        source.volume,
-        timeout=config.mount_timeout,
-    )
-    timed(result, "tls", tls.require_for, source.volume, info.options)
+    info = volume_info_checked(target)
     failpoints.hit("before-mount")
     target.guard()
     log_file = os.path.join(config.log_dir, f"gfapi-{pv_name}.log")

@@ -13,8 +13,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from recycler_job import tls
 from recycler_job.config import Config
-from recycler_job.report import VolumeResult
+from recycler_job.gluster import cli
+from recycler_job.gluster.parse import VolumeInfo
+from recycler_job.report import VolumeResult, timed
 from recycler_job.sources import GlusterSource
 from recycler_job.wipe import WipeStats
 
@@ -47,3 +50,20 @@ class Transport(Protocol):
     disconnect on every way out of the `with` block."""
 
     def __call__(self, target: Target) -> AbstractContextManager[Opened]: ...
+
+
+def volume_info_checked(target: Target) -> VolumeInfo:
+    """`gluster volume info` of the target's volume from its hosts, and the TLS rule: a volume
+    that needs TLS files the run cannot serve it with is refused (TlsError) before any
+    client connects."""
+    source, result = target.source, target.result
+    info = timed(
+        result,
+        "volume_info",
+        cli.volume_info,
+        target.hosts,
+        source.volume,
+        timeout=target.config.mount_timeout,
+    )
+    timed(result, "tls", tls.require_for, source.volume, info.options)
+    return info
