@@ -49,7 +49,7 @@ demo: setup
 	$(PY) -m scripts.demo
 
 bench: setup
-	$(PY) -m bench
+	$(PY) -m bench $(if $(QUICK),--quick)
 
 sandbox-up: setup
 	$(PY) -m tests.sandbox up

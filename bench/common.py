@@ -191,3 +191,44 @@ def median(values: Sequence[float]) -> float:
         return float("nan")
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+# ---- the latency model ------------------------------------------------------------------
+
+LATENCY_US = 2000
+LATENCY_FOPS = "UNLINK,LOOKUP,OPENDIR,READDIRP,RMDIR"
+# The brick-side debug/delay-gen translator: every listed fop waits LATENCY_US before the
+# brick's posix layer sees it, as if the brick were a network round trip away. The options
+# are read when the brick starts (a `volume set` on a started volume needs a stop and start).
+LATENCY_OPTIONS = {
+    "debug.delay-gen": "posix",
+    "delay-gen.delay-percentage": "100",
+    "delay-gen.delay-duration": str(LATENCY_US),
+    "delay-gen.enable": LATENCY_FOPS,
+}
+MODES = ("latency", "loopback")
+
+
+def mode_options(mode: str) -> dict[str, str]:
+    """The ``gluster volume set`` options of a benchmark volume in ``mode``."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}")
+    return dict(LATENCY_OPTIONS) if mode == "latency" else {}
+
+
+def default_wipe_workers() -> int:
+    """WIPE_WORKERS's default, read from its one declaration (recycler_job/config.py)."""
+    from recycler_job.config import Config
+
+    return Config().wipe_workers
+
+
+def default_parallel() -> int:
+    """PARALLEL_VOLUMES's default, read from its one declaration (recycler_job/config.py)."""
+    from recycler_job.config import Config
+
+    return Config().parallel
+
+
+def loadavg() -> float:
+    return round(os.getloadavg()[0], 2)

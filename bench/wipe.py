@@ -1,18 +1,31 @@
-"""Benchmark the wipe engine on a real gluster FUSE mount against `find -delete` and `rsync`.
+"""The wipe of both backends against `find -delete`, on identical trees, with and without latency.
 
-    .venv/bin/python -m bench.wipe [--quick] [--sweep 4,8,16] [--no-write]
+    .venv/bin/python -m bench.wipe [--quick] [--modes latency,loopback] [--rounds N]
+                                   [--sweep 8,16,32] [--no-rss] [--no-write]
 
-Sets up its own one-brick scratch volume (starting glusterd if needed; glusterd is left
-running), builds identical trees through the mount (never on the brick: gluster keeps metadata
-the brick alone does not have) and times, in the same run:
+Needs root, /dev/fuse and glusterd (tests/sandbox/gluster.py starts it when it is not running,
+and removes every volume and mount it made, also on failure). Per mode, one one-brick scratch
+volume on this machine:
 
-* ``wipe_tree`` with the default number of workers,
-* ``find DIR -mindepth 1 -delete``,
-* ``rsync -a --delete empty/ DIR/``,
+* ``latency``: the brick loads the ``debug/delay-gen`` translator, which delays every UNLINK,
+  LOOKUP, OPENDIR, READDIRP and RMDIR by 2 ms (bench.common.LATENCY_OPTIONS, set before the
+  volume starts): each of those is a round trip to a brick 2 ms away. The headline figures.
+* ``loopback``: no delay; bricks and wipe share the machine's CPUs.
 
-for three shapes: wide (100,000 small files in 1,000 directories), deep (200-level chains),
-large (4 x 256 MiB).  Peak RSS of the wipe is measured in a child process on 10,000 and
-200,000 files.  The wide-tree figures are merged into ``bench/results.json``.
+Trees (built over gfapi, never on the brick; large files through a FUSE mount): wide (many
+directories of 100 files), deep (chains of directories, one file per level), one directory
+(20,000 files in one directory), large (a few files of many MiB). Per tree and round, three
+identical trees are built, then timed back to back, the order rotating between rounds:
+
+* ``find DIR -mindepth 1 -delete`` on a FUSE mount of the volume (the baseline),
+* ``fuse``: ``recycler_job.wipe.wipe_tree`` on that mount,
+* ``gfapi``: ``GfapiVolume.wipe`` on a ``glfs_t`` of its own,
+
+each wipe in a child process (its time excludes the interpreter's start, ``glfs_init`` and
+``glfs_fini``; its peak RSS comes from GNU time), with the default number of workers
+(``WIPE_WORKERS``'s default in recycler_job/config.py). Every figure is a ratio to the
+``find -delete`` of the same round plus files/s. Then (loopback) the peak RSS of both backends
+wiping 10,000 files and of the default backend (``--rss-backends``) wiping 200,000.
 """
 
 from __future__ import annotations
@@ -20,305 +33,432 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recycler_job.wipe import DEFAULT_WORKERS, wipe_tree
+from bench.common import (
+    LATENCY_US,
+    MODES,
+    default_wipe_workers,
+    loadavg,
+    merge_results,
+    mode_options,
+    run_child,
+)
+from recycler_job import gfapi
+from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle, new_volume_name
+from tests.sandbox.requirements import gluster_unavailable_reason
 
-RESULTS = Path(__file__).resolve().parent / "results.json"
-REPO = Path(__file__).resolve().parent.parent
+CONTENDERS = ("find", "fuse", "gfapi")
+DEFAULT_BACKEND = "fuse"  # recycler_job/config.py: Config.backend
 BUILD_THREADS = 16
-SMALL = b"x" * 100
+# Keys earlier versions of this benchmark wrote; replaced by the per-mode keys.
+STALE_KEYS = (
+    "wipe_files_per_s",
+    "find_delete_files_per_s",
+    "rsync_files_per_s",
+    "wipe_ratio_vs_find",
+    "wipe_default_workers",
+    "wipe_bench_quick",
+    "wipe_bench_rounds",
+    *(
+        f"{prefix}_{shape}_{what}"
+        for prefix in ("wipe", "find_delete", "rsync")
+        for shape in ("deep", "large")
+        for what in ("files_per_s", "ratio_vs_find")
+    ),
+)
 
 
 @dataclass(frozen=True)
 class Shape:
-    name: str
-    dirs: int  # wide: directories; deep: chains
-    per_dir: int  # wide: files per directory; deep: levels per chain; large: MiB per file
-    kind: str  # "wide" | "deep" | "large"
+    name: str  # wide | deep | one_dir | large
+    dirs: int  # wide: directories; deep: chains; large: files
+    per: int  # wide, one_dir: files per directory; deep: levels per chain; large: MiB per file
 
     @property
     def files(self) -> int:
-        if self.kind == "large":
+        if self.name == "large":
             return self.dirs
-        return self.dirs * self.per_dir
+        if self.name == "one_dir":
+            return self.per
+        return self.dirs * self.per
 
 
-def shapes(quick: bool) -> list[Shape]:
+def shapes(mode: str, quick: bool) -> list[Shape]:
+    """The trees of a mode: sized so that ``find -delete`` takes seconds, not minutes, except
+    the one directory of 20,000 files the target names."""
     if quick:
+        if mode == "latency":
+            return [Shape("wide", 10, 100), Shape("deep", 3, 20), Shape("one_dir", 1, 1000)]
         return [
-            Shape("wide", 100, 100, "wide"),
-            Shape("deep", 5, 200, "deep"),
-            Shape("large", 4, 16, "large"),
+            Shape("wide", 20, 100),
+            Shape("deep", 3, 50),
+            Shape("one_dir", 1, 2000),
+            Shape("large", 2, 32),
+        ]
+    if mode == "latency":
+        return [
+            Shape("wide", 100, 100),
+            Shape("deep", 10, 50),
+            Shape("one_dir", 1, 20_000),
+            Shape("large", 4, 64),  # only unlinks are delayed: the size does not matter here
         ]
     return [
-        Shape("wide", 1000, 100, "wide"),
-        Shape("deep", 20, 200, "deep"),
-        Shape("large", 4, 256, "large"),
+        Shape("wide", 100, 100),
+        Shape("deep", 10, 50),
+        Shape("one_dir", 1, 10_000),  # find and the FUSE wipe both take 20 s per 10,000
+        Shape("large", 4, 256),
     ]
 
 
-# ---- scratch gluster volume ------------------------------------------------------------
+# ---- building trees ---------------------------------------------------------------------
 
 
-def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=120)
+class Builder:
+    """Builds trees over one gfapi connection with a pool of threads (empty files)."""
+
+    def __init__(self, volume: str, host: str, log_file: str) -> None:
+        self.vol = gfapi.Volume(volume, [host], log_file)
+        gfapi.as_root()
+        self.root, _ = self.vol.root()
+
+    def close(self) -> None:
+        self.root.close()
+        self.vol.close()
+
+    def _files(self, parent: gfapi.Handle, names: list[bytes]) -> None:
+        gfapi.as_root()
+        for name in names:
+            handle, _ = self.vol.create(parent, name)
+            handle.close()
+
+    def _wide_dir(self, top: gfapi.Handle, d: int, per: int) -> None:
+        gfapi.as_root()
+        sub, _ = self.vol.mkdir(top, b"d%04d" % d)
+        try:
+            self._files(sub, [b"f%04d" % i for i in range(per)])
+        finally:
+            sub.close()
+
+    def _chain(self, top: gfapi.Handle, c: int, levels: int) -> None:
+        gfapi.as_root()
+        handle, _ = self.vol.mkdir(top, b"c%03d" % c)
+        for level in range(levels):
+            self._files(handle, [b".f%d" % level])
+            if level + 1 < levels:
+                child, _ = self.vol.mkdir(handle, b"d")
+                handle.close()
+                handle = child
+        handle.close()
+
+    def build(self, shape: Shape, name: str, mount: str) -> None:
+        top, _ = self.vol.mkdir(self.root, name.encode())
+        try:
+            with ThreadPoolExecutor(BUILD_THREADS) as pool:
+                if shape.name == "wide":
+                    jobs = [
+                        pool.submit(self._wide_dir, top, d, shape.per) for d in range(shape.dirs)
+                    ]
+                elif shape.name == "deep":
+                    jobs = [pool.submit(self._chain, top, c, shape.per) for c in range(shape.dirs)]
+                elif shape.name == "one_dir":
+                    names = [b"f%05d" % i for i in range(shape.per)]
+                    jobs = [
+                        pool.submit(self._files, top, names[t::BUILD_THREADS])
+                        for t in range(BUILD_THREADS)
+                    ]
+                else:
+                    jobs = [
+                        pool.submit(_write_large, os.path.join(mount, name, f"big{i}"), shape.per)
+                        for i in range(shape.dirs)
+                    ]
+                for job in jobs:
+                    job.result()
+        finally:
+            top.close()
 
 
-def _ensure_glusterd() -> None:
-    if _run("pgrep", "-x", "glusterd", check=False).returncode == 0:
-        return
-    _run("glusterd")
-    for _ in range(50):
-        if _run("gluster", "volume", "list", check=False).returncode == 0:
-            return
-        time.sleep(0.2)
-    raise RuntimeError("glusterd did not come up")
-
-
-@contextmanager
-def scratch_volume() -> Iterator[Path]:
-    """A started one-brick volume mounted under a temp dir; everything removed afterwards."""
-    if os.geteuid() != 0 or not os.path.exists("/dev/fuse") or not shutil.which("glusterd"):
-        raise SystemExit("bench.wipe needs root, /dev/fuse and glusterd")
-    _ensure_glusterd()
-    base = Path(tempfile.mkdtemp(prefix="wipe-bench-"))
-    host = socket.gethostname()
-    vol = f"wipebench{os.getpid()}"
-    brick, mnt = base / "brick", base / "mnt"
-    mnt.mkdir()
-    created = mounted = False
-    try:
-        _run("gluster", "--mode=script", "volume", "create", vol, f"{host}:{brick}", "force")
-        created = True
-        _run("gluster", "--mode=script", "volume", "start", vol)
-        _run("mount", "-t", "glusterfs", f"{host}:/{vol}", str(mnt))
-        mounted = True
-        yield mnt
-    finally:
-        if mounted:
-            _run("umount", str(mnt), check=False)
-        if created:
-            _run("gluster", "--mode=script", "volume", "stop", vol, "force", check=False)
-            _run("gluster", "--mode=script", "volume", "delete", vol, check=False)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-# ---- tree builders (through the mount, in parallel) -------------------------------------
-
-
-def _write(path: str, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def _build_wide_dir(root: str, d: int, files: int) -> None:
-    sub = os.path.join(root, f"d{d:04d}")
-    os.mkdir(sub)
-    for i in range(files):
-        _write(os.path.join(sub, f"f{i:04d}"), SMALL)
-
-
-def _build_chain(root: str, c: int, levels: int) -> None:
-    path = os.path.join(root, f"c{c:03d}")
-    for level in range(levels):
-        os.mkdir(path)
-        _write(os.path.join(path, f".f{level}"), SMALL)
-        path = os.path.join(path, "d")
-
-
-def _build_large(root: str, i: int, mib: int) -> None:
+def _write_large(path: str, mib: int) -> None:
     chunk = os.urandom(1 << 20)
-    with open(os.path.join(root, f"big{i}"), "wb") as f:
+    with open(path, "wb") as f:
         for _ in range(mib):
             f.write(chunk)
 
 
-def build(shape: Shape, root: str) -> float:
-    """Create ``shape`` below ``root`` (created); returns seconds taken."""
-    os.mkdir(root)
-    t0 = time.monotonic()
-    with ThreadPoolExecutor(BUILD_THREADS) as pool:
-        if shape.kind == "wide":
-            jobs = [pool.submit(_build_wide_dir, root, d, shape.per_dir) for d in range(shape.dirs)]
-        elif shape.kind == "deep":
-            jobs = [pool.submit(_build_chain, root, c, shape.per_dir) for c in range(shape.dirs)]
-        else:
-            jobs = [pool.submit(_build_large, root, i, shape.per_dir) for i in range(shape.dirs)]
-        for job in jobs:
-            job.result()
-    return time.monotonic() - t0
+# ---- one mode ---------------------------------------------------------------------------
 
 
-# ---- the contenders --------------------------------------------------------------------
+@dataclass
+class Bench:
+    """A scratch volume of one mode: its FUSE mount, the tree builder, the wipe settings."""
+
+    mode: str
+    server: GlusterServer
+    volume: GlusterVolumeHandle
+    mount: str
+    build_mount: str  # large files are written here and dropped from its cache afterwards
+    builder: Builder
+    workers: int
+    tmp: str
+
+    def wipe_argv(self, contender: str, name: str, workers: int) -> list[str]:
+        path = os.path.join(self.mount, name)
+        if contender == "find":
+            return ["find", path, "-mindepth", "1", "-delete"]
+        child = [sys.executable, "-m", "bench.wipe_child"]
+        if contender == "fuse":
+            return [*child, "fuse", path, str(workers)]
+        log = os.path.join(self.tmp, "gfapi-wipe.log")
+        return [*child, "gfapi", self.volume.name, self.server.host, name, str(workers), log]
+
+    def timed(self, contender: str, name: str, files: int, workers: int) -> dict[str, Any]:
+        """Wipe the tree ``name`` with ``contender``; prove it empty; remove its top."""
+        os.sync()
+        load = loadavg()
+        child = run_child(self.wipe_argv(contender, name, workers), timeout=1800)
+        if child.code != 0:
+            raise RuntimeError(
+                f"{contender} on {name} failed ({child.code}): {child.stderr[-2000:]}"
+            )
+        seconds = child.seconds
+        if contender != "find":
+            seconds = float(json.loads(child.stdout.strip().splitlines()[-1])["seconds"])
+        path = os.path.join(self.mount, name)
+        left = os.listdir(path)
+        if left:
+            raise RuntimeError(f"{path} not empty after {contender}: {left[:5]}")
+        os.rmdir(path)
+        return {
+            "seconds": round(seconds, 3),
+            "files_per_s": round(files / seconds, 1),
+            "peak_rss_mib": round(child.peak_rss_mib, 1) if contender != "find" else None,
+            "loadavg_1m": load,
+        }
 
 
-def _wipe_ours(root: str, workers: int) -> None:
-    wipe_tree(root, workers=workers)
+@contextmanager
+def bench_volume(mode: str, workers: int) -> Iterator[Bench]:
+    server = GlusterServer()
+    builder: Builder | None = None
+    tmp = tempfile.mkdtemp(prefix="bench-wipe-")
+    try:
+        server.ensure_running()
+        volume = server.create_volume(new_volume_name("grt-bench"), options=mode_options(mode))
+        mount = server.fuse_mount(volume)
+        build_mount = server.fuse_mount(volume)
+        builder = Builder(volume.name, server.host, os.path.join(tmp, "build.log"))
+        yield Bench(mode, server, volume, mount, build_mount, builder, workers, tmp)
+    finally:
+        try:
+            if builder is not None:
+                builder.close()
+        finally:
+            server.close()
+            for entry in Path(tmp).iterdir():
+                entry.unlink()
+            os.rmdir(tmp)
 
 
-def _wipe_find(root: str) -> None:
-    subprocess.run(["find", root, "-mindepth", "1", "-delete"], check=True)
+def probe_lookup_ms(bench: Bench, count: int = 50) -> float:
+    """Mean time of a lookup of a missing name, one at a time: the modelled round trip."""
+    gfapi.as_root()
+    started = time.monotonic()
+    for i in range(count):
+        try:
+            handle, _ = bench.builder.vol.lookup(bench.builder.root, b"missing-%d" % i)
+            handle.close()
+        except gfapi.GfapiError:
+            pass
+    return (time.monotonic() - started) / count * 1000
 
 
-def _wipe_rsync(root: str, empty: str) -> None:
-    subprocess.run(["rsync", "-a", "--delete", f"{empty}/", f"{root}/"], check=True)
-
-
-def _timed(fn: Callable[[], None], root: str) -> float:
-    subprocess.run(["sync"], check=False)
-    t0 = time.monotonic()
-    fn()
-    elapsed = time.monotonic() - t0
-    left = os.listdir(root)
-    if left:
-        raise RuntimeError(f"{root} not empty after wipe: {left[:5]}")
-    os.rmdir(root)
-    return elapsed
-
-
-def compare(shape: Shape, mnt: Path, empty: str, workers: int, rounds: int) -> dict[str, float]:
-    """Time the three contenders on identical trees; median over ``rounds``.
-
-    The machine is shared, so each round first builds all three trees and then times the
-    contenders back to back (rotating the order between rounds): they see the same load.
-    """
-    contenders: dict[str, Callable[[str], None]] = {
-        "wipe": lambda r: _wipe_ours(r, workers),
-        "find": _wipe_find,
-        "rsync": lambda r: _wipe_rsync(r, empty),
-    }
-    labels = list(contenders)
-    times: dict[str, list[float]] = {label: [] for label in labels}
+def compare(bench: Bench, shape: Shape, rounds: int) -> dict[str, Any]:
+    """The three contenders on identical trees; medians over ``rounds``."""
+    runs: dict[str, list[dict[str, Any]]] = {c: [] for c in CONTENDERS}
     for rnd in range(rounds):
-        order = labels[rnd % len(labels) :] + labels[: rnd % len(labels)]
-        roots = {label: str(mnt / f"{shape.name}-{label}") for label in order}
-        built = sum(build(shape, roots[label]) for label in order)
-        print(f"  {shape.name}: built 3 x {shape.files} files in {built:.1f}s", flush=True)
-        for label in order:
-            root = roots[label]
-            seconds = _timed(lambda fn=contenders[label], root=root: fn(root), root)  # type: ignore[misc]
-            times[label].append(seconds)
+        order = list(CONTENDERS[rnd % 3 :] + CONTENDERS[: rnd % 3])
+        started = time.monotonic()
+        for c in order:
+            bench.builder.build(shape, f"{shape.name}-{c}-{rnd}", bench.build_mount)
+        if shape.name == "large":  # the timing mount must not hold the written pages
+            bench.server.fuse_unmount(bench.build_mount)
+            bench.build_mount = bench.server.fuse_mount(bench.volume)
+        built = time.monotonic() - started
+        print(
+            f"  {bench.mode} {shape.name}: built 3 x {shape.files} files in {built:.1f}s",
+            flush=True,
+        )
+        for c in order:
+            r = bench.timed(c, f"{shape.name}-{c}-{rnd}", shape.files, bench.workers)
+            runs[c].append(r)
             print(
-                f"  {shape.name:5} {label:5} removed {shape.files} files in {seconds:6.2f}s "
-                f"= {shape.files / seconds:8.0f} files/s",
+                f"  {bench.mode:8} {shape.name:7} {c:5} {r['seconds']:7.2f}s "
+                f"{r['files_per_s']:8.0f} files/s  (load {r['loadavg_1m']})",
                 flush=True,
             )
-    out: dict[str, float] = {}
-    for label in labels:
-        seconds = statistics.median(times[label])
-        out[f"{label}_s"] = seconds
-        out[f"{label}_files_per_s"] = shape.files / seconds
-    out["ratio_vs_find"] = out["find_s"] / out["wipe_s"]
+    out: dict[str, Any] = {"files": shape.files, "runs": runs}
+    find_s = statistics.median(r["seconds"] for r in runs["find"])
+    for c in CONTENDERS:
+        seconds = statistics.median(r["seconds"] for r in runs[c])
+        out[f"{c}_s"] = round(seconds, 3)
+        out[f"{c}_files_per_s"] = round(shape.files / seconds, 1)
+        out[f"{c}_ratio_vs_find"] = round(find_s / seconds, 3)
     return out
 
 
-def peak_rss_mib(mnt: Path, files: int) -> float:
-    """Peak RSS of a child process that wipes a wide tree of ``files`` files."""
-    dirs = max(1, files // 100)
-    shape = Shape(f"rss{files}", dirs, files // dirs, "wide")
-    root = str(mnt / shape.name)
-    build(shape, root)
-    code = "import sys; from recycler_job.wipe import wipe_tree; wipe_tree(sys.argv[1])"
-    proc = subprocess.Popen([sys.executable, "-c", code, root], cwd=REPO)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"wipe child failed with {proc.returncode}")
-    os.rmdir(root)
-    return usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
-
-
-def sweep(mnt: Path, counts: list[int], quick: bool) -> None:
-    shape = shapes(quick)[0]
+def sweep(bench: Bench, counts: list[int]) -> dict[str, Any]:
+    """Files/s of both backends on the wide tree for several worker counts (one tree each)."""
+    shape = shapes(bench.mode, quick=False)[0]
+    found: dict[str, Any] = {}
     for workers in counts:
-        root = str(mnt / f"sweep{workers}")
-        build(shape, root)
-        seconds = _timed(lambda root=root, w=workers: _wipe_ours(root, w), root)  # type: ignore[misc]
-        print(f"  workers={workers:3}: {shape.files / seconds:8.0f} files/s", flush=True)
+        for c in ("fuse", "gfapi"):
+            name = f"sweep-{c}-{workers}"
+            bench.builder.build(shape, name, bench.build_mount)
+            r = bench.timed(c, name, shape.files, workers)
+            found[f"{c}_w{workers}_files_per_s"] = r["files_per_s"]
+            rate = r["files_per_s"]
+            print(f"  {bench.mode} sweep {c:5} workers={workers:3}: {rate:8.0f} files/s")
+    return found
 
 
-def run(quick: bool, sweep_counts: list[int] | None = None, rounds: int = 1) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    with scratch_volume() as mnt, tempfile.TemporaryDirectory() as empty:
-        if sweep_counts:
-            print("worker sweep (wide tree):")
-            sweep(mnt, sweep_counts, quick)
-        per_shape: dict[str, dict[str, float]] = {}
-        print(f"wipe_tree (workers={DEFAULT_WORKERS}) vs find -delete vs rsync --delete:")
-        for shape in shapes(quick):
-            per_shape[shape.name] = compare(shape, mnt, empty, DEFAULT_WORKERS, rounds)
-        small, big = (2_000, 20_000) if quick else (10_000, 200_000)
-        rss_small = peak_rss_mib(mnt, small)
-        rss_big = peak_rss_mib(mnt, big)
-    print()
-    print(f"{'shape':6} {'wipe f/s':>10} {'find f/s':>10} {'rsync f/s':>10} {'wipe/find':>10}")
-    for name, r in per_shape.items():
-        print(
-            f"{name:6} {r['wipe_files_per_s']:10.0f} {r['find_files_per_s']:10.0f} "
-            f"{r['rsync_files_per_s']:10.0f} {r['ratio_vs_find']:10.2f}"
-        )
-    print(f"peak RSS of wipe: {rss_small:.1f} MiB on {small} files, {rss_big:.1f} MiB on {big}")
-    wide = per_shape["wide"]
-    results.update(
-        {
-            "wipe_files_per_s": round(wide["wipe_files_per_s"], 1),
-            "find_delete_files_per_s": round(wide["find_files_per_s"], 1),
-            "rsync_files_per_s": round(wide["rsync_files_per_s"], 1),
-            "wipe_ratio_vs_find": round(wide["ratio_vs_find"], 3),
-            "wipe_peak_rss_mib_10k": round(rss_small, 1),
-            "wipe_peak_rss_mib_200k": round(rss_big, 1),
-            "wipe_default_workers": DEFAULT_WORKERS,
-            "wipe_bench_quick": quick,
-            "wipe_bench_rounds": rounds,
-        }
-    )
-    for name in ("deep", "large"):
-        r = per_shape[name]
-        results[f"wipe_{name}_files_per_s"] = round(r["wipe_files_per_s"], 1)
-        results[f"find_delete_{name}_files_per_s"] = round(r["find_files_per_s"], 1)
-        results[f"rsync_{name}_files_per_s"] = round(r["rsync_files_per_s"], 1)
-        results[f"wipe_{name}_ratio_vs_find"] = round(r["ratio_vs_find"], 3)
+def peak_rss(bench: Bench, files: int, backends: tuple[str, ...]) -> dict[str, float]:
+    """Peak RSS of each backend wiping a wide tree of ``files`` files."""
+    shape = Shape("wide", max(1, files // 100), 100)
+    found: dict[str, float] = {}
+    for c in backends:
+        name = f"rss-{c}-{files}"
+        bench.builder.build(shape, name, bench.build_mount)
+        r = bench.timed(c, name, shape.files, bench.workers)
+        found[c] = r["peak_rss_mib"]
+        print(f"  peak RSS {c:5} on {shape.files} files: {r['peak_rss_mib']} MiB", flush=True)
+    return found
+
+
+def run(
+    modes: list[str],
+    quick: bool,
+    rounds: int,
+    sweep_counts: list[int] | None,
+    rss: bool,
+    rss_backends: tuple[str, ...] = (DEFAULT_BACKEND,),
+) -> dict[str, Any]:
+    reason = gluster_unavailable_reason()
+    if reason:
+        raise SystemExit(f"bench.wipe: {reason}")
+    workers = default_wipe_workers()
+    results: dict[str, Any] = {
+        "wipe_bench_workers": workers,
+        "wipe_bench_quick": quick,
+        "wipe_bench_rounds": rounds,
+        "latency_us_per_fop": LATENCY_US,
+    }
+    detail: dict[str, Any] = {}
+    for mode in modes:
+        with bench_volume(mode, workers) as bench:
+            probe = probe_lookup_ms(bench)
+            results[f"{mode}_probe_lookup_ms"] = round(probe, 2)
+            print(f"== {mode}: one lookup of a missing name takes {probe:.2f} ms", flush=True)
+            if sweep_counts:
+                results[f"{mode}_sweep"] = sweep(bench, sweep_counts)
+            for shape in shapes(mode, quick):
+                r = compare(bench, shape, rounds)
+                detail[f"{mode}_{shape.name}"] = r
+                for c in ("fuse", "gfapi"):
+                    results[f"{mode}_{shape.name}_{c}_ratio_vs_find"] = r[f"{c}_ratio_vs_find"]
+                for c in CONTENDERS:
+                    results[f"{mode}_{shape.name}_{c}_files_per_s"] = r[f"{c}_files_per_s"]
+                results[f"{mode}_{shape.name}_ratio_vs_find"] = r[
+                    f"{DEFAULT_BACKEND}_ratio_vs_find"
+                ]
+                for c in ("fuse", "gfapi"):
+                    rss_each = [x["peak_rss_mib"] for x in r["runs"][c]]
+                    key = f"{mode}_peak_rss_mib_max_{c}"
+                    results[key] = max([results.get(key, 0.0), *rss_each])
+            if rss and mode == "loopback":
+                small, big = (1_000, 10_000) if quick else (10_000, 200_000)
+                # 200,000 files take minutes to build and wipe: the big tree for the
+                # backends in rss_backends only (the default backend by default).
+                low = peak_rss(bench, small, ("fuse", "gfapi"))
+                high = peak_rss(bench, big, rss_backends)
+                results["wipe_rss_files"] = [small, big]
+                results["wipe_peak_rss_mib_10k"] = low[DEFAULT_BACKEND]
+                results["gfapi_wipe_peak_rss_mib_10k"] = low["gfapi"]
+                for c, value in high.items():
+                    prefix = "" if c == DEFAULT_BACKEND else f"{c}_"
+                    results[f"{prefix}wipe_peak_rss_mib_200k"] = value
+    limit = workers / (LATENCY_US / 1e6)
+    results["latency_limit_files_per_s"] = round(limit)
+    for c in ("fuse", "gfapi"):
+        for shape_name in ("wide", "one_dir"):
+            rate = results.get(f"latency_{shape_name}_{c}_files_per_s")
+            cpu = results.get(f"loopback_{shape_name}_{c}_files_per_s")
+            if rate is None:
+                continue
+            results[f"latency_{shape_name}_{c}_fraction_of_limit"] = round(rate / limit, 3)
+            if cpu:
+                results[f"latency_{shape_name}_{c}_fraction_of_loopback"] = round(rate / cpu, 3)
+    if "latency_wide_fuse_fraction_of_limit" in results:
+        results["latency_fraction_of_limit"] = results[
+            f"latency_wide_{DEFAULT_BACKEND}_fraction_of_limit"
+        ]
+    results["wipe_detail"] = detail
     return results
 
 
-def merge_results(new: dict[str, Any], path: Path = RESULTS) -> dict[str, Any]:
-    """Update ``path`` (JSON object) with ``new``, keeping keys other benchmarks wrote."""
-    merged: dict[str, Any] = {}
-    if path.exists():
-        merged = json.loads(path.read_text())
-    merged.update(new)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return merged
+def summary(results: dict[str, Any]) -> list[str]:
+    lines = [
+        f"{'mode':8} {'tree':8} {'find f/s':>9} {'fuse f/s':>9} {'gfapi f/s':>9} "
+        f"{'fuse/find':>9} {'gfapi/find':>10}"
+    ]
+    for mode in MODES:
+        for shape in ("wide", "deep", "one_dir", "large"):
+            key = f"{mode}_{shape}"
+            if f"{key}_find_files_per_s" not in results:
+                continue
+            lines.append(
+                f"{mode:8} {shape:8} {results[f'{key}_find_files_per_s']:9.0f} "
+                f"{results[f'{key}_fuse_files_per_s']:9.0f} "
+                f"{results[f'{key}_gfapi_files_per_s']:9.0f} "
+                f"{results[f'{key}_fuse_ratio_vs_find']:9.2f} "
+                f"{results[f'{key}_gfapi_ratio_vs_find']:10.2f}"
+            )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.wipe", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller trees (smoke run)")
-    parser.add_argument("--sweep", help="comma-separated worker counts to time first")
+    parser.add_argument("--modes", default=",".join(MODES), help="latency,loopback")
     parser.add_argument("--rounds", type=int, default=1, help="median over this many rounds")
+    parser.add_argument("--sweep", help="comma list of worker counts to time first (wide tree)")
+    parser.add_argument("--no-rss", action="store_true", help="skip the 10k/200k RSS runs")
+    parser.add_argument(
+        "--rss-backends", default=DEFAULT_BACKEND, help="backends wiping 200k files: fuse,gfapi"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update results.json")
     args = parser.parse_args(argv)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if set(modes) - set(MODES):
+        parser.error(f"unknown mode(s) in {args.modes!r}")
     counts = [int(x) for x in args.sweep.split(",")] if args.sweep else None
-    results = run(args.quick, counts, args.rounds)
-    print(json.dumps(results, indent=2, sort_keys=True))
+    rss_backends = tuple(b.strip() for b in args.rss_backends.split(",") if b.strip())
+    if set(rss_backends) - {"fuse", "gfapi"}:
+        parser.error(f"unknown backend(s) in {args.rss_backends!r}")
+    results = run(modes, args.quick, args.rounds, counts, not args.no_rss, rss_backends)
+    print()
+    for line in summary(results):
+        print(line)
     if not args.no_write:
-        merge_results(results)
-        print(f"merged into {RESULTS}")
+        merge_results(results, drop=STALE_KEYS)
     return results
 
 

@@ -24,11 +24,12 @@ The rules are wipe.py's, expressed for gfapi:
   translator put what this wipe unlinked -- is emptied and removed too.
 * Parallel: a pool of threads shares the one ``glfs_t``.  Unlike a FUSE mount (where the
   kernel holds the parent directory's lock across each unlink), gfapi does not serialize
-  unlinks within one directory, so the scanner of a directory hands batches of names to the
-  other workers.  Memory stays bounded: batches go through a bounded queue (the scanner
-  unlinks a batch itself when the queue is full), at most ``_SUBDIR_BATCH`` subdirectories are
-  taken per scan (the directory is re-scanned for more), the tree is walked without recursion,
-  and only a handle (no open directory stream) is kept per directory on the current path.
+  unlinks within one directory, so the scanner of a directory hands batches of names (128, or
+  fewer large files) to the other workers.  Memory stays bounded: batches go through a bounded
+  queue (the scanner unlinks a batch itself when the queue is full), at most ``_SUBDIR_BATCH``
+  subdirectories are taken per scan (the directory is re-scanned for more), the tree is walked
+  without recursion, and only a handle (no open directory stream) is kept per directory on the
+  current path.
 * ``stop`` is checked between entries; the wipe returns promptly with
   :class:`~recycler_job.wipe.WipeInterrupted` and the caller's ``with`` block then frees the
   ``glfs_t``.  Any other error (ENOTCONN of a stopped volume, EIO, ...) aborts with a
@@ -71,6 +72,9 @@ __all__ = [
 _TRASH = TRASH_DIR.encode()
 _INTERNAL_OP = TRASH_INTERNAL_OP.encode()
 _UNLINK_BATCH = 128  # names handed to another worker at once
+# ... or fewer, once their sizes add up to this: the brick frees a large file's blocks inside
+# its unlink (tens of ms per 64 MiB on ext4), so large files go to several workers at once.
+_UNLINK_BATCH_BYTES = 32 << 20
 _GHOST_WAIT_S = 15.0  # how long a listed trash directory may stay without a gfid
 _PROBE_PREFIX = ".recycler-probe-"
 
@@ -156,6 +160,7 @@ class _GfapiEngine(Engine[Handle, bytes]):
         """Stream ``node``: hand out batches of non-directories, collect subdirectories."""
         found = False
         batch: list[tuple[bytes, int]] = []
+        batch_bytes = 0
         subdirs: list[bytes] = []
         try:
             entries = self.vol.listdir(node.ref)
@@ -175,9 +180,11 @@ class _GfapiEngine(Engine[Handle, bytes]):
                             break
                         continue
                     batch.append((name, st.size))
-                    if len(batch) >= _UNLINK_BATCH:
+                    batch_bytes += st.size
+                    if len(batch) >= _UNLINK_BATCH or batch_bytes >= _UNLINK_BATCH_BYTES:
                         self.hand_out(node, batch, counts)
                         batch = []
+                        batch_bytes = 0
             finally:
                 entries.close()
         except GfapiError as exc:

@@ -203,7 +203,7 @@ class _FdEngine(Engine[int, str]):
         The non-directories of one directory are unlinked by the thread that scans it, never in
         parallel: the kernel holds the parent directory's lock across the whole FUSE round trip
         of an unlink, so parallel unlinks in one directory only queue up on that lock (see
-        docs/performance.md, "The wipe").  Parallelism is across directories.
+        docs/performance.md, "One directory's unlinks").  Parallelism is across directories.
         """
         found = False
         early = False

@@ -466,3 +466,47 @@ def test_root_squash_is_a_clear_error_and_no_half_wipe(
     assert result["error"]["type"] == "WipeRootSquashed"
     assert "root-squash" in result["error"]["message"]
     assert brick_listing(volume) == before
+
+
+def test_large_files_of_one_directory_go_to_several_workers(
+    gluster_server: GlusterServer,
+    gluster_volume: VolumeFactory,
+    scratch: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The brick frees a large file's blocks inside its unlink: batches close at
+    _UNLINK_BATCH_BYTES so that the large files of one directory are unlinked in parallel
+    (not 128 names to one worker, as for small files)."""
+    from recycler_job import gfapi_wipe
+
+    volume = gluster_volume()
+    with gluster_server.mounted(volume) as mnt:
+        os.mkdir(os.path.join(mnt, "big"))
+        for i in range(4):  # sparse: the size counts, no data needs writing
+            with open(os.path.join(mnt, "big", f"f{i}"), "wb") as f:
+                f.truncate(40 << 20)  # more than the 32 MiB a batch may hold
+        for i in range(3):
+            with open(os.path.join(mnt, "big", f"small{i}"), "wb") as f:
+                f.write(b"x")
+    batches: list[list[bytes]] = []
+    original = gfapi_wipe._GfapiEngine.unlink_batch
+
+    def recording(self: Any, node: Any, batch: list[tuple[bytes, int]], counts: Any) -> None:
+        batches.append(sorted(name for name, _ in batch))
+        original(self, node, batch, counts)
+
+    monkeypatch.setattr(gfapi_wipe._GfapiEngine, "unlink_batch", recording)
+    with gfapi_wipe.open_volume(
+        volume.name, list(volume.hosts), log_file=str(scratch / "gfapi.log")
+    ) as vol:
+        stats = vol.wipe("big", workers=4)
+    assert stats.files == 7
+    large = [b for b in batches if any(n.startswith(b"f") for n in b)]
+    assert len(large) == 4, batches  # one batch per large file
+    assert sorted(n for b in batches for n in b if n.startswith(b"f")) == [
+        b"f0",
+        b"f1",
+        b"f2",
+        b"f3",
+    ]
+    assert brick_listing(volume) == ["big"]  # the PV directory itself stays

@@ -1,0 +1,100 @@
+"""One wipe (or one fill) in a process of its own, for bench.wipe and bench.parallel.
+
+    python -m bench.wipe_child fuse PATH WORKERS
+    python -m bench.wipe_child gfapi VOLUME HOST SUBDIR WORKERS LOG_FILE
+    python -m bench.wipe_child fill HOST DIRS FILES_PER_DIR LOG_DIR VOLUME...
+
+Prints one JSON object (``seconds`` of the wipe alone, without the interpreter's start, the
+``glfs_init`` or the ``glfs_fini``). Its own process, so that the benchmark can take the
+wipe's peak RSS (GNU time around it) without the benchmark's own memory in it.
+
+A gfapi child leaves with ``os._exit`` instead of ``glfs_fini``: fini takes 1-10 s in
+glusterfs 10.3 whatever was done, the kernel closes the connections at exit all the same,
+and a benchmark of wipes has no use for that wait.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+
+def _emit(result: dict[str, object], *, hard_exit: bool) -> None:
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+    if hard_exit:
+        os._exit(0)
+
+
+def wipe_fuse(path: str, workers: int) -> None:
+    from recycler_job.wipe import wipe_tree
+
+    started = time.monotonic()
+    stats = wipe_tree(path, workers=workers)
+    _emit(
+        {"seconds": time.monotonic() - started, "files": stats.files, "dirs": stats.dirs},
+        hard_exit=False,
+    )
+
+
+def wipe_gfapi(volume: str, host: str, subdir: str, workers: int, log_file: str) -> None:
+    from recycler_job.gfapi_wipe import open_volume
+
+    started = time.monotonic()
+    vol = open_volume(volume, [host], log_file=log_file)
+    init_s = time.monotonic() - started
+    started = time.monotonic()
+    stats = vol.wipe(subdir, workers=workers)
+    _emit(
+        {
+            "seconds": time.monotonic() - started,
+            "init_s": init_s,
+            "files": stats.files,
+            "dirs": stats.dirs,
+        },
+        hard_exit=True,
+    )
+
+
+def fill(host: str, dirs: int, per_dir: int, log_dir: str, volumes: list[str]) -> None:
+    """``dirs`` directories of ``per_dir`` empty files at the root of each volume, over gfapi
+    (no kernel directory lock, no FUSE round trips: several times faster than a mount)."""
+    from recycler_job import gfapi
+
+    started = time.monotonic()
+    for name in volumes:
+        vol = gfapi.Volume(name, [host], os.path.join(log_dir, f"fill-{name}.log"))
+        gfapi.as_root()
+        root, _ = vol.root()
+
+        def one(d: int, vol: gfapi.Volume = vol, root: gfapi.Handle = root) -> None:
+            gfapi.as_root()
+            sub, _ = vol.mkdir(root, b"d%04d" % d)
+            for i in range(per_dir):
+                handle, _ = vol.create(sub, b"f%05d" % i)
+                handle.close()
+            sub.close()
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(one, range(dirs)))
+        root.close()
+    _emit({"seconds": time.monotonic() - started}, hard_exit=True)
+
+
+def main(argv: list[str]) -> None:
+    kind = argv[0]
+    if kind == "fuse":
+        wipe_fuse(argv[1], int(argv[2]))
+    elif kind == "gfapi":
+        wipe_gfapi(argv[1], argv[2], argv[3], int(argv[4]), argv[5])
+    elif kind == "fill":
+        fill(argv[1], int(argv[2]), int(argv[3]), argv[4], argv[5:])
+    else:
+        raise SystemExit(f"unknown child {kind!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
