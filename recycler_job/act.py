@@ -29,6 +29,7 @@ from recycler_job.decide import (
     Decision,
     decide,
 )
+from recycler_job.errors import RecyclerError
 from recycler_job.events import EventRecorder
 from recycler_job.fuse_transport import open_fuse
 from recycler_job.gfapi_transport import open_gfapi
@@ -77,7 +78,7 @@ def _kinds(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
 
 
-class VolumeFailure(Exception):
+class VolumeFailure(RecyclerError):
     """This volume cannot be recycled now; the message says why (shown to admins)."""
 
 
@@ -85,11 +86,11 @@ class ChangedDuringWipe(VolumeFailure):
     """The PV, a claim, the volume's clients or the Lease changed while the volume was wiped."""
 
 
-class Interrupted(Exception):
+class Interrupted(RecyclerError):
     """SIGTERM/SIGINT arrived: no new step starts."""
 
 
-class DeadlineReached(Exception):
+class DeadlineReached(RecyclerError):
     """The run's --deadline passed before this volume started; the next run takes it."""
 
 

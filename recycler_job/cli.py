@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from recycler_job.config import ConfigError, load_config
+from recycler_job.config import OPTIONS, ConfigError, load_config
 from recycler_job.exit_codes import ExitCode
 from recycler_job.logs import error_line, output_logger, setup_logging
 
@@ -101,11 +101,12 @@ def _wanted_format(argv: Sequence[str] | None, environ: dict[str, str] | None) -
     """The log format asked for, when the configuration as a whole was rejected."""
     args = list(sys.argv[1:] if argv is None else argv)
     env = environ or os.environ
-    wanted = env.get("LOG_FORMAT", "")
+    option = next(opt for opt in OPTIONS if opt.dest == "log_format")
+    wanted = env.get(option.env or "", "")
     for i, arg in enumerate(args):
-        if arg == "--log-format" and i + 1 < len(args):
+        if arg == option.flag and i + 1 < len(args):
             wanted = args[i + 1]
-        elif arg.startswith("--log-format="):
+        elif arg.startswith(option.flag + "="):
             wanted = arg.partition("=")[2]
     return "json" if wanted.strip().lower() == "json" else "text"
 

@@ -3,6 +3,10 @@
 Precedence is flags > environment > file > defaults, per option. Everything is checked up front
 so a bad value stops the run (exit 2) before the cluster or a volume is touched. This module must
 stay light: `--help` may not import the Kubernetes client, `openshift` or `sh`.
+
+An option is one `Config` field declared with `_option(default, ENV, converter, help, ...)`;
+the flag, the file key, `--help` and the README table (`tests/unit/test_readme.py --write`)
+follow from it.
 """
 
 import argparse
@@ -11,11 +15,13 @@ import os
 import re
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
-from typing import Any, NoReturn
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, NoReturn, TypeVar
 
 import yaml
 
+from recycler_job import names
+from recycler_job.errors import RecyclerError
 from recycler_job.exit_codes import ExitCode
 from recycler_job.selector import parse_selector
 
@@ -50,91 +56,22 @@ _EXIT_CODE_HELP = {
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 _SECRET_NAME_RE = re.compile(r"token|password|passwd|secret|credential|private", re.IGNORECASE)
-_DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_LABEL_RE = re.compile(rf"^{_DNS1123_LABEL}$")
-_DNS1123_SUBDOMAIN_RE = re.compile(rf"^{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*$")
 _DURATION_RE = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smh]?)$")
 _DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 _INT_RE = re.compile(r"^[+-]?[0-9]+$")
-_HOST_RE = re.compile(r"^[A-Za-z0-9_.:\[\]%-]+$")
 _OWNER_RE = re.compile(r"^([0-9]+):([0-9]+)$")
 _MODE_RE = re.compile(r"^(?:0[oO])?([0-7]{1,5})$")
 _MAX_ID = 4294967294  # 2**32 - 2: (uid_t)-1 means "unchanged" to chown
 
 
-class ConfigError(Exception):
+class ConfigError(RecyclerError):
     """Configuration rejected; the message is one line naming the option and the bad value."""
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.splitlines()))
 
 
-@dataclass(frozen=True)
-class Config:
-    """The validated, effective configuration of one run.
-
-    Field defaults are the documented defaults; `load_config` is the way to get a validated one.
-    """
-
-    kubeconfig: str | None = None
-    gluster_hosts: tuple[str, ...] = ()
-    endpoints_namespace: str | None = None
-    endpoints_from_claim_namespace: bool = False
-    phases: frozenset[str] = frozenset({"Failed"})
-    failed_messages: tuple[str, ...] = DEFAULT_FAILED_MESSAGES
-    reclaim_policies: frozenset[str] = frozenset({"Recycle"})
-    selector: str | None = None
-    min_age: float = 60.0
-    mode: str = "release"
-    max_volumes: int | None = None
-    parallel: int = 1
-    wipe_workers: int = 16
-    backend: str = "fuse"
-    log_dir: str = DEFAULT_LOG_DIR
-    mount_root: str = DEFAULT_MOUNT_ROOT
-    mount_timeout: float = 60.0
-    deadline: float | None = None
-    lease_name: str = "gluster-recycler"
-    lease_namespace: str = "default"
-    lease_duration: int = 60
-    dry_run: bool = False
-    debug: bool = False
-    log_format: str = "text"
-    report_file: str | None = None
-    pushgateway: str | None = None
-    config_file: str | None = None
-    client_check: bool = True
-    reset_owner: tuple[int, int] | None = None
-    reset_mode: int | None = None
-    tls_dir: str | None = None
-    tls_management: bool = False
-    identity: str = "gluster-recycler"
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values (sets sorted, tuples as lists) for logs and the report."""
-        out: dict[str, Any] = {}
-        for key, value in asdict(self).items():
-            if isinstance(value, frozenset):
-                out[key] = sorted(value)
-            elif isinstance(value, tuple):
-                out[key] = list(value)
-            else:
-                out[key] = value
-        return out
-
-    def redacted(self) -> dict[str, Any]:
-        """`as_dict` with anything secret-looking masked: safe for the debug log.
-
-        Config holds no secret today (the kubeconfig is a path, never its contents), but an
-        earlier recycler's debug mode leaked the service-account token, so mask by name anyway.
-        """
-        return {
-            key: "<redacted>" if value is not None and _SECRET_NAME_RE.search(key) else value
-            for key, value in self.as_dict().items()
-        }
-
-
-class _Invalid(Exception):
+class _Invalid(RecyclerError):
     """A converter's complaint; the loader adds where the value came from."""
 
     def __init__(self, reason: str, *, show_value: bool = True) -> None:
@@ -144,31 +81,81 @@ class _Invalid(Exception):
 
 
 Converter = Callable[[object], Any]
+_T = TypeVar("_T")
+_OPTION = "option"  # the key of a Config field's metadata that holds its Option
 
 
 @dataclass(frozen=True)
-class _Option:
-    """One setting: its flag, environment variable, converter and help."""
+class Option:
+    """One setting: its flag, environment variable, file key, converter, default and help.
 
-    dest: str
+    Declared once, on its Config field (`_option`); argparse, the environment, the file,
+    `--help` and the README table are all derived from it.
+    """
+
     env: str | None
     convert: Converter
     help: str
     metavar: str | None = None
-    default_help: str | None = None  # None: derived from the Config default
-    boolean: bool = False
+    default_help: str | None = None  # None: derived from the default
+    flag: str = ""  # "": --<name with '-'>
     in_file: bool = True
     hidden: bool = False
+    negative: bool = False  # `env` and the file key no-KEY give the opposite (NO_CLIENT_CHECK)
+    dest: str = ""  # filled in from the field
+    default: object = None  # likewise
 
     @property
-    def flag(self) -> str:
-        if self.dest == "config_file":
-            return "--config"
-        return "--" + self.dest.replace("_", "-")
+    def boolean(self) -> bool:
+        """A switch: --x/--no-x on the command line, true/false elsewhere."""
+        return isinstance(self.default, bool)
 
     @property
     def file_key(self) -> str:
         return self.flag[2:]
+
+    @property
+    def usage(self) -> tuple[str, ...]:
+        """How the option is spelled on the command line, as `--help` and the README show it."""
+        if self.boolean:
+            return (self.flag, "--no-" + self.file_key)
+        return (f"{self.flag} {self.metavar}" if self.metavar else self.flag,)
+
+    @property
+    def default_text(self) -> str:
+        if self.default_help is not None:
+            return self.default_help
+        value = self.default
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, frozenset):
+            return ",".join(sorted(value))
+        if isinstance(value, tuple):
+            return "|".join(str(item) for item in value)
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    @property
+    def help_text(self) -> str:
+        """The `--help` line: what it does, then its variable and default."""
+        env = f"env {self.env}; " if self.env else ""
+        return f"{self.help} [{env}default: {self.default_text}]"
+
+
+def _option(
+    default: _T,
+    env: str | None,
+    convert: Converter,
+    help: str,
+    *,
+    metavar: str | None = None,
+    default_help: str | None = None,
+    **more: Any,
+) -> _T:
+    """A Config field with its default and its Option: the one declaration of a setting."""
+    spec = Option(env, convert, help, metavar, default_help, **more)
+    return field(default=default, metadata={_OPTION: spec})
 
 
 # --- converters: raw value (str from flags/env, any YAML type from the file) -> typed value ---
@@ -273,8 +260,10 @@ def _hosts(raw: object) -> tuple[str, ...]:
     """Every host, in order, duplicates dropped; the old tool's `a;b;c` -> `a,b;c` bug is why."""
     hosts: list[str] = []
     for host in _items(raw, ";,"):
-        if not _HOST_RE.match(host) or host.startswith("-"):
-            raise _Invalid(f"{host!r} is not a host name or IP address")
+        try:
+            names.check_host(host)
+        except ValueError:
+            raise _Invalid(f"{host!r} is not a host name or IP address") from None
         if host not in hosts:
             hosts.append(host)
     return tuple(hosts)
@@ -381,11 +370,14 @@ def _tls_dir(raw: object) -> str | None:
 
 
 def _dns_name(kind: str) -> Converter:
-    pattern, limit = (_DNS1123_LABEL_RE, 63) if kind == "label" else (_DNS1123_SUBDOMAIN_RE, 253)
+    if kind == "label":
+        check, limit = names.is_dns1123_label, names.DNS1123_LABEL_MAX
+    else:
+        check, limit = names.is_dns1123_subdomain, names.DNS1123_SUBDOMAIN_MAX
 
     def convert(raw: object) -> str:
         value = _string(raw)
-        if len(value) > limit or not pattern.match(value):
+        if not check(value):
             raise _Invalid(
                 f"must be a DNS-1123 {kind}: lowercase alphanumerics, '-'"
                 + (" and '.'" if kind == "subdomain" else "")
@@ -439,277 +431,295 @@ def _identity(raw: object) -> str:
     return value
 
 
-_OPTIONS: tuple[_Option, ...] = (
-    _Option(
-        "config_file",
+@dataclass(frozen=True)
+class Config:
+    """The validated, effective configuration of one run, one field per option.
+
+    Each field declares its option once: default, environment variable, converter (which
+    validates) and help. `load_config` is the way to get a validated one.
+    """
+
+    config_file: str | None = _option(
+        None,
         "CONFIG_FILE",
         _optional_string,
         "YAML file with any of these options (keys: long option names, '-' or '_')",
-        "PATH",
-        "none",
+        metavar="PATH",
+        default_help="none",
+        flag="--config",
         in_file=False,
-    ),
-    _Option(
-        "kubeconfig",
+    )
+    kubeconfig: str | None = _option(
+        None,
         "KUBECONFIG",
         _optional_string,
         "kubeconfig file to use instead of the in-cluster service account",
-        "PATH",
-        "in-cluster, else the client's default",
-    ),
-    _Option(
-        "gluster_hosts",
+        metavar="PATH",
+        default_help="in-cluster, else the client's default",
+    )
+    gluster_hosts: tuple[str, ...] = _option(
+        (),
         "GLUSTER_HOSTS",
         _hosts,
         "gluster servers to mount from, ';' or ',' separated, any number",
-        "HOSTS",
-        "the hosts of the PV's Endpoints",
-    ),
-    _Option(
-        "endpoints_namespace",
+        metavar="HOSTS",
+        default_help="the hosts of the PV's Endpoints",
+    )
+    endpoints_namespace: str | None = _option(
+        None,
         "GLUSTER_ENDPOINTS_NAMESPACE",
         _optional_namespace,
         "namespace of the Endpoints named by PVs that set no endpointsNamespace",
-        "NAMESPACE",
-        "none",
-    ),
-    _Option(
-        "endpoints_from_claim_namespace",
+        metavar="NAMESPACE",
+        default_help="none",
+    )
+    endpoints_from_claim_namespace: bool = _option(
+        False,
         "GLUSTER_ENDPOINTS_FROM_CLAIM_NAMESPACE",
         _to_bool,
         "as a last resort, read a PV's Endpoints in its former claim's namespace. Risky: "
         "anyone who can edit Endpoints there can point the wipe at another gluster pool",
-        boolean=True,
-    ),
-    _Option(
-        "phases",
+    )
+    phases: frozenset[str] = _option(
+        frozenset({"Failed"}),
         "RECYCLE_PHASES",
         _choices(VALID_PHASES, "phase"),
         "comma list of PV phases to recycle, from Failed, Released",
-        "PHASES",
-    ),
-    _Option(
-        "failed_messages",
+        metavar="PHASES",
+    )
+    failed_messages: tuple[str, ...] = _option(
+        DEFAULT_FAILED_MESSAGES,
         "FAILED_MESSAGES",
         _failed_messages,
         "status.message values accepted for Failed PVs, '|' separated (messages contain "
         "commas; the YAML file takes a list)",
-        "MSGS",
-    ),
-    _Option(
-        "reclaim_policies",
+        metavar="MSGS",
+    )
+    reclaim_policies: frozenset[str] = _option(
+        frozenset({"Recycle"}),
         "RECLAIM_POLICIES",
         _choices(VALID_RECLAIM_POLICIES, "reclaim policy"),
         "comma list of reclaim policies to recycle, from Recycle, Retain, Delete "
         "(Retain PVs are only wiped when listed)",
-        "POLICIES",
-    ),
-    _Option(
-        "selector",
+        metavar="POLICIES",
+    )
+    selector: str | None = _option(
+        None,
         "PV_SELECTOR",
         _selector,
         "label selector PVs must match, e.g. 'tier=scratch,!keep'",
-        "SELECTOR",
-        "all PVs",
-    ),
-    _Option(
-        "min_age",
+        metavar="SELECTOR",
+        default_help="all PVs",
+    )
+    min_age: float = _option(
+        60.0,
         "MIN_AGE",
         _duration,
         "seconds a PV must have been in its phase before it is wiped (suffix s/m/h allowed)",
-        "DURATION",
-    ),
-    _Option(
-        "mode",
+        metavar="DURATION",
+    )
+    mode: str = _option(
+        "release",
         "RECYCLE_MODE",
         _one_of(VALID_MODES),
         "release: clear claimRef; recreate: delete and re-create the PV",
-        "MODE",
-    ),
-    _Option(
-        "max_volumes",
+        metavar="MODE",
+    )
+    max_volumes: int | None = _option(
+        None,
         "MAX_VOLUMES",
         _max_volumes,
         "recycle at most this many PVs per run ('unlimited' to override a lower-precedence value)",
-        "N",
-        "unlimited",
-    ),
-    _Option(
-        "parallel",
+        metavar="N",
+        default_help="unlimited",
+    )
+    parallel: int = _option(
+        1,
         "PARALLEL_VOLUMES",
         _int_range(1, 64),
         "volumes recycled at the same time, 1-64",
-        "N",
-    ),
-    _Option(
-        "wipe_workers",
+        metavar="N",
+    )
+    wipe_workers: int = _option(
+        16,
         "WIPE_WORKERS",
         _int_range(1, 256),
         "threads deleting files within one volume, 1-256",
-        "N",
-    ),
-    _Option(
-        "backend",
+        metavar="N",
+    )
+    backend: str = _option(
+        "fuse",
         "WIPE_BACKEND",
         _one_of(VALID_BACKENDS),
         "how volumes are reached: fuse (mount, needs a privileged root pod) or gfapi "
         "(libgfapi over TCP, runs unprivileged)",
-        "BACKEND",
-    ),
-    _Option(
-        "log_dir",
+        metavar="BACKEND",
+    )
+    log_dir: str = _option(
+        DEFAULT_LOG_DIR,
         "GLUSTER_LOG_DIR",
         _log_dir,
         "writable directory for the gluster CLI's and libgfapi's own log files",
-        "PATH",
-    ),
-    _Option(
-        "mount_root",
+        metavar="PATH",
+    )
+    mount_root: str = _option(
+        DEFAULT_MOUNT_ROOT,
         "MOUNT_ROOT",
         _mount_root,
         "absolute directory under which volumes are mounted",
-        "PATH",
-    ),
-    _Option(
-        "mount_timeout",
+        metavar="PATH",
+    )
+    mount_timeout: float = _option(
+        60.0,
         "MOUNT_TIMEOUT",
         _positive_duration,
         "seconds to wait for a mount (suffix s/m/h allowed)",
-        "DURATION",
-    ),
-    _Option(
-        "deadline",
+        metavar="DURATION",
+    )
+    deadline: float | None = _option(
+        None,
         "RUN_DEADLINE",
         _optional_positive_duration,
         "stop starting volumes this long after start (suffix s/m/h allowed)",
-        "DURATION",
-        "none",
-    ),
-    _Option(
-        "lease_name",
+        metavar="DURATION",
+        default_help="none",
+    )
+    lease_name: str = _option(
+        "gluster-recycler",
         "LEASE_NAME",
         _dns_name("subdomain"),
         "name of the Lease that keeps two runs apart",
-        "NAME",
-    ),
-    _Option(
-        "lease_namespace",
+        metavar="NAME",
+    )
+    lease_namespace: str = _option(
+        "default",
         "LEASE_NAMESPACE",
         _dns_name("label"),
         "namespace of the Lease",
-        "NAMESPACE",
-        "$POD_NAMESPACE, else the service account's namespace, else default",
-    ),
-    _Option(
-        "lease_duration",
+        metavar="NAMESPACE",
+        default_help="$POD_NAMESPACE, else the service account's namespace, else default",
+    )
+    lease_duration: int = _option(
+        60,
         "LEASE_DURATION",
         _lease_duration,
         "seconds the Lease is valid without renewal, 15-3600",
-        "SECONDS",
-    ),
-    _Option(
-        "dry_run",
-        "DRY_RUN",
-        _to_bool,
-        "decide and report, but touch nothing",
-        boolean=True,
-    ),
-    _Option("debug", "DEBUG", _to_bool, "debug logging", boolean=True),
-    _Option(
-        "log_format",
+        metavar="SECONDS",
+    )
+    dry_run: bool = _option(False, "DRY_RUN", _to_bool, "decide and report, but touch nothing")
+    debug: bool = _option(False, "DEBUG", _to_bool, "debug logging")
+    log_format: str = _option(
+        "text",
         "LOG_FORMAT",
         _one_of(VALID_LOG_FORMATS),
         "log line format: text or json",
-        "FORMAT",
-    ),
-    _Option(
-        "report_file",
+        metavar="FORMAT",
+    )
+    report_file: str | None = _option(
+        None,
         "REPORT_FILE",
         _optional_string,
         "write the JSON report of the run to this file",
-        "PATH",
-        "none",
-    ),
-    _Option(
-        "pushgateway",
+        metavar="PATH",
+        default_help="none",
+    )
+    pushgateway: str | None = _option(
+        None,
         "PUSHGATEWAY_URL",
         _pushgateway,
         "push the pass's metrics to this Prometheus Pushgateway",
-        "URL",
-        "none",
-    ),
-    _Option(
-        "client_check",
+        metavar="URL",
+        default_help="none",
+    )
+    client_check: bool = _option(
+        True,
         "NO_CLIENT_CHECK",
         _to_bool,
         "refuse to wipe a volume that gluster reports clients connected to "
         "(NO_CLIENT_CHECK=true disables it)",
-        default_help="on",
-        boolean=True,
-    ),
-    _Option(
-        "reset_owner",
+        negative=True,
+    )
+    reset_owner: tuple[int, int] | None = _option(
+        None,
         "RESET_OWNER",
         _reset_owner,
         "chown the emptied volume root to UID:GID",
-        "UID:GID",
-        "leave unchanged",
-    ),
-    _Option(
-        "reset_mode",
+        metavar="UID:GID",
+        default_help="leave unchanged",
+    )
+    reset_mode: int | None = _option(
+        None,
         "RESET_MODE",
         _reset_mode,
         "chmod the emptied volume root to this octal mode, e.g. 0775",
-        "OCTAL",
-        "leave unchanged",
-    ),
-    _Option(
-        "tls_dir",
+        metavar="OCTAL",
+        default_help="leave unchanged",
+    )
+    tls_dir: str | None = _option(
+        None,
         "GLUSTER_TLS_DIR",
         _tls_dir,
         "directory with the client's TLS files for pools with client.ssl on: tls.crt, "
         "tls.key and tls.ca (the appuio fork's Secret) or ca.crt (a kubernetes.io/tls "
         "Secret), or glusterfs.pem, glusterfs.key, glusterfs.ca",
-        "PATH",
-        "none",
-    ),
-    _Option(
-        "tls_management",
+        metavar="PATH",
+        default_help="none",
+    )
+    tls_management: bool = _option(
+        False,
         "GLUSTER_TLS_MANAGEMENT",
         _to_bool,
         "use TLS to glusterd too (pools with /var/lib/glusterd/secure-access); reads "
         "glusterfs.pem/.key/.ca from /usr/lib/ssl",
-        boolean=True,
-    ),
-    _Option(
-        "identity",
+    )
+    identity: str = _option(
+        "gluster-recycler",
         None,
         _identity,
         "lease holder identity (for tests)",
-        "ID",
+        metavar="ID",
         in_file=False,
         hidden=True,
-    ),
+    )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (sets sorted, tuples as lists) for logs and the report."""
+        out: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if isinstance(value, frozenset):
+                out[key] = sorted(value)
+            elif isinstance(value, tuple):
+                out[key] = list(value)
+            else:
+                out[key] = value
+        return out
+
+    def redacted(self) -> dict[str, Any]:
+        """`as_dict` with anything secret-looking masked: safe for the debug log.
+
+        Config holds no secret today (the kubeconfig is a path, never its contents), but an
+        earlier recycler's debug mode leaked the service-account token, so mask by name anyway.
+        """
+        return {
+            key: "<redacted>" if value is not None and _SECRET_NAME_RE.search(key) else value
+            for key, value in self.as_dict().items()
+        }
+
+
+OPTIONS: tuple[Option, ...] = tuple(
+    replace(
+        f.metadata[_OPTION],
+        dest=f.name,
+        default=f.default,
+        flag=f.metadata[_OPTION].flag or "--" + f.name.replace("_", "-"),
+    )
+    for f in fields(Config)
 )
-_BY_DEST = {opt.dest: opt for opt in _OPTIONS}
-_FILE_KEYS = {opt.file_key: opt for opt in _OPTIONS if opt.in_file}
-_INVERTED_FILE_KEY = "no-client-check"  # the flag spelling, accepted in the file too
-_CONFIG_DEFAULTS = {f.name: f.default for f in fields(Config)}
-
-
-def _default_help(opt: _Option) -> str:
-    if opt.default_help is not None:
-        return opt.default_help
-    value = _CONFIG_DEFAULTS[opt.dest]
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, frozenset):
-        return ",".join(sorted(value))
-    if isinstance(value, tuple):
-        return "|".join(str(item) for item in value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+"""Every option, in `--help` order."""
+_BY_DEST = {opt.dest: opt for opt in OPTIONS}
+_FILE_KEYS = {opt.file_key: opt for opt in OPTIONS if opt.in_file}
+# The flag spelling of a negative option (no-client-check) is a file key too, with its meaning.
+_NEGATIVE_FILE_KEYS = {"no-" + opt.file_key: opt for opt in OPTIONS if opt.negative}
 
 
 def _epilog() -> str:
@@ -739,12 +749,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
-    for opt in _OPTIONS:
-        if opt.hidden:
-            help_text = argparse.SUPPRESS
-        else:
-            env = f"env {opt.env}; " if opt.env else ""
-            help_text = f"{opt.help} [{env}default: {_default_help(opt)}]"
+    for opt in OPTIONS:
+        help_text = argparse.SUPPRESS if opt.hidden else opt.help_text
         if opt.boolean:
             parser.add_argument(
                 opt.flag,
@@ -778,8 +784,8 @@ def _read_file(path: str) -> dict[str, object]:
     for key, raw in data.items():
         value = raw
         norm = key.replace("_", "-") if isinstance(key, str) else None
-        if norm == _INVERTED_FILE_KEY:
-            dest = "client_check"
+        if norm in _NEGATIVE_FILE_KEYS:
+            dest = _NEGATIVE_FILE_KEYS[norm].dest
             if raw is not None:
                 try:
                     value = not _to_bool(raw)
@@ -804,12 +810,34 @@ def _env(environ: Mapping[str, str], name: str | None) -> str | None:
     return value if value is not None and value.strip() else None
 
 
-def _convert(opt: _Option, raw: object, where: str) -> Any:
+def _convert(opt: Option, raw: object, where: str) -> Any:
     try:
         return opt.convert(raw)
     except _Invalid as exc:
         got = f" (got {_show(raw)})" if exc.show_value else ""
         raise ConfigError(f"{where}: {exc.reason}{got}") from None
+
+
+_UNSET = object()
+
+
+def _value(
+    opt: Option,
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    file_values: Mapping[str, object],
+    config_file: str | None,
+) -> Any:
+    """The option's value by precedence (flag > environment > file), or _UNSET."""
+    if (flag_value := getattr(args, opt.dest)) is not None:
+        return _convert(opt, flag_value, f"option {opt.flag}")
+    if (env_value := _env(environ, opt.env)) is not None:
+        value = _convert(opt, env_value, f"environment variable {opt.env} ({opt.flag})")
+        return not value if opt.negative else value
+    if opt.dest in file_values:
+        where = f"config file {config_file!r}, key {opt.file_key!r} ({opt.flag})"
+        return _convert(opt, file_values[opt.dest], where)
+    return _UNSET
 
 
 def _default_namespace(environ: Mapping[str, str], namespace_file: str) -> tuple[str, str]:
@@ -840,32 +868,16 @@ def load_config(
     Raises ConfigError on any bad input; `--help` prints and raises SystemExit(0).
     """
     args = build_parser().parse_args(list(argv))
-    values: dict[str, Any] = {}
-
-    # An explicit `--config ""` means "no file", even when CONFIG_FILE is set.
-    if args.config_file is not None:
-        config_file = _optional_string(args.config_file)
-    elif (env_file := _env(environ, "CONFIG_FILE")) is not None:
-        config_file = env_file.strip()
-    else:
-        config_file = None
+    # The file is found first (flag > environment; `--config ""` means no file), then read.
+    found = _value(_BY_DEST["config_file"], args, environ, {}, None)
+    config_file: str | None = None if found is _UNSET else found
     file_values = _read_file(config_file) if config_file else {}
-    values["config_file"] = config_file
-
-    for opt in _OPTIONS:
-        if opt.dest == "config_file":
-            continue
-        flag_value = getattr(args, opt.dest)
-        env_value = _env(environ, opt.env)
-        if flag_value is not None:
-            values[opt.dest] = _convert(opt, flag_value, f"option {opt.flag}")
-        elif env_value is not None:
-            value = _convert(opt, env_value, f"environment variable {opt.env} ({opt.flag})")
-            # NO_CLIENT_CHECK=true means client_check=False.
-            values[opt.dest] = not value if opt.dest == "client_check" else value
-        elif opt.dest in file_values:
-            where = f"config file {config_file!r}, key {opt.file_key!r} ({opt.flag})"
-            values[opt.dest] = _convert(opt, file_values[opt.dest], where)
+    values: dict[str, Any] = {"config_file": config_file}
+    for opt in OPTIONS:
+        if opt.dest not in values:
+            value = _value(opt, args, environ, file_values, config_file)
+            if value is not _UNSET:
+                values[opt.dest] = value
 
     if "lease_namespace" not in values:
         raw, where = _default_namespace(environ, namespace_file)
@@ -893,8 +905,10 @@ def load_config(
 __all__ = [
     "DEFAULT_FAILED_MESSAGES",
     "NAMESPACE_FILE",
+    "OPTIONS",
     "Config",
     "ConfigError",
+    "Option",
     "build_parser",
     "load_config",
 ]

@@ -4,14 +4,13 @@ A wrong wipe destroys data nobody asked us to destroy, so every rule must hold b
 eligible, the safety rules run first, and every "no" carries a reason an admin can act on.
 """
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from recycler_job.clock import format_time
+from recycler_job.clock import format_time, parse_time
 from recycler_job.selector import Selector, parse_selector
 from recycler_job.sources import GlusterSource, describe_source
 from recycler_job.state import ClusterSnapshot
@@ -27,9 +26,6 @@ APPUIO_FAILED_AT_ANNOTATION = "appuio.ch/failed-at"
 # Values of the skip annotation that do NOT skip; any other value (a typo included) skips,
 # because guessing "not meant" could wipe a volume an admin tried to protect.
 _SKIP_OFF_VALUES = frozenset({"", "false", "no", "0", "off"})
-_RFC3339_RE = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
-)
 
 
 class Action(StrEnum):
@@ -72,28 +68,6 @@ class DecideSettings:
             min_age=config.min_age,
             max_volumes=config.max_volumes,
         )
-
-
-def parse_timestamp(value: object) -> datetime | None:
-    """An RFC 3339 timestamp as an aware datetime, or None when absent or malformed.
-
-    Stricter than `datetime.fromisoformat`, which also takes dates, naive times and compact
-    forms; fractions past microseconds (Kubernetes may write nanoseconds) are truncated.
-    """
-    if not isinstance(value, str):
-        return None
-    match = _RFC3339_RE.match(value.strip())
-    if not match:
-        return None
-    date, time, fraction, zone = match.groups()
-    text = f"{date}T{time}"
-    if fraction:
-        text += "." + fraction
-    text += "+00:00" if zone in ("Z", "z") else zone
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def _short_uid(uid: str) -> str:
@@ -199,7 +173,7 @@ def parse_first_seen(value: object) -> tuple[datetime | None, str | None]:
         key, sep, val = item.strip().partition("=")
         if sep and key == "claim" and val:
             claim_uid = val
-    return parse_timestamp(stamp), claim_uid
+    return parse_time(stamp), claim_uid
 
 
 def _age_rule(pv: dict[str, Any], min_age: float, now: datetime) -> tuple[str, bool] | None:
@@ -209,8 +183,8 @@ def _age_rule(pv: dict[str, Any], min_age: float, now: datetime) -> tuple[str, b
     meta = pv.get("metadata") or {}
     status = pv.get("status") or {}
     annotations = meta.get("annotations") or {}
-    failed_at = parse_timestamp(annotations.get(APPUIO_FAILED_AT_ANNOTATION))
-    since = parse_timestamp(status.get("lastPhaseTransitionTime"))
+    failed_at = parse_time(annotations.get(APPUIO_FAILED_AT_ANNOTATION))
+    since = parse_time(status.get("lastPhaseTransitionTime"))
     what = "in its phase"
     if since is None:
         raw_first_seen = annotations.get(FIRST_SEEN_ANNOTATION)
@@ -339,5 +313,4 @@ __all__ = [
     "decide_all",
     "first_seen_value",
     "parse_first_seen",
-    "parse_timestamp",
 ]

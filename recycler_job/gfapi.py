@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from recycler_job.errors import RecyclerError
+
 __all__ = [
     "DEFAULT_PORT",
     "GfapiError",
@@ -48,7 +50,7 @@ _DIRENT_NAME_OFFSET = 19  # struct dirent: d_ino u64, d_off i64, d_reclen u16, d
 _SET_ATTR_MODE = 0x1  # GFAPI_SET_ATTR_MODE
 
 
-class GfapiError(OSError):
+class GfapiError(RecyclerError, OSError):
     """A libgfapi call failed; ``errno`` is what the library set."""
 
 

@@ -12,10 +12,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from recycler_job.errors import RecyclerError
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +31,42 @@ REQUEST_TIMEOUT = 30.0
 LIST_RESTARTS = 5
 
 
-class KubeError(Exception):
-    """An API request failed for a reason the caller may want to report."""
+@dataclass(frozen=True)
+class ApiStatus:
+    """The API server's own account of a failed request (a metav1.Status), kept as sent.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    `code` is the HTTP status; `reason` the machine-readable cause (`Forbidden`, `NotFound`,
+    `Conflict`, ...); `details` names the object (`name`, `group`, `kind`) and may carry
+    `causes` or `retryAfterSeconds`.
+    """
+
+    code: int
+    reason: str = ""
+    message: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class KubeError(RecyclerError):
+    """An API request failed for a reason the caller may want to report.
+
+    `transient` tells a failure that may pass by itself (no answer, a timeout, 5xx, 429) from
+    a refusal that stays until someone changes something (credentials, RBAC, a bad object),
+    so retries and exit codes can tell them apart. It is an attribute, not a class of its own,
+    because class names are part of messages admins already read.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        api_status: ApiStatus | None = None,
+        *,
+        transient: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.api_status = api_status
+        self.transient = transient
 
 
 class NotFound(KubeError):
@@ -54,7 +86,8 @@ class Invalid(KubeError):
 
 
 class ClusterUnavailable(KubeError):
-    """The API cannot be used at all: unreachable, unauthorized or forbidden."""
+    """The API cannot be used at all: unreachable (`transient`; no status), or unauthorized or
+    forbidden (permanent; status 401 or 403, and the server's Status)."""
 
 
 @dataclass(frozen=True)
@@ -155,38 +188,51 @@ def gc_paused() -> Iterator[None]:
 
 
 def _translate(exc: BaseException, what: str) -> KubeError:
-    """Turn a client exception into one of ours, with a one-line message."""
+    """Turn a client exception into one of ours, with a one-line message and the API's Status."""
     status = getattr(exc, "status", None)
-    reason = _api_message(exc) or type(exc).__name__
+    api_status = _api_status(exc, status)
+    reason = (api_status.message if api_status else "") or _first_line(exc)
     message = f"{what}: {reason}"
-    if status == 404:
-        return NotFound(message, status)
-    if status == 409:
-        return Conflict(message, status)
-    if status == 410:
-        return Expired(message, status)
-    if status == 422:
-        return Invalid(message, status)
-    if status in (401, 403):
-        return ClusterUnavailable(message, status)
     if status is None:
-        return ClusterUnavailable(f"{what}: cannot reach the API server ({reason})")
-    return KubeError(message, status)
+        return ClusterUnavailable(f"{what}: cannot reach the API server ({reason})", transient=True)
+    transient = isinstance(status, int) and (status >= 500 or status == 429)
+    return _BY_STATUS.get(status, KubeError)(message, status, api_status, transient=transient)
 
 
-def _api_message(exc: BaseException) -> str:
+_BY_STATUS: dict[int, type[KubeError]] = {
+    401: ClusterUnavailable,
+    403: ClusterUnavailable,
+    404: NotFound,
+    409: Conflict,
+    410: Expired,
+    422: Invalid,
+}
+
+
+def _api_status(exc: BaseException, code: object) -> ApiStatus | None:
+    """The Status object in the response body, or what the response line says; None without
+    an HTTP status (no answer at all)."""
+    if not isinstance(code, int):
+        return None
     body = getattr(exc, "body", None)
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if isinstance(body, str) and body:
-        try:
-            message = json.loads(body).get("message")
-        except ValueError:
-            message = None
-        if isinstance(message, str):
-            return message
+    try:
+        data = json.loads(body) if isinstance(body, (str, bytes)) and body else {}
+    except ValueError:  # not JSON: a proxy's page, say
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    reason, message, details = data.get("reason"), data.get("message"), data.get("details")
+    return ApiStatus(
+        code=code,
+        reason=reason if isinstance(reason, str) else str(getattr(exc, "reason", "") or ""),
+        message=message if isinstance(message, str) else "",
+        details=details if isinstance(details, dict) else {},
+    )
+
+
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0] if text else ""
+    return text[0] if text else type(exc).__name__
 
 
 class Kube:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recycler_job.clock import Clock, format_micro_time, parse_time, utcnow
+from recycler_job.errors import RecyclerError
 from recycler_job.kube import LEASE, Conflict, Kube, KubeError, NotFound
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class LeaseHolder:
     expires: dt.datetime | None
 
 
-class LeaseLost(Exception):
+class LeaseLost(RecyclerError):
     """The Lease is no longer ours: start no further destructive step."""
 
 

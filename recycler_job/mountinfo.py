@@ -15,12 +15,14 @@ import os
 import re
 from dataclasses import dataclass
 
+from recycler_job.errors import RecyclerError
+
 MOUNTINFO_PATH = "/proc/self/mountinfo"
 
 _ESCAPE = re.compile(rb"\\([0-7]{3})")
 
 
-class MountinfoError(ValueError):
+class MountinfoError(RecyclerError, ValueError):
     """A mountinfo line that does not have the documented shape."""
 
 

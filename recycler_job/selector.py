@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from recycler_job.names import DNS1123_SUBDOMAIN_MAX, is_dns1123_subdomain
+
 
 class Operator(StrEnum):
     """A requirement's operator, spelled as in the selector string."""
@@ -28,10 +30,8 @@ class Operator(StrEnum):
 
 
 _NAME_MAX = 63
-_PREFIX_MAX = 253
+_PREFIX_MAX = DNS1123_SUBDOMAIN_MAX
 _NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_SUBDOMAIN_RE = re.compile(rf"^{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*$")
 _INTEGER_RE = re.compile(r"^[+-]?[0-9]+$")
 # Symbols are matched longest first, as the apimachinery lexer does.
 _SYMBOLS = ("!=", "==", "!", "=", "(", ")", ",", ">", "<")
@@ -91,7 +91,7 @@ def validate_key(key: str) -> None:
     if slash:
         if not prefix:
             raise ValueError(f"label key {key!r}: prefix before '/' is empty")
-        if len(prefix) > _PREFIX_MAX or not _DNS1123_SUBDOMAIN_RE.match(prefix):
+        if not is_dns1123_subdomain(prefix):
             raise ValueError(
                 f"label key {key!r}: prefix {prefix!r} must be a lowercase DNS subdomain "
                 f"of at most {_PREFIX_MAX} characters"

@@ -33,6 +33,8 @@ import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from recycler_job.errors import RecyclerError
+
 __all__ = [
     "CERT_MANAGER_NAMES",
     "DEFAULT_SSL_DIR",
@@ -74,7 +76,7 @@ _ON = frozenset({"on", "yes", "true", "enable", "1"})
 _SSL_LOG = re.compile(r"\] E \[[^]]*\] [^ ]+: +(.*(?:SSL|cert|private key|CA list).*)$")
 
 
-class TlsError(Exception):
+class TlsError(RecyclerError):
     """A volume needs TLS and the files cannot serve it; the message is one line."""
 
 

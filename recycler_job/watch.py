@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from recycler_job.errors import RecyclerError
+
 log = logging.getLogger(__name__)
 
 # Well below the 2 s the wipe may run blind after a change; each probe is one or two requests.
@@ -22,7 +24,7 @@ DEFAULT_INTERVAL = 1.0
 Probe = Callable[[], None]
 
 
-class VolumeChanged(Exception):
+class VolumeChanged(RecyclerError):
     """The volume stopped being ours to wipe while it was being wiped."""
 
 

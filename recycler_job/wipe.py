@@ -42,6 +42,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from recycler_job.config import Config
 from recycler_job.wipe_engine import (
     SUBDIR_BATCH,
     Counts,
@@ -76,8 +77,8 @@ __all__ = [
     "wipe_tree",
 ]
 
-# How many threads wipe one volume (see docs/performance.md for how it was chosen).
-DEFAULT_WORKERS = 8
+DEFAULT_WORKERS = Config.wipe_workers
+"""The configured default of --wipe-workers (its declaration is the one place it is set)."""
 TRASH_DIR = ".trashcan"
 TRASH_INTERNAL_OP = "internal_op"
 

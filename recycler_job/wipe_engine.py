@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeAlias, TypeVar
 
 from recycler_job import failpoints
+from recycler_job.errors import RecyclerError
 
 SUBDIR_BATCH = 512  # subdirectories taken from one scan before the directory is re-scanned
 MAX_PASSES = 20  # re-scans of a directory that still is not empty before giving up
@@ -58,7 +59,7 @@ class WipeStats:
     seconds: float = 0.0
 
 
-class WipeError(Exception):
+class WipeError(RecyclerError):
     """The wipe failed or could not be proven complete; the volume must not be reused."""
 
     def __init__(self, message: str, *, errno: int | None = None) -> None:
@@ -176,7 +177,7 @@ class Counts:
         self.bytes = 0
 
 
-class Abort(Exception):
+class Abort(RecyclerError):
     """Unwinds a worker after the engine has been told to stop."""
 
 

@@ -2,31 +2,21 @@
 
 import ipaddress
 import logging
-import re
 import socket
 from collections.abc import Iterable, Sequence
 
+from recycler_job import names
 from recycler_job.gluster.errors import GlusterError, VolumeIdentityError
 from recycler_job.sources.glusterfs import GlusterSource
 
 log = logging.getLogger(__name__)
 
-_HOSTNAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
-
 
 def _check_host(host: str) -> str:
-    candidate = host.strip()
-    if candidate.startswith("[") and candidate.endswith("]"):
-        candidate = candidate[1:-1]
-    if ":" in candidate:
-        try:
-            ipaddress.IPv6Address(candidate)
-        except ValueError:
-            raise GlusterError(f"invalid gluster host {host!r}") from None
-        return candidate
-    if len(candidate) > 253 or not _HOSTNAME.fullmatch(candidate):
-        raise GlusterError(f"invalid gluster host {host!r}")
-    return candidate
+    try:
+        return names.check_host(host)
+    except ValueError:
+        raise GlusterError(f"invalid gluster host {host!r}") from None
 
 
 def check_hosts(hosts: Iterable[str]) -> tuple[str, ...]:

@@ -8,13 +8,12 @@ import signal
 import stat
 from collections.abc import Sequence
 
-from recycler_job import mountinfo, tls
+from recycler_job import mountinfo, names, tls
 from recycler_job.gluster import probe
 from recycler_job.gluster.errors import GlusterError, MountError
 from recycler_job.gluster.hosts import check_hosts, expected_sources, mount_source_and_options
 from recycler_job.gluster.process import run
 from recycler_job.gluster.records import (
-    DNS_SUBDOMAIN,
     FSTYPE,
     RECORD_DIR,
     is_own_mount,
@@ -39,7 +38,7 @@ def mountpoint_for(mount_root: str, pv_name: str) -> str:
     PV names are DNS subdomains; anything else (a `/`, `..`, ...) is refused with
     MountError, so the path can never leave `mount_root`.
     """
-    if len(pv_name) > 253 or not DNS_SUBDOMAIN.fullmatch(pv_name):
+    if not names.is_dns1123_subdomain(pv_name):
         raise MountError(f"refusing PV name {pv_name!r} as a mountpoint name")
     root = os.path.abspath(mount_root)
     path = os.path.join(root, pv_name)

@@ -9,16 +9,14 @@ with one.)
 import contextlib
 import json
 import os
-import re
 import threading
 
-from recycler_job import mountinfo
+from recycler_job import mountinfo, names
 from recycler_job.gluster.errors import MountError
 from recycler_job.mountinfo import MountEntry
 
 FSTYPE = "fuse.glusterfs"
 RECORD_DIR = ".gluster-recycler-mounts"
-DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def _record_path(mountpoint: str) -> str:
@@ -78,7 +76,7 @@ def is_own_mount(entry: MountEntry, mount_root: str) -> bool:
     """
     root = os.path.realpath(mount_root)
     parent, name = os.path.split(entry.mount_point)
-    if parent != root or entry.fstype != FSTYPE or not DNS_SUBDOMAIN.fullmatch(name):
+    if parent != root or entry.fstype != FSTYPE or not names.is_dns1123_subdomain(name):
         return False
     return _recorded_source(entry.mount_point) == entry.source
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from recycler_job.config import load_config
+from recycler_job.errors import RecyclerError
+from recycler_job.exit_codes import ExitCode
 from recycler_job.kube import PV, ClusterUnavailable, Expired, Kube, NotFound
+from recycler_job.runner import Runner
 from tests.sandbox.controlplane import ControlPlane
 from tests.sandbox.objects import gluster_pv
 
@@ -87,3 +94,71 @@ def test_errors_are_translated(control_plane: ControlPlane, kube: Kube, tmp_path
     )
     with pytest.raises(ClusterUnavailable):
         Kube.connect(str(bad)).list_items(PV)
+
+
+def _exit_code(kubeconfig: Path, namespace: str, tmp_path: Path) -> int:
+    """A whole pass with these credentials, as far as it gets."""
+    config = load_config(
+        ["--kubeconfig", str(kubeconfig), "--lease-namespace", namespace],
+        {"GLUSTER_LOG_DIR": str(tmp_path / "logs")},
+        namespace_file="/nonexistent",
+    )
+    return Runner(config).run().exit_code
+
+
+def test_forbidden_is_permanent_and_keeps_the_api_status(
+    control_plane: ControlPlane, unique: str, tmp_path: Path
+) -> None:
+    """A ServiceAccount without any Role: 403 with the server's Status, exit 3."""
+    ns = f"deny-{unique}"
+    control_plane.run_kubectl("create", "namespace", ns)
+    try:
+        control_plane.run_kubectl("create", "serviceaccount", "nobody", "-n", ns)
+        kubeconfig = control_plane.service_account_kubeconfig(ns, "nobody")
+        with pytest.raises(ClusterUnavailable) as info:
+            Kube.connect(str(kubeconfig)).list_items(PV)
+        error = info.value
+        assert isinstance(error, RecyclerError)
+        assert not error.transient
+        assert error.status == 403 and error.api_status is not None
+        assert (error.api_status.code, error.api_status.reason) == (403, "Forbidden")
+        assert error.api_status.details.get("kind") == "persistentvolumes"
+        assert "cannot list resource" in error.api_status.message
+        assert str(error) == f"list PersistentVolume: {error.api_status.message}"
+        assert _exit_code(kubeconfig, ns, tmp_path) == ExitCode.CLUSTER_UNAVAILABLE
+    finally:
+        control_plane.run_kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def test_a_refused_token_is_permanent(control_plane: ControlPlane, tmp_path: Path) -> None:
+    """401: the server does not accept the credentials at all."""
+    data = yaml.safe_load(control_plane.kubeconfig.read_text())
+    for user in data["users"]:
+        user["user"] = {"token": "not-a-valid-token"}
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(data))
+    with pytest.raises(ClusterUnavailable) as info:
+        Kube.connect(str(kubeconfig)).list_items(PV)
+    assert not info.value.transient
+    assert info.value.api_status is not None
+    assert (info.value.api_status.code, info.value.api_status.reason) == (401, "Unauthorized")
+    assert _exit_code(kubeconfig, "default", tmp_path) == ExitCode.CLUSTER_UNAVAILABLE
+
+
+def test_a_closed_port_is_transient(control_plane: ControlPlane, tmp_path: Path) -> None:
+    """Nothing listens: no Status at all, a transient failure, exit 3."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again when the block ends
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        control_plane.kubeconfig.read_text().replace(
+            f"127.0.0.1:{control_plane.api_port}", f"127.0.0.1:{port}"
+        )
+    )
+    with pytest.raises(ClusterUnavailable) as info:
+        Kube.connect(str(kubeconfig)).list_items(PV)
+    assert info.value.transient
+    assert info.value.status is None and info.value.api_status is None
+    assert "cannot reach the API server" in str(info.value)
+    assert _exit_code(kubeconfig, "default", tmp_path) == ExitCode.CLUSTER_UNAVAILABLE

@@ -1,19 +1,22 @@
 """Config: precedence, every validation error, host lists, booleans, the file, a light --help."""
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from recycler_job.config import (
     DEFAULT_FAILED_MESSAGES,
     NAMESPACE_FILE,
+    OPTIONS,
     Config,
     ConfigError,
     build_parser,
@@ -619,6 +622,62 @@ def test_help_shows_env_and_default_for_every_option() -> None:
     for env in ("KUBECONFIG", "GLUSTER_HOSTS", "FAILED_MESSAGES", "NO_CLIENT_CHECK", "RESET_MODE"):
         assert env in text
     assert "--identity" not in text
+
+
+def test_each_option_is_declared_once_and_help_is_derived_from_it() -> None:
+    """Field, flag, variable, default and help come from one declaration per option."""
+    assert [opt.dest for opt in OPTIONS] == [f.name for f in fields(Config)]
+    actions = {a.dest: a for a in build_parser()._actions if a.dest != "help"}
+    assert set(actions) == {opt.dest for opt in OPTIONS}
+    defaults = Config()
+    for opt in OPTIONS:
+        action = actions[opt.dest]
+        assert opt.default == getattr(defaults, opt.dest)
+        assert tuple(action.option_strings) == tuple(u.split()[0] for u in opt.usage)
+        if opt.hidden:
+            assert action.help == argparse.SUPPRESS
+            continue
+        assert action.help == f"{opt.help} [env {opt.env}; default: {opt.default_text}]"
+        assert action.metavar == opt.metavar
+
+
+def test_help_text_states_the_declared_default_and_variable() -> None:
+    text = " ".join(build_parser().format_help().split())
+    assert "[env WIPE_WORKERS; default: 16]" in text
+    assert "[env MIN_AGE; default: 60]" in text
+    assert "[env RECYCLE_PHASES; default: Failed]" in text
+    assert "[env NO_CLIENT_CHECK; default: on]" in text
+    assert "[env FAILED_MESSAGES; default: No recycler plugin found for the volume!|no" in text
+
+
+def test_a_negative_option_reads_its_variable_and_file_key_inverted(tmp_path: Path) -> None:
+    (negative,) = [opt for opt in OPTIONS if opt.negative]
+    assert (negative.dest, negative.env) == ("client_check", "NO_CLIENT_CHECK")
+    assert load([], {"NO_CLIENT_CHECK": "true"}).client_check is False
+    assert load(["--config", write(tmp_path, "no-client-check: true\n")]).client_check is False
+    assert load(["--config", write(tmp_path, "client-check: false\n")]).client_check is False
+
+
+@pytest.mark.parametrize("path", ["manifests/configmap.yaml", "overlays/openshift/template.yaml"])
+def test_the_shipped_configmap_holds_the_declared_defaults(path: str) -> None:
+    """The ConfigMap spells the defaults out for admins; the declaration is their source."""
+    docs = [doc for doc in yaml.safe_load_all((REPO / path).read_text()) if doc]
+    objects = [obj for doc in docs for obj in (doc.get("objects") or [doc])]
+    (configmap,) = [
+        o for o in objects if o["kind"] == "ConfigMap" and "config" in o["metadata"]["name"]
+    ]
+    by_env = {opt.env: opt for opt in OPTIONS if opt.env}
+    checked = 0
+    for env, raw in configmap["data"].items():
+        value = str(raw)
+        if not value or "${" in value:  # empty means the default; ${X} is a template parameter
+            continue
+        opt = by_env[env]
+        assert getattr(load([], {env: value}), opt.dest) == opt.default, (
+            f"{path}: {env}={value!r} is not the default of {opt.flag} ({opt.default_text})"
+        )
+        checked += 1
+    assert checked >= 10
 
 
 def test_help_epilog_lists_every_exit_code() -> None:

@@ -19,7 +19,6 @@ from recycler_job.decide import (
     decide_all,
     first_seen_value,
     parse_first_seen,
-    parse_timestamp,
 )
 from recycler_job.selector import parse_selector
 from recycler_job.state import ClusterSnapshot
@@ -561,27 +560,6 @@ def test_age_is_checked_last() -> None:
     decision = run(make_pv(last_transition=None, policy="Retain"))
     assert decision.action is Action.SKIP
     assert decision.mark_first_seen is False
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2024-01-02T03:04:05Z", datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)),
-        ("2024-01-02t03:04:05z", datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)),
-        ("2024-01-02T03:04:05.5Z", datetime(2024, 1, 2, 3, 4, 5, 500000, tzinfo=UTC)),
-        ("2024-01-02T03:04:05.123456789Z", datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)),
-        ("2024-01-02T05:04:05+02:00", datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)),
-        ("2024-01-02T03:04:05", None),
-        ("2024-01-02", None),
-        ("2024-13-02T03:04:05Z", None),
-        ("20240102T030405Z", None),
-        ("", None),
-        (None, None),
-        (1704164645, None),
-    ],
-)
-def test_parse_timestamp(text: object, expected: datetime | None) -> None:
-    assert parse_timestamp(text) == expected
 
 
 # --- decide_all ---

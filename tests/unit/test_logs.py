@@ -68,10 +68,18 @@ def test_json_lines_have_rfc3339_millisecond_utc_time_and_fields(
     setup_logging(debug=False, log_format="text")
 
 
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["--log-format", "json"], {}),
+        (["--log-format=json"], {}),
+        ([], {"LOG_FORMAT": "json"}),
+    ],
+)
 def test_bad_config_error_is_json_when_json_was_asked_for(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], argv: list[str], env: dict[str, str]
 ) -> None:
-    assert main(["--log-format", "json", "--parallel", "x"], {"HOME": "/"}) == 2
+    assert main([*argv, "--parallel", "x"], {"HOME": "/", **env}) == 2
     entry = json.loads(capsys.readouterr().err.strip())
     assert entry["level"] == "error"
     assert "--parallel" in entry["msg"]

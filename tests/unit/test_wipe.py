@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import inspect
 import os
 import stat
 import subprocess
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from recycler_job import wipe, wipe_engine
+from recycler_job import gfapi_wipe, wipe, wipe_engine
+from recycler_job.config import Config
 from recycler_job.wipe import (
     WipeCrossDevice,
     WipeError,
@@ -927,3 +929,12 @@ def test_a_worker_that_cannot_start_stops_the_others_before_returning(
 
 def every_path(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_the_engines_take_the_configured_worker_count_by_default() -> None:
+    """One default for --wipe-workers: the declaration's, in both engines."""
+    configured = Config().wipe_workers
+    assert configured == wipe.DEFAULT_WORKERS
+    assert inspect.signature(wipe_tree).parameters["workers"].default == configured
+    wipe_of_gfapi = inspect.signature(gfapi_wipe.GfapiVolume.wipe)
+    assert wipe_of_gfapi.parameters["workers"].default == configured
