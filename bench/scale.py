@@ -479,7 +479,7 @@ def time_kubectl(plane: ControlPlane, tmp: Path, runs: int) -> float:
         env["HOME"] = env["TMPDIR"]  # no ~/.kube/cache from an earlier run
         total = 0.0
         for what in (["pv"], ["pvc", "-A"]):
-            argv = [str(plane.kubectl), f"--kubeconfig={plane.kubeconfig}", "get", *what]
+            argv = plane.kubectl_argv("get", *what)
             child = run_child([*argv, "-o", "json"], env=env)
             if child.code != 0:
                 raise RuntimeError(f"kubectl get {what} failed: {child.stderr[-500:]}")

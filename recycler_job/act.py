@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from recycler_job import failpoints, gluster, tls, watch, wipe
+from recycler_job import failpoints, tls, watch, wipe
 from recycler_job.clock import Clock, format_time
 from recycler_job.config import Config
 from recycler_job.decide import (
@@ -33,6 +31,12 @@ from recycler_job.decide import (
 )
 from recycler_job.errors import RecyclerError
 from recycler_job.events import EventRecorder
+from recycler_job.fuse_transport import open_fuse
+from recycler_job.gfapi_transport import open_gfapi
+from recycler_job.gluster.cli import volume_info
+from recycler_job.gluster.clients import ClientReport, client_report, ensure_not_in_use
+from recycler_job.gluster.errors import GlusterError, VolumeIdentityError, VolumeInUse
+from recycler_job.gluster.hosts import ensure_same_pool
 from recycler_job.journal import (
     BOUND_BY_CONTROLLER,
     Journal,
@@ -51,10 +55,10 @@ from recycler_job.kube import (
     NotFound,
 )
 from recycler_job.lease import LeaseKeeper, LeaseLost
-from recycler_job.mountinfo import MountEntry
-from recycler_job.report import VolumeResult
+from recycler_job.report import VolumeResult, timed
 from recycler_job.sources import GlusterSource, describe_source
 from recycler_job.state import ClusterSnapshot
+from recycler_job.transport import Opened, Target, Transport
 
 log = logging.getLogger(__name__)
 
@@ -74,25 +78,8 @@ def _kinds(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
 
 
-@dataclass(frozen=True)
-class Opened:
-    """A volume a transport has opened and proven to be the PV's, ready to be wiped."""
-
-    volume_id: str
-    own_clients: dict[str, int]  # what this connection adds to `volume status client-list`
-    wipe: Callable[[Callable[[], bool]], wipe.WipeStats]  # stop flag -> stats
-
-
 class VolumeFailure(RecyclerError):
     """This volume cannot be recycled now; the message says why (shown to admins)."""
-
-
-def _require_tls(source: GlusterSource, info: gluster.VolumeInfo) -> None:
-    """Fail a volume that uses TLS when the TLS files cannot serve it (before connecting)."""
-    try:
-        tls.require_for(source.volume, info.options)
-    except tls.TlsError as exc:
-        raise VolumeFailure(str(exc)) from exc
 
 
 class ChangedDuringWipe(VolumeFailure):
@@ -110,6 +97,11 @@ class DeadlineReached(RecyclerError):
 def _fields(result: VolumeResult) -> dict[str, str]:
     """The structured fields of a volume's log line (keys in the JSON log format)."""
     return {"pv": result.pv, "outcome": result.outcome, "step": result.step}
+
+
+def _log(level: int, result: VolumeResult, message: str, *args: object) -> None:
+    """A volume's log line, `pv/NAME: message`, with its structured fields."""
+    log.log(level, "pv/%s: " + message, result.pv, *args, extra=_fields(result))
 
 
 def _failure_text(result: VolumeResult) -> str:
@@ -156,35 +148,25 @@ class Actor:
             if self.config.dry_run:
                 try:
                     if self.config.client_check:
-                        self._timed(result, "client_check", self._client_check, hosts, source)
+                        timed(result, "client_check", self._client_check, hosts, source)
                     if tls.current() is not None:
-                        self._timed(result, "tls", self._tls_check, hosts, source)
-                except (gluster.VolumeInUse, tls.TlsError) as exc:
+                        timed(result, "tls", self._tls_check, hosts, source)
+                except (VolumeInUse, tls.TlsError) as exc:
                     # What a real run would do today: leave it for a later run. Not a
                     # failure of the dry run.
                     result.outcome = "would-refuse"
                     result.reason = f"{decision.reason}; would be refused: {exc}"
-                    log.info(
-                        "pv/%s: dry run: would refuse: %s",
-                        decision.pv_name,
-                        exc,
-                        extra=_fields(result),
-                    )
+                    _log(logging.INFO, result, "dry run: would refuse: %s", exc)
                     return result
                 result.outcome = "would-recycle"
                 result.reason = f"{decision.reason}; would wipe {hosts[0]}:{source.mount_path}"
-                log.info(
-                    "pv/%s: dry run: would recycle (%s)",
-                    decision.pv_name,
-                    result.reason,
-                    extra=_fields(result),
-                )
+                _log(logging.INFO, result, "dry run: would recycle (%s)", result.reason)
                 return result
-            self._timed(result, "rehearse", self._rehearse_release, pv)
+            timed(result, "rehearse", self._rehearse_release, pv)
             self._wipe_volume(pv, source, hosts, result)
             failpoints.hit("before-release")
             self._guard()
-            self._timed(result, "release", self._make_available, pv)
+            timed(result, "release", self._make_available, pv)
             result.outcome = "recycled"
             message = (
                 f"wiped {result.files} files, {result.dirs} directories, {result.bytes} bytes "
@@ -196,39 +178,34 @@ class Actor:
                     f", reserved for claim {reserved.get('namespace')}/{reserved.get('name')}"
                 )
             self.events.normal(pv, "Recycled", message)
-            log.info("pv/%s: recycled: %s", decision.pv_name, message, extra=_fields(result))
+            _log(logging.INFO, result, "recycled: %s", message)
         except DeadlineReached as exc:
             result.outcome = "waiting"
             result.reason = f"{exc}; the next run takes it"
-            log.info("pv/%s: %s", decision.pv_name, result.reason, extra=_fields(result))
+            _log(logging.INFO, result, "%s", result.reason)
         except Interrupted as exc:
             result.outcome = "interrupted"
             result.error = str(exc)
-            log.warning(
-                "pv/%s: interrupted: %s; the PV stays unreleased",
-                decision.pv_name,
-                exc,
-                extra=_fields(result),
-            )
+            _log(logging.WARNING, result, "interrupted: %s; the PV stays unreleased", exc)
         except ClusterUnavailable as exc:
             # Unauthorized or forbidden will be so for every volume: start no other one.
             self.fatal.set()
             result.error = f"cannot use the cluster: {exc}"
-            log.error(
-                "pv/%s: not recycled: %s; stopping the pass",
-                decision.pv_name,
-                exc,
-                extra=_fields(result),
-            )
-        except (VolumeFailure, LeaseLost, gluster.GlusterError, wipe.WipeError, KubeError) as exc:
+            _log(logging.ERROR, result, "not recycled: %s; stopping the pass", exc)
+        except (
+            VolumeFailure,
+            LeaseLost,
+            GlusterError,
+            wipe.WipeError,
+            KubeError,
+            tls.TlsError,
+        ) as exc:
             if isinstance(exc, wipe.WipeInterrupted):
                 result.outcome = "interrupted"
             result.error = str(exc)
             if isinstance(exc, KubeError):
                 result.error = f"{type(exc).__name__}: {exc}"
-            log.error(
-                "pv/%s: not recycled: %s", decision.pv_name, result.error, extra=_fields(result)
-            )
+            _log(logging.ERROR, result, "not recycled: %s", result.error)
             if result.outcome == "failed" and not self.config.dry_run:
                 self.events.warning(pv, "RecycleFailed", _failure_text(result))
         except Exception as exc:  # a bug must not stop the other volumes either
@@ -298,8 +275,8 @@ class Actor:
         if found is not None:
             what, hosts = found
             try:
-                gluster.ensure_same_pool(configured, hosts, what=what)
-            except gluster.VolumeIdentityError as exc:
+                ensure_same_pool(configured, hosts, what=what)
+            except VolumeIdentityError as exc:
                 raise VolumeFailure(str(exc)) from exc
         return configured
 
@@ -348,11 +325,11 @@ class Actor:
 
     def _tls_check(self, hosts: tuple[str, ...], source: GlusterSource) -> None:
         """TlsError when the volume uses TLS and the configured files cannot serve it."""
-        info = gluster.volume_info(hosts, source.volume, timeout=self.config.mount_timeout)
+        info = volume_info(hosts, source.volume, timeout=self.config.mount_timeout)
         tls.require_for(source.volume, info.options)
 
     def _client_check(self, hosts: tuple[str, ...], source: GlusterSource) -> None:
-        gluster.ensure_not_in_use(hosts, source.volume, timeout=self.config.mount_timeout)
+        ensure_not_in_use(hosts, source.volume, timeout=self.config.mount_timeout)
 
     def _wipe_volume(
         self,
@@ -363,171 +340,26 @@ class Actor:
     ) -> None:
         """Client check, then open the volume with the configured transport and wipe it.
 
-        Both transports hand `_wipe_root` an `Opened`: a volume proven to be `source`'s,
-        the client name(s) it adds to the volume, and the wipe to run.
+        Both transports (transport.py) hand `_wipe_root` an `Opened`: a volume proven to be
+        `source`'s, the client name(s) it adds to the volume, and the wipe to run.
         """
         if self.config.client_check:
-            self._timed(result, "client_check", self._client_check, hosts, source)
+            timed(result, "client_check", self._client_check, hosts, source)
         self._guard()
-        transport = self._gfapi if self.config.backend == "gfapi" else self._fuse
-        with transport(pv, source, hosts, result) as opened:
+        transport: Transport = open_gfapi if self.config.backend == "gfapi" else open_fuse
+        target = Target(self.config, self._guard, pv["metadata"]["name"], source, hosts, result)
+        with transport(target) as opened:
             result.volume_id = opened.volume_id
-            self._wipe_root(pv, source, hosts, opened, result)
+            self._wipe_root(pv, target, opened)
 
-    @contextlib.contextmanager
-    def _fuse(
-        self,
-        pv: dict[str, Any],
-        source: GlusterSource,
-        hosts: tuple[str, ...],
-        result: VolumeResult,
-    ) -> Iterator[Opened]:
-        """Mount, verify the mount and the volume's identity, wipe through an fd; unmount."""
-        name = pv["metadata"]["name"]
-        mountpoint = gluster.mountpoint_for(self.config.mount_root, name)
-        ours: MountEntry | None = None  # only what this run mounted is ever unmounted
-        if tls.current() is not None:  # TLS files given: say which volume they cannot serve
-            info = self._timed(
-                result,
-                "volume_info",
-                gluster.volume_info,
-                hosts,
-                source.volume,
-                timeout=self.config.mount_timeout,
-            )
-            self._timed(result, "tls", _require_tls, source, info)
-        try:
-            failpoints.hit("before-mount")
-            ours = self._timed(
-                result,
-                "mount",
-                gluster.mount_volume,
-                hosts,
-                source,
-                mountpoint,
-                timeout=self.config.mount_timeout,
-            )
-            failpoints.hit("before-wipe")
-            self._guard()
-            # The last check before removing anything: still exactly this gluster mount.
-            verified = gluster.verify_mounted(mountpoint, hosts, source)
-            assert ours is not None
-            if verified.mount_id != ours.mount_id:
-                raise gluster.MountError(f"{mountpoint} is no longer the mount this run made")
-            # Which volume answered: the bricks serving the mount must be bricks of the volume
-            # `gluster volume info` describes on the same hosts (and no trash out of reach).
-            identity = gluster.verify_volume_identity(
-                mountpoint, hosts, source, timeout=self.config.mount_timeout
-            )
-            result.volume_id = identity.volume_id
-            failpoints.hit("after-verify")
-            # From here on the path is never looked up again: everything goes through this fd,
-            # proven to be the root of the verified mount (its device, gluster's root inode).
-            with wipe.open_verified_root(
-                mountpoint, device=verified.device, inode=gluster.ROOT_INODE
-            ) as root:
-                config = self.config
-
-                def run(stop: Callable[[], bool]) -> wipe.WipeStats:
-                    stats = wipe.wipe_tree(root, workers=config.wipe_workers, stop=stop)
-                    if config.reset_owner is not None or config.reset_mode is not None:
-                        wipe.reset_root(root, config.reset_owner, config.reset_mode)
-                    return stats
-
-                yield Opened(volume_id=identity.volume_id, own_clients={"fuse": 1}, wipe=run)
-        finally:
-            unmount_started = time.monotonic()
-            if ours is not None:
-                try:
-                    gluster.unmount(
-                        mountpoint, timeout=self.config.mount_timeout, mount_id=ours.mount_id
-                    )
-                except gluster.GlusterError as exc:
-                    log.error("pv/%s: unmount of %s failed: %s", name, mountpoint, exc)
-            result.durations["unmount"] = round(time.monotonic() - unmount_started, 3)
-
-    @contextlib.contextmanager
-    def _gfapi(
-        self,
-        pv: dict[str, Any],
-        source: GlusterSource,
-        hosts: tuple[str, ...],
-        result: VolumeResult,
-    ) -> Iterator[Opened]:
-        """Connect over libgfapi; the Volume ID it reads must be the one `gluster volume info`
-        reports from the same hosts; wipe by handle; glfs_fini on every path.
-
-        The CLI is asked first: a volume deleted and re-created under the same name in
-        between shows up as a mismatch. No trash rule: gfapi sees `.trashcan/<subdir>` and
-        empties it (see docs/decisions.md).
-        """
-        from recycler_job import gfapi_wipe  # noqa: PLC0415 (loads libgfapi only when used)
-
-        name = pv["metadata"]["name"]
-        info = self._timed(
-            result,
-            "volume_info",
-            gluster.volume_info,
-            hosts,
-            source.volume,
-            timeout=self.config.mount_timeout,
-        )
-        self._timed(result, "tls", _require_tls, source, info)
-        failpoints.hit("before-mount")
-        self._guard()
-        log_file = os.path.join(self.config.log_dir, f"gfapi-{name}.log")
-        volume: gfapi_wipe.GfapiVolume = self._timed(
-            result, "mount", gfapi_wipe.open_volume, source.volume, hosts, log_file=log_file
-        )
-        closing_started: float | None = None
-        try:
-            with volume:
-                try:
-                    seen = volume.volume_id()
-                    if not gfapi_wipe.volume_ids_match(seen, info.volume_id):
-                        raise gluster.VolumeIdentityError(
-                            f"volume {source.volume}: libgfapi reached Volume ID {seen}, but "
-                            f"`gluster volume info` on the same hosts says {info.volume_id}: "
-                            "another volume answered"
-                        )
-                    result.volume_id = info.volume_id
-                    failpoints.hit("after-verify")
-                    workers = self.config.wipe_workers
-
-                    def run(stop: Callable[[], bool]) -> wipe.WipeStats:
-                        return volume.wipe(source.subdir, workers=workers, stop=stop)
-
-                    own = {gfapi_wipe.client_list_name(): 1}
-                    yield Opened(volume_id=info.volume_id, own_clients=own, wipe=run)
-                finally:
-                    closing_started = time.monotonic()
-        finally:
-            if closing_started is not None:
-                result.durations["unmount"] = round(time.monotonic() - closing_started, 3)
-            if volume.volume.closed:
-                log.info(
-                    "pv/%s: glfs_fini of volume %s returned %s",
-                    name,
-                    source.volume,
-                    volume.volume.fini_result,
-                )
-            else:  # a worker is still inside a gfapi call: freeing it now would crash
-                log.error("pv/%s: glfs_fini of volume %s skipped", name, source.volume)
-
-    def _wipe_root(
-        self,
-        pv: dict[str, Any],
-        source: GlusterSource,
-        hosts: tuple[str, ...],
-        opened: Opened,
-        result: VolumeResult,
-    ) -> None:
+    def _wipe_root(self, pv: dict[str, Any], target: Target, opened: Opened) -> None:
         """Re-check, then wipe while a watcher stops it at the first sign of an owner.
 
         The checks before the mount are minutes old for a large volume: the PV and its claims
         are decided once more right before the first unlink, and during the wipe the PV's
         resourceVersion, the claims, the volume's gluster clients and the Lease are polled.
         """
+        source, hosts, result = target.source, target.hosts, target.result
         clients = (
             self._clients_after_open(hosts, source, opened.own_clients)
             if self.config.client_check
@@ -538,7 +370,7 @@ class Actor:
         watcher = watch.Watcher(self._probes(pv, hosts, source, clients, opened.own_clients))
         with watcher:
             try:
-                stats = self._timed(
+                stats = timed(
                     result,
                     "wipe",
                     opened.wipe,
@@ -575,12 +407,12 @@ class Actor:
 
     def _clients_after_open(
         self, hosts: tuple[str, ...], source: GlusterSource, own: dict[str, int]
-    ) -> gluster.ClientReport:
+    ) -> ClientReport:
         """The volume's clients with ours connected: ours must be the only one."""
-        report = gluster.client_report(hosts, source.volume, timeout=self.config.mount_timeout)
+        report = client_report(hosts, source.volume, timeout=self.config.mount_timeout)
         others = _beyond(report.foreign_kinds, own)
         if others:
-            raise gluster.VolumeInUse(
+            raise VolumeInUse(
                 f"volume {source.volume} has clients besides our own: {_kinds(others)}"
             )
         return report
@@ -590,7 +422,7 @@ class Actor:
         pv: dict[str, Any],
         hosts: tuple[str, ...],
         source: GlusterSource,
-        clients: gluster.ClientReport | None,
+        clients: ClientReport | None,
         own: dict[str, int],
     ) -> dict[str, watch.Probe]:
         """What the watcher polls during the wipe; each raises VolumeChanged on a change."""
@@ -619,7 +451,7 @@ class Actor:
             allowed = {**own, **clients.foreign_kinds}
 
             def gluster_clients() -> None:
-                report = gluster.client_report(hosts, source.volume, timeout=_PROBE_TIMEOUT)
+                report = client_report(hosts, source.volume, timeout=_PROBE_TIMEOUT)
                 new = _beyond(report.foreign_kinds, allowed)
                 if new:
                     raise watch.VolumeChanged(
@@ -724,13 +556,3 @@ class Actor:
             raise VolumeFailure(
                 f"pv/{meta['name']} changed while it was wiped; not released (next run retries)"
             ) from exc
-
-    def _timed(self, result: VolumeResult, step: str, func: Any, *args: Any, **kwargs: Any) -> Any:
-        started = time.monotonic()
-        try:
-            return func(*args, **kwargs)
-        except BaseException:
-            result.step = result.step or step  # the innermost step names the failure
-            raise
-        finally:
-            result.durations[step] = round(time.monotonic() - started, 3)

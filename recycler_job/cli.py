@@ -117,11 +117,11 @@ def _foreign_mounts(mount_root: str) -> str | None:
     Checked when the run starts, not when the config is parsed: mounts come and go. A foreign
     mount there would share the directory our cleanup and mountpoints work in.
     """
-    from recycler_job import gluster  # noqa: PLC0415 (keeps --help and bad config fast)
+    from recycler_job.gluster import errors, records  # noqa: PLC0415 (keeps --help and bad config fast)
 
     try:
-        foreign = gluster.foreign_mounts(mount_root)
-    except gluster.GlusterError as exc:
+        foreign = records.foreign_mounts(mount_root)
+    except errors.GlusterError as exc:
         return f"--mount-root {mount_root}: {exc}"
     if not foreign:
         return None

@@ -39,7 +39,6 @@ class EventRecorder:
         self.kube = kube
         self.instance = instance[:128]
         self.dry_run = dry_run
-        self.sent = 0
 
     def normal(self, pv: dict[str, Any], reason: str, message: str) -> None:
         """A Normal event, e.g. `Recycled`."""
@@ -85,7 +84,6 @@ class EventRecorder:
         }
         try:
             self._write(body, stamp)
-            self.sent += 1
         except KubeError as exc:
             log.warning("could not record event %s on pv/%s: %s", reason, name, exc)
 

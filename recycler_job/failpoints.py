@@ -26,8 +26,11 @@ def _parse(text: str) -> dict[str, str]:
 
 
 def hit(name: str) -> None:
-    """Run the action configured for point `name`, if any."""
-    action = _parse(os.environ.get(ENV, "")).get(name)
+    """Run the action configured for point `name`, if any (unset: one dictionary lookup)."""
+    text = os.environ.get(ENV)
+    if not text:
+        return
+    action = _parse(text).get(name)
     if not action:
         return
     log.warning("failpoint %s: %s", name, action)

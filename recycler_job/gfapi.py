@@ -45,7 +45,6 @@ __all__ = [
 LIBRARY = "libgfapi.so.0"
 DEFAULT_PORT = 24007
 LOG_WARNING = 5  # gf_loglevel_t GF_LOG_WARNING
-LOG_INFO = 7
 _DIRENT_BUFFER = 512  # glfs.h: "512 byte buffer (for @dirent) is sufficient"
 _DIRENT_NAME_OFFSET = 19  # struct dirent: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name
 _SET_ATTR_MODE = 0x1  # GFAPI_SET_ATTR_MODE

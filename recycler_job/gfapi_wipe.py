@@ -40,30 +40,25 @@ The rules are wipe.py's, expressed for gfapi:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
-import queue
-import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import TypeAlias
+from collections.abc import Iterator, Sequence
 
-from recycler_job import failpoints, gfapi, tls
-from recycler_job.errors import RecyclerError
+from recycler_job import gfapi, tls, wipe_engine
 from recycler_job.gfapi import GfapiError, Handle, Stat
 from recycler_job.wipe import (
     DEFAULT_WORKERS,
     TRASH_DIR,
     TRASH_INTERNAL_OP,
+    StopFlag,
     WipeError,
-    WipeInterrupted,
-    WipeNotEmpty,
     WipeStats,
 )
+from recycler_job.wipe_engine import Counts, Engine, LocalWork, Node, wipe_error
 
 __all__ = [
     "GfapiVolume",
@@ -80,17 +75,8 @@ _UNLINK_BATCH = 128  # names handed to another worker at once
 # ... or fewer, once their sizes add up to this: the brick frees a large file's blocks inside
 # its unlink (tens of ms per 64 MiB on ext4), so large files go to several workers at once.
 _UNLINK_BATCH_BYTES = 32 << 20
-_SUBDIR_BATCH = 512  # subdirectories taken from one scan before the directory is re-scanned
-_MAX_PASSES = 20
-_GHOST_BACKOFF_S = 0.1
-_GHOST_BACKOFF_MAX_S = 2.0
 _GHOST_WAIT_S = 15.0  # how long a listed trash directory may stay without a gfid
-_QUEUE_PER_WORKER = 4
-_POLL_S = 0.05
-_JOIN_GRACE_S = 10.0
 _PROBE_PREFIX = ".recycler-probe-"
-
-StopFlag: TypeAlias = threading.Event | Callable[[], bool]
 
 
 class WipeRootSquashed(WipeError):
@@ -141,82 +127,7 @@ def split_subdir(subdir: str | None) -> list[bytes]:
 # ---- the engine --------------------------------------------------------------------------
 
 
-class _Dir:
-    """A directory inside the tree, held by handle (no open stream between scans).
-
-    ``pending`` counts what must finish before the directory can be settled: its running scan,
-    its unlink batches handed to other workers, and its child directories.
-    """
-
-    __slots__ = (
-        "found",
-        "ghosts",
-        "handle",
-        "keep_on_eperm",
-        "more",
-        "name",
-        "needs_rescan",
-        "parent",
-        "passes",
-        "path",
-        "pending",
-        "skip",
-        "top",
-    )
-
-    def __init__(self, handle: Handle, parent: _Dir | None, name: bytes, path: str) -> None:
-        self.handle = handle
-        self.parent = parent
-        self.name = name
-        self.path = path  # for messages only
-        self.pending = 0
-        self.found = False
-        self.more = False
-        self.needs_rescan = False
-        self.ghosts = False
-        self.passes = 0
-        self.top = False
-        self.keep_on_eperm = False
-        self.skip: frozenset[bytes] = frozenset()
-
-
-class _Scan:
-    __slots__ = ("node",)
-
-    def __init__(self, node: _Dir) -> None:
-        self.node = node
-
-
-class _Child:
-    __slots__ = ("name", "parent")
-
-    def __init__(self, parent: _Dir, name: bytes) -> None:
-        self.parent = parent
-        self.name = name
-
-
-class _Unlink:
-    __slots__ = ("entries", "node")
-
-    def __init__(self, node: _Dir, entries: list[tuple[bytes, int]]) -> None:
-        self.node = node
-        self.entries = entries
-
-
-_Item: TypeAlias = _Scan | _Child | _Unlink
-
-
-class _Counts:
-    __slots__ = ("bytes", "dirs", "files")
-
-    def __init__(self) -> None:
-        self.files = 0
-        self.dirs = 0
-        self.bytes = 0
-
-
-class _Abort(RecyclerError):
-    """Unwinds a worker after the engine has been told to stop."""
+_Dir = Node[Handle, bytes]
 
 
 def _join(path: str, name: bytes) -> str:
@@ -224,156 +135,38 @@ def _join(path: str, name: bytes) -> str:
     return f"{path.rstrip('/')}/{shown}"
 
 
-def _wipe_error(op: str, path: str, exc: GfapiError) -> WipeError:
-    return WipeError(f"{op} {path}: {exc.strerror}", errno=exc.errno)
+class _GfapiEngine(Engine[Handle, bytes]):
+    """The tree walk over libgfapi: every entry looked up relative to its parent's handle."""
 
+    thread_name = "gfapi-wipe"
 
-class _Engine:
-    """One parallel pass over the subtree of a top directory (kept)."""
-
-    def __init__(self, vol: gfapi.Volume, workers: int, stop: Callable[[], bool] | None) -> None:
+    def __init__(self, vol: gfapi.Volume, label: str, workers: int, stop: StopFlag | None) -> None:
+        super().__init__(label, workers, stop)
         self.vol = vol
-        self._workers = workers
-        self._stop = stop
-        self._lock = threading.Lock()
-        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=workers * _QUEUE_PER_WORKER)
-        self._abort = threading.Event()
-        self._done = threading.Event()
-        self._error: WipeError | None = None
-        self.main_counts = _Counts()
-        self._counts: list[_Counts] = [self.main_counts]
-        self.stuck = 0
-        self._open: set[_Dir] = set()
 
-    def stats(self) -> WipeStats:
-        total = WipeStats()
-        for c in self._counts:
-            total.files += c.files
-            total.dirs += c.dirs
-            total.bytes += c.bytes
-        return total
+    def worker_started(self) -> None:
+        gfapi.as_root()
 
-    def close(self) -> None:
-        """Close the handles of an aborted run, unless a worker may still be using them."""
-        if self.stuck:
-            return
-        for node in list(self._open):
-            self._close(node)
+    def remove_dir(self, parent: _Dir, node: _Dir) -> None:
+        self.vol.unlink(parent.ref, node.name)
 
-    def run(self, top: _Dir) -> None:
-        self._abort.clear()
-        self._done.clear()
-        top.top = True
-        top.pending = 1
-        self._queue.put(_Scan(top))
-        threads = []
-        for i in range(self._workers):
-            counts = _Counts()
-            self._counts.append(counts)
-            t = threading.Thread(
-                target=self._worker, args=(counts,), name=f"gfapi-wipe-{i}", daemon=True
-            )
-            t.start()
-            threads.append(t)
-        while not self._done.wait(_POLL_S):
-            if self._abort.is_set():
-                break
-            if self._stop is not None and self._stop():
-                self._fail(WipeInterrupted(f"wipe of {top.path} interrupted"))
-                break
-        deadline = time.monotonic() + _JOIN_GRACE_S
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        self.stuck = sum(t.is_alive() for t in threads)
-        if self._error is not None:
-            if self.stuck:
-                self._error.args = (
-                    f"{self._error.args[0]} ({self.stuck} worker(s) still blocked in a gfapi call)",
-                )
-            raise self._error
-        while True:  # drain the per-worker sentinels
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
+    def close_ref(self, ref: Handle) -> None:
+        ref.close()
 
-    def _fail(self, error: WipeError) -> None:
-        with self._lock:
-            if self._error is None:
-                self._error = error
-        self._abort.set()
+    def show(self, name: bytes) -> str:
+        return name.decode("utf-8", "backslashreplace")
 
-    def _check(self) -> None:
-        if self._abort.is_set():
-            raise _Abort
-        if self._stop is not None and self._stop():
-            self._fail(WipeInterrupted("wipe interrupted"))
-            raise _Abort
-
-    def _worker(self, counts: _Counts) -> None:
-        local: deque[_Item] = deque()
-        try:
-            gfapi.as_root()
-            while not self._abort.is_set():
-                item: _Item | None
-                if local:
-                    item = local.pop()
-                else:
-                    try:
-                        item = self._queue.get(timeout=_POLL_S)
-                    except queue.Empty:
-                        continue
-                    if item is None:
-                        return
-                failpoints.hit("wipe-directory")  # tests: slow a wipe down to act during it
-                self._process(item, local, counts)
-                while len(local) > 1 and not self._queue.full():
-                    try:
-                        self._queue.put_nowait(local.popleft())
-                    except queue.Full:
-                        break
-        except _Abort:
-            return
-        except WipeError as exc:
-            self._fail(exc)
-        except GfapiError as exc:
-            self._fail(WipeError(f"wipe: {exc}", errno=exc.errno))
-        except Exception as exc:
-            self._fail(WipeError(f"wipe: internal error: {exc!r}"))
-
-    def _process(self, item: _Item, local: deque[_Item], counts: _Counts) -> None:
-        if isinstance(item, _Unlink):
-            self._unlink_batch(item.node, item.entries, counts)
-            self._release(item.node, local, counts)
-        elif isinstance(item, _Scan):
-            self._scan(item.node, local, counts)
-            self._release(item.node, local, counts)
-        else:
-            child = self._open_child(item.parent, item.name)
-            if child is None:
-                self._release(item.parent, local, counts)
-                return
-            child.pending = 1
-            self._scan(child, local, counts)
-            self._release(child, local, counts)
-
-    def _submit(self, item: _Item, local: deque[_Item]) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            local.append(item)
-
-    def _scan(self, node: _Dir, local: deque[_Item], counts: _Counts) -> None:
+    def scan(self, node: _Dir, local: LocalWork[Handle, bytes], counts: Counts) -> None:
         """Stream ``node``: hand out batches of non-directories, collect subdirectories."""
         found = False
         batch: list[tuple[bytes, int]] = []
         batch_bytes = 0
         subdirs: list[bytes] = []
         try:
-            entries = self.vol.listdir(node.handle)
+            entries = self.vol.listdir(node.ref)
             try:
                 for name, listed in entries:
-                    self._check()
+                    self.check()
                     if name in node.skip:
                         continue
                     found = True
@@ -382,169 +175,80 @@ class _Engine:
                         continue
                     if st.is_dir:
                         subdirs.append(name)
-                        if len(subdirs) >= _SUBDIR_BATCH:
+                        if len(subdirs) >= wipe_engine.SUBDIR_BATCH:
                             node.more = True
                             break
                         continue
                     batch.append((name, st.size))
                     batch_bytes += st.size
                     if len(batch) >= _UNLINK_BATCH or batch_bytes >= _UNLINK_BATCH_BYTES:
-                        self._hand_out(node, batch, counts)
+                        self.hand_out(node, batch, counts)
                         batch = []
                         batch_bytes = 0
             finally:
                 entries.close()
         except GfapiError as exc:
-            raise _wipe_error("scan", node.path, exc) from exc
+            raise wipe_error("scan", self.path(node), exc) from exc
         if batch:
-            self._unlink_batch(node, batch, counts)
+            self.unlink_batch(node, batch, counts)
         for name in subdirs:
-            with self._lock:
-                node.pending += 1
-            self._submit(_Child(node, name), local)
+            self.dispatch_child(node, name, local)
         node.found = found
 
-    def _lookup_type(self, node: _Dir, name: bytes) -> Stat | None:
-        """Attributes of an entry readdirplus sent none for; None (and a re-scan) if gone."""
+    def _lookup(self, node: _Dir, name: bytes) -> tuple[Handle, Stat] | None:
+        """The entry ``name`` of ``node``, not followed; None (and a re-scan) when it is gone."""
         try:
-            handle, st = self.vol.lookup(node.handle, name)
+            return self.vol.lookup(node.ref, name)
         except GfapiError as exc:
             if exc.errno == errno.ENOENT:
                 node.ghosts = True
                 return None
-            raise _wipe_error("lookup", _join(node.path, name), exc) from exc
-        handle.close()
-        return st
+            raise wipe_error("lookup", self.path(node, name), exc) from exc
 
-    def _hand_out(self, node: _Dir, batch: list[tuple[bytes, int]], counts: _Counts) -> None:
-        """Give a batch to an idle worker; unlink it here when the queue is full."""
-        with self._lock:
-            node.pending += 1
-        try:
-            self._queue.put_nowait(_Unlink(node, batch))
-        except queue.Full:
-            with self._lock:
-                node.pending -= 1
-            self._unlink_batch(node, batch, counts)
+    def _lookup_type(self, node: _Dir, name: bytes) -> Stat | None:
+        """Attributes of an entry readdirplus sent none for; None if it is gone."""
+        found = self._lookup(node, name)
+        if found is None:
+            return None
+        found[0].close()
+        return found[1]
 
-    def _unlink_batch(self, node: _Dir, batch: list[tuple[bytes, int]], counts: _Counts) -> None:
-        for name, size in batch:
-            self._check()
+    def unlink_batch(self, node: _Dir, entries: list[tuple[bytes, int]], counts: Counts) -> None:
+        for name, size in entries:
+            self.check()
             try:
-                self.vol.unlink(node.handle, name)
+                self.vol.unlink(node.ref, name)
             except GfapiError as exc:
                 if exc.errno == errno.ENOENT:
                     continue
                 if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR):
                     node.needs_rescan = True  # became a directory since the scan
                     continue
-                raise _wipe_error("unlink", _join(node.path, name), exc) from exc
+                raise wipe_error("unlink", self.path(node, name), exc) from exc
             counts.files += 1
             counts.bytes += size
 
-    def _open_child(self, parent: _Dir, name: bytes) -> _Dir | None:
+    def open_child(self, parent: _Dir, name: bytes) -> _Dir | None:
         """A handle on a subdirectory, looked up without following; None if it changed."""
-        try:
-            handle, st = self.vol.lookup(parent.handle, name)
-        except GfapiError as exc:
-            if exc.errno == errno.ENOENT:
-                parent.ghosts = True
-                return None
-            raise _wipe_error("lookup", _join(parent.path, name), exc) from exc
+        found = self._lookup(parent, name)
+        if found is None:
+            return None
+        handle, st = found
         if not st.is_dir:
             handle.close()
             parent.needs_rescan = True  # replaced by a non-directory: unlink it next pass
             return None
-        node = _Dir(handle, parent, name, _join(parent.path, name))
+        node = _Dir(handle, parent, name, parent.depth + 1)
         if parent.top and parent.name == _TRASH and name == _INTERNAL_OP:
             node.keep_on_eperm = True
-        with self._lock:
-            self._open.add(node)
+        self.track(node)
         return node
-
-    def _release(self, node: _Dir, local: deque[_Item], counts: _Counts) -> None:
-        with self._lock:
-            node.pending -= 1
-            if node.pending:
-                return
-        self._settle(node, local, counts)
-
-    def _rescan(self, node: _Dir, local: deque[_Item], counted: bool) -> None:
-        """Scan again; ghosts (listed, but no gfid yet: see wipe.py) get a backed-off delay."""
-        if counted:
-            node.passes += 1
-            if node.passes > _MAX_PASSES:
-                raise WipeNotEmpty(f"{node.path} is still not empty after {_MAX_PASSES} passes")
-            if node.ghosts:
-                node.ghosts = False
-                self._sleep(min(_GHOST_BACKOFF_S * 2 ** (node.passes - 1), _GHOST_BACKOFF_MAX_S))
-        node.needs_rescan = node.more = False
-        node.pending = 1
-        self._submit(_Scan(node), local)
-
-    def _settle(self, node: _Dir, local: deque[_Item], counts: _Counts) -> None:
-        """Everything below ``node`` finished: remove it, re-scan it, or finish the run."""
-        current: _Dir | None = node
-        while current is not None:
-            node = current
-            if node.more and not node.needs_rescan:
-                self._rescan(node, local, counted=False)
-                return
-            if node.needs_rescan:
-                self._rescan(node, local, counted=True)
-                return
-            if node.top:
-                if node.found:
-                    self._rescan(node, local, counted=True)  # prove it empty with one more pass
-                else:
-                    self._finish()
-                return
-            parent = node.parent
-            assert parent is not None
-            removed = True
-            try:
-                self.vol.unlink(parent.handle, node.name)
-            except GfapiError as exc:
-                if exc.errno == errno.ENOENT:
-                    removed = False
-                elif exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                    self._rescan(node, local, counted=True)
-                    return
-                elif exc.errno == errno.EPERM and node.keep_on_eperm:
-                    removed = False  # gluster refuses to remove .trashcan/internal_op
-                    parent.skip = parent.skip | {node.name}
-                else:
-                    raise _wipe_error("rmdir", node.path, exc) from exc
-            self._close(node)
-            if removed:
-                counts.dirs += 1
-            with self._lock:
-                parent.pending -= 1
-                current = parent if parent.pending == 0 else None
-
-    def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            self._check()
-            time.sleep(min(left, _POLL_S))
-
-    def _finish(self) -> None:
-        self._done.set()
-        for _ in range(self._workers):
-            self._queue.put_nowait(None)
-
-    def _close(self, node: _Dir) -> None:
-        with self._lock:
-            if node not in self._open:
-                return
-            self._open.discard(node)
-        node.handle.close()
 
 
 # ---- the transport -----------------------------------------------------------------------
 
 
-class GfapiVolume:
+class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
     """One volume opened over libgfapi for a ``with`` block (see :func:`open_volume`)."""
 
     def __init__(self, volume: gfapi.Volume) -> None:
@@ -567,15 +271,7 @@ class GfapiVolume:
         if not self.stuck:
             self.volume.close()
 
-    def __enter__(self) -> GfapiVolume:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     # -- resolving the PV directory --
@@ -593,7 +289,7 @@ class GfapiVolume:
         try:
             handle, _ = self.volume.root()
         except GfapiError as exc:
-            raise _wipe_error("lookup", f"{self.name}:/", exc) from exc
+            raise wipe_error("lookup", f"{self.name}:/", exc) from exc
         path = f"{self.name}:"
         for part in parts:
             path = _join(path, part)
@@ -603,7 +299,7 @@ class GfapiVolume:
                 handle.close()
                 if exc.errno == errno.ENOENT:
                     return None
-                raise _wipe_error("lookup", path, exc) from exc
+                raise wipe_error("lookup", path, exc) from exc
             handle.close()
             if st.is_symlink:
                 child.close()
@@ -617,7 +313,7 @@ class GfapiVolume:
     def _lookup_dir_entry(
         self, parent: Handle, name: bytes, wait_for_gfid: bool
     ) -> tuple[Handle, Stat]:
-        delay = _GHOST_BACKOFF_S
+        delay = wipe_engine.GHOST_BACKOFF_S
         deadline = time.monotonic() + _GHOST_WAIT_S
         while True:
             try:
@@ -629,7 +325,7 @@ class GfapiVolume:
                 if not listed or time.monotonic() + delay > deadline:
                     raise
             time.sleep(delay)
-            delay = min(delay * 2, _GHOST_BACKOFF_MAX_S)
+            delay = min(delay * 2, wipe_engine.GHOST_BACKOFF_MAX_S)
 
     def _label(self, parts: Sequence[bytes]) -> str:
         sub = "/".join(p.decode("utf-8", "backslashreplace") for p in parts)
@@ -637,7 +333,7 @@ class GfapiVolume:
 
     # -- checks --
 
-    def check_root_allowed(self, top: Handle, label: str) -> None:
+    def _check_root_allowed(self, top: Handle, label: str) -> None:
         """Prove the bricks let us act as root, before anything is deleted.
 
         A probe file is created in the PV directory: owned by uid 0 when the server trusts
@@ -653,12 +349,12 @@ class GfapiVolume:
                     f"({exc.strerror}); is server.root-squash on? Nothing was deleted",
                     errno=exc.errno,
                 ) from exc
-            raise _wipe_error("probe", label, exc) from exc
+            raise wipe_error("probe", label, exc) from exc
         handle.close()
         try:
             self.volume.unlink(top, probe)
         except GfapiError as exc:
-            raise _wipe_error("remove probe in", label, exc) from exc
+            raise wipe_error("remove probe in", label, exc) from exc
         if st.uid != 0 or st.gid != 0:
             raise WipeRootSquashed(
                 f"cannot act as root on {label}: a file created as root is owned by "
@@ -686,17 +382,16 @@ class GfapiVolume:
         parts = split_subdir(subdir)
         label = self._label(parts)
         started = time.monotonic()
-        stop_fn = stop.is_set if isinstance(stop, threading.Event) else stop
-        engine = _Engine(self.volume, workers, stop_fn)
+        engine = _GfapiEngine(self.volume, label, workers, stop)
         top_handle = self._resolve(parts, label)
         if top_handle is None:
             raise WipeError(f"refusing to wipe {label}: it does not exist", errno=errno.ENOENT)
-        top = _Dir(top_handle, None, parts[-1] if parts else b"", label)
+        top = _Dir(top_handle, None, parts[-1] if parts else b"")
         try:
-            self.check_root_allowed(top_handle, label)
+            self._check_root_allowed(top_handle, label)
             if not parts:
                 top.skip = frozenset({_TRASH})
-            engine.run(top)
+            engine.run(top, label)
             self._wipe_trash(parts, engine)
             self._verify(top_handle, label, at_volume_root=not parts)
         except WipeError as exc:
@@ -712,16 +407,16 @@ class GfapiVolume:
         result.seconds = time.monotonic() - started
         return result
 
-    def _wipe_trash(self, parts: Sequence[bytes], engine: _Engine) -> None:
+    def _wipe_trash(self, parts: Sequence[bytes], engine: _GfapiEngine) -> None:
         """Empty ``.trashcan`` (volume root PV) or ``.trashcan/<subdir>`` (subdir PV) last."""
         trash_parts = [_TRASH, *parts]
         label = self._label(trash_parts)
         handle = self._resolve(trash_parts, label, wait_for_gfid=True)
         if handle is None:
             return
-        node = _Dir(handle, None, trash_parts[-1], label)
+        node = _Dir(handle, None, trash_parts[-1])
         try:
-            engine.run(node)
+            engine.run(node, label)
         finally:
             if not engine.stuck:
                 handle.close()
@@ -739,39 +434,22 @@ class GfapiVolume:
                 return  # gluster's trash translator refuses to remove .trashcan: it stays
             if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EPERM) and parts:
                 return  # .trashcan/<subdir> refilled or protected: verified below anyway
-            raise _wipe_error("rmdir", label, exc) from exc
+            raise wipe_error("rmdir", label, exc) from exc
         finally:
             parent.close()
 
-    def verify_empty(self, subdir: str | None = None) -> None:
-        """Raise :class:`WipeNotEmpty` unless the PV directory is empty (see module doc)."""
-        parts = split_subdir(subdir)
-        label = self._label(parts)
-        handle = self._resolve(parts, label)
-        if handle is None:
-            raise WipeError(f"{label} does not exist", errno=errno.ENOENT)
-        try:
-            self._verify(handle, label, at_volume_root=not parts)
-        finally:
-            handle.close()
-
     def _verify(self, handle: Handle, label: str, *, at_volume_root: bool) -> None:
-        shown: list[str] = []
-        count = 0
-        try:
+        def leftovers() -> Iterator[bytes]:
             for name, st in self.volume.listdir(handle):
-                left: list[bytes] = [name]
                 if at_volume_root and name == _TRASH and st.is_dir:
-                    left = self._trash_leftovers(handle)
-                for item in left:
-                    count += 1
-                    if len(shown) < 5:
-                        shown.append(repr(item))
+                    yield from self._trash_leftovers(handle)
+                else:
+                    yield name
+
+        try:
+            wipe_engine.ensure_empty(label, leftovers())
         except GfapiError as exc:
-            raise _wipe_error("verify", label, exc) from exc
-        if count:
-            more = f" and {count - len(shown)} more" if count > len(shown) else ""
-            raise WipeNotEmpty(f"{label} is not empty after the wipe: {', '.join(shown)}{more}")
+            raise wipe_error("verify", label, exc) from exc
 
     def _trash_leftovers(self, root: Handle) -> list[bytes]:
         """What is left in ``.trashcan`` beyond an empty ``internal_op``."""

@@ -22,9 +22,9 @@ from recycler_job.errors import RecyclerError
 log = logging.getLogger(__name__)
 
 LIST_PAGE_SIZE = 2000
-"""Items per list page. The usual 500 costs 20 + 12 round trips for 10,000 PVs and 5,700 claims;
-2,000 takes 5 + 3 and about a quarter less time, for ~10 MiB more peak memory (one page of raw
-JSON and its dicts are held at once). bench/scale.py measures both (docs/performance.md)."""
+"""Items per list page: fewer round trips than the usual 500 for a little more peak memory (one
+page of raw JSON and its dicts are held at once); the trade-off is measured in
+docs/performance.md ("Idle pass over 10,000 PVs")."""
 REQUEST_TIMEOUT = 30.0
 """Seconds per attempt of an ordinary request. Lease renewals use a much shorter one
 (lease.renew_timeout), so a hung API server cannot hold up the renewer past its interval."""

@@ -4,8 +4,19 @@
 outside it), so every pass takes this Lease first. The rules follow client-go's leader election:
 take a Lease that is missing, has no holder, or whose holder stopped renewing more than
 `leaseDurationSeconds` ago; every write carries the resourceVersion that was read, so a 409 means
-another run won. The official Python client ships no Lease lock and its election loops forever,
-which a one-shot job cannot use.
+another run won.
+
+The `kubernetes` client's own `leaderelection` package (with `resourcelock.LeaseLock`) is not
+used because it is built for a long-running leader, not a one-shot pass:
+
+* `LeaderElection.run()` acquires in a loop that never gives up, so a pass that finds the Lease
+  held would wait instead of exiting with "held by X".
+* A candidate judges expiry from when it itself first saw the record, so every new process
+  (every run of the Job) waits a full `leaseDurationSeconds` for a dead holder's Lease.
+* The protected work runs in a thread that is not stopped when renewal fails, and there is no
+  check the work can call before each destructive step; nothing releases the Lease on exit.
+* `LeaseLock` swallows every API error into `False` (a 403 looks like "someone else holds
+  it") and talks to the API through the global default client, not through `Kube`.
 
 Expiry compares the holder's `renewTime` with this pod's clock, so it assumes node clocks are
 roughly in sync (NTP); a skew smaller than the lease duration is harmless.

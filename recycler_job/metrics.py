@@ -14,23 +14,13 @@ import time
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import push_to_gateway, pushadd_to_gateway
 
-from recycler_job.report import RunReport
+from recycler_job.report import OUTCOMES, RunReport
 
 log = logging.getLogger(__name__)
 
 JOB = "gluster-recycler"
 PREFIX = "gluster_recycler"
 PUSH_TIMEOUT = 10.0  # seconds: a slow gateway must not hold the Job past its deadline
-# Every outcome is sent, zeros included, so a POST replaces last pass's counts completely.
-OUTCOMES = (
-    "recycled",
-    "would-recycle",
-    "would-refuse",
-    "failed",
-    "interrupted",
-    "waiting",
-    "skipped",
-)
 
 
 def build_registry(report: RunReport, *, now: float) -> CollectorRegistry:
@@ -54,6 +44,7 @@ def build_registry(report: RunReport, *, now: float) -> CollectorRegistry:
         registry=registry,
     )
     counts = report.counts()
+    # Every outcome is sent, zeros included, so a POST replaces last pass's counts completely.
     for outcome in OUTCOMES:
         volumes.labels(outcome=outcome).set(counts.get(outcome, 0))
     return registry

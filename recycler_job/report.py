@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LIMIT = 4096  # the kubelet keeps at most 4 KiB
+
+_T = TypeVar("_T")
+# What can become of a volume in one pass (`VolumeResult.outcome`), in the order reports list them.
+OUTCOMES = (
+    "recycled",
+    "would-recycle",
+    "would-refuse",
+    "failed",
+    "interrupted",
+    "waiting",
+    "skipped",
+)
 
 
 @dataclass
@@ -32,6 +46,20 @@ class VolumeResult:
     bytes: int = 0
     step: str = ""  # the step that was running when it failed or was interrupted
     durations: dict[str, float] = field(default_factory=dict)
+
+
+def timed(
+    result: VolumeResult, step: str, func: Callable[..., _T], *args: Any, **kwargs: Any
+) -> _T:
+    """`func(*args, **kwargs)`, its duration recorded as `step`; a failure names the step."""
+    started = time.monotonic()
+    try:
+        return func(*args, **kwargs)
+    except BaseException:
+        result.step = result.step or step  # the innermost step names the failure
+        raise
+    finally:
+        result.durations[step] = round(time.monotonic() - started, 3)
 
 
 @dataclass
@@ -68,15 +96,7 @@ class RunReport:
         counts = self.counts()
         parts = [
             f"{counts.get(name, 0)} {name}"
-            for name in (
-                "recycled",
-                "would-recycle",
-                "would-refuse",
-                "failed",
-                "interrupted",
-                "waiting",
-                "skipped",
-            )
+            for name in OUTCOMES
             if counts.get(name, 0) or name in ("recycled", "failed")
         ]
         removed = sum(v.files for v in self.volumes)

@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from recycler_job import failpoints, gluster, tls
+from recycler_job import failpoints, tls
 from recycler_job.act import Actor
 from recycler_job.clock import Clock, format_time, utcnow
 from recycler_job.config import Config
@@ -24,6 +24,8 @@ from recycler_job.decide import (
 )
 from recycler_job.events import EventRecorder
 from recycler_job.exit_codes import ExitCode
+from recycler_job.gluster import cli as gluster_cli
+from recycler_job.gluster import mount
 from recycler_job.journal import Journal
 from recycler_job.kube import (
     LEASE,
@@ -70,7 +72,7 @@ class Runner:
         started = self._started = time.monotonic()
         self.report.started = format_time(self.clock())
         # The CLI's default log needs root and a writable /var/log: --log-dir instead.
-        gluster.set_cli_log_file(os.path.join(self.config.log_dir, "cli.log"))
+        gluster_cli.set_cli_log_file(os.path.join(self.config.log_dir, "cli.log"))
         tls.configure(
             tls.from_config(self.config.tls_dir, self.config.tls_management),
             log_dir=self.config.log_dir,
@@ -92,7 +94,7 @@ class Runner:
             self.report.error = f"unexpected {type(exc).__name__}: {exc}"
             log.exception("the pass stopped on an unexpected error")
         finally:
-            gluster.set_cli_log_file(None)
+            gluster_cli.set_cli_log_file(None)
             tls.configure(None)
             gc.unfreeze()  # see _read_snapshot
             self.report.seconds = round(time.monotonic() - started, 3)
@@ -184,7 +186,7 @@ class Runner:
             if item.error
         )
         if not config.dry_run and config.backend == "fuse":
-            self.report.stale_mounts_cleaned = gluster.cleanup_stale_mounts(config.mount_root)
+            self.report.stale_mounts_cleaned = mount.cleanup_stale_mounts(config.mount_root)
             for path in self.report.stale_mounts_cleaned:
                 log.warning("cleaned up a mount left by a killed run: %s", path)
 

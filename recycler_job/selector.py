@@ -8,7 +8,7 @@ dependency-free so `config` can validate a selector without importing the Kubern
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -98,25 +98,23 @@ def validate_key(key: str) -> None:
             )
     if not name:
         raise ValueError(f"label key {key!r}: name part is empty")
-    if len(name) > _NAME_MAX:
-        raise ValueError(f"label key {key!r}: name part is longer than {_NAME_MAX} characters")
-    if not _NAME_RE.match(name):
-        raise ValueError(
-            f"label key {key!r}: name must be alphanumerics, '-', '_' or '.', "
-            "starting and ending with an alphanumeric"
-        )
+    _check_name(name, f"label key {key!r}: name part is", f"label key {key!r}: name")
 
 
 def validate_value(value: str) -> None:
     """Raise ValueError unless `value` is a valid label value (may be empty)."""
     if value == "":
         return
-    if len(value) > _NAME_MAX:
-        raise ValueError(f"label value {value!r} is longer than {_NAME_MAX} characters")
-    if not _NAME_RE.match(value):
+    _check_name(value, f"label value {value!r} is", f"label value {value!r}")
+
+
+def _check_name(name: str, it_is: str, it: str) -> None:
+    """The rule label names and values share; `it_is`/`it` start the message."""
+    if len(name) > _NAME_MAX:
+        raise ValueError(f"{it_is} longer than {_NAME_MAX} characters")
+    if not _NAME_RE.match(name):
         raise ValueError(
-            f"label value {value!r} must be alphanumerics, '-', '_' or '.', "
-            "starting and ending with an alphanumeric"
+            f"{it} must be alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric"
         )
 
 
@@ -174,22 +172,22 @@ class _Parser:
 
     def key(self) -> str:
         tok = self.take()
-        if tok is None or tok in _SYMBOLS or tok in ("in", "notin"):
-            found = "end of selector" if tok is None else repr(tok)
-            raise self.fail(f"expected a label key, found {found}")
-        try:
-            validate_key(tok)
-        except ValueError as exc:
-            raise self.fail(str(exc)) from None
-        return tok
+        return self._word(tok, "key", ("in", "notin"), validate_key)
 
     def value(self, tok: str | None) -> str:
         # `in`/`notin` are plain identifiers where a value is expected, as upstream.
-        if tok is None or tok in _SYMBOLS:
+        return self._word(tok, "value", (), validate_value)
+
+    def _word(
+        self, tok: str | None, what: str, reserved: tuple[str, ...], validate: Callable[[str], None]
+    ) -> str:
+        """`tok` as a label key or value; a parse error when it is missing, a symbol, a
+        `reserved` word or invalid."""
+        if tok is None or tok in _SYMBOLS or tok in reserved:
             found = "end of selector" if tok is None else repr(tok)
-            raise self.fail(f"expected a label value, found {found}")
+            raise self.fail(f"expected a label {what}, found {found}")
         try:
-            validate_value(tok)
+            validate(tok)
         except ValueError as exc:
             raise self.fail(str(exc)) from None
         return tok

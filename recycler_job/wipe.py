@@ -8,13 +8,11 @@ is compared with the root's: an entry on another device is an error and is neith
 removed.
 
 Unlink over a FUSE mount is one network round trip per file, so directories are emptied in
-parallel by a pool of threads (one thread per directory at a time: unlinks in one directory are
-serialized by the kernel anyway).  Memory does not grow with the size of the tree: directories
-are streamed with ``scandir``, work items sit in a bounded queue (plus per-worker overflow
-stacks bounded by ``_SUBDIR_BATCH`` x depth), and a directory is re-scanned rather than listed
-in full when it has more subdirectories than fit in one batch.  Chains deeper than
-``_RELOCATE_DEPTH`` are renamed up to the top of the tree so that the number of open directory
-descriptors stays bounded even for adversarially deep trees.
+parallel by the shared tree walk of wipe_engine.py (one thread per directory at a time: unlinks
+in one directory are serialized by the kernel anyway); this module supplies its file system
+primitives.  Directories are streamed with ``scandir``.  Chains deeper than ``_RELOCATE_DEPTH``
+are renamed up to the top of the tree so that the number of open directory descriptors stays
+bounded even for adversarially deep trees.
 
 Gluster's trash translator (``features.trash``) keeps a ``.trashcan`` directory at the volume
 root.  Observed on gluster 10.3 through a FUSE mount (see docs/wipe.md):
@@ -38,23 +36,34 @@ from __future__ import annotations
 
 import errno
 import os
-import queue
 import stat
-import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeAlias
 
-from recycler_job import failpoints
 from recycler_job.config import Config
-from recycler_job.errors import RecyclerError
+from recycler_job.wipe_engine import (
+    SUBDIR_BATCH,
+    Counts,
+    Engine,
+    LocalWork,
+    Node,
+    StopFlag,
+    WipeError,
+    WipeInterrupted,
+    WipeNotEmpty,
+    WipeStats,
+    ensure_empty,
+)
+from recycler_job.wipe_engine import (
+    wipe_error as _os_error,
+)
 
 __all__ = [
     "DEFAULT_WORKERS",
     "TRASH_DIR",
+    "StopFlag",
     "VerifiedRoot",
     "WipeCrossDevice",
     "WipeError",
@@ -74,46 +83,13 @@ TRASH_DIR = ".trashcan"
 TRASH_INTERNAL_OP = "internal_op"
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_SUBDIR_BATCH = 512  # subdirectories taken from one scan before the directory is re-scanned
+_SUBDIR_BATCH = SUBDIR_BATCH  # a module global, so that tests can make it small
 _RELOCATE_DEPTH = 32  # deeper directories are renamed to the top to bound open descriptors
-_MAX_PASSES = 20  # re-scans of a directory that still is not empty before giving up
-_GHOST_BACKOFF_S = 0.1  # first re-scan delay when listed entries could not be looked up
-_GHOST_BACKOFF_MAX_S = 2.0
-_QUEUE_PER_WORKER = 4
-_POLL_S = 0.05
-_JOIN_GRACE_S = 10.0
-
-StopFlag: TypeAlias = threading.Event | Callable[[], bool]
 
 # Test seam: called with (parent_fd, name) just before a subdirectory is opened.
 _before_open_dir: Callable[[int, str], None] | None = None
 
-
-@dataclass
-class WipeStats:
-    """What one wipe removed: non-directories, directories, bytes (st_size of non-directories)."""
-
-    files: int = 0
-    dirs: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-
-
-class WipeError(RecyclerError):
-    """The wipe failed or could not be proven complete; the volume must not be reused."""
-
-    def __init__(self, message: str, *, errno: int | None = None) -> None:
-        super().__init__(message)
-        self.errno = errno
-        self.stats: WipeStats | None = None  # progress made before the failure, if any
-
-
-class WipeInterrupted(WipeError):
-    """The stop flag was raised; the remaining entries were left in place."""
-
-
-class WipeNotEmpty(WipeError):
-    """Something is left below the root after the wipe."""
+_FdNode = Node[int, str]
 
 
 class WipeCrossDevice(WipeError):
@@ -122,85 +98,6 @@ class WipeCrossDevice(WipeError):
 
 class WipeWrongRoot(WipeError):
     """The directory at the path is not the root of the mount that was verified."""
-
-
-class _Abort(RecyclerError):
-    """Unwinds a worker after the engine has been told to stop."""
-
-
-class _Node:
-    """An open directory inside the tree.
-
-    ``pending`` counts what still has to finish before the directory can be removed: its own
-    scan and its child directories.  Whoever drops it to
-    zero settles the node (rmdir, or re-scan if something is still there).
-    """
-
-    __slots__ = (
-        "depth",
-        "fd",
-        "found_work",
-        "ghosts",
-        "keep_on_eperm",
-        "more",
-        "name",
-        "needs_rescan",
-        "parent",
-        "passes",
-        "pending",
-        "skip",
-        "top",
-    )
-
-    def __init__(self, fd: int, parent: _Node | None, name: str, depth: int) -> None:
-        self.fd = fd
-        self.parent = parent
-        self.name = name
-        self.depth = depth
-        self.pending = 0
-        self.needs_rescan = False  # something changed under a scan (a race): look again
-        self.more = False  # the last scan stopped at _SUBDIR_BATCH: continue
-        self.found_work = False
-        self.ghosts = False  # listed by readdir, but ENOENT on lookup (see _rescan)
-        self.passes = 0
-        self.top = False
-        self.keep_on_eperm = False
-        self.skip: frozenset[str] = frozenset()
-
-
-class _Scan:
-    __slots__ = ("node",)
-
-    def __init__(self, node: _Node) -> None:
-        self.node = node
-
-
-class _Child:
-    __slots__ = ("name", "parent")
-
-    def __init__(self, parent: _Node, name: str) -> None:
-        self.parent = parent
-        self.name = name
-
-
-_Item: TypeAlias = _Scan | _Child
-
-
-class _Counts:
-    __slots__ = ("bytes", "dirs", "files")
-
-    def __init__(self) -> None:
-        self.files = 0
-        self.dirs = 0
-        self.bytes = 0
-
-
-def _stop_callable(stop: StopFlag | None) -> Callable[[], bool] | None:
-    if stop is None:
-        return None
-    if isinstance(stop, threading.Event):
-        return stop.is_set
-    return stop
 
 
 def _describe(exc: OSError) -> str:
@@ -285,198 +182,37 @@ def _open(root: str | VerifiedRoot) -> tuple[int, str]:
     return _open_root(root), root
 
 
-def _os_error(op: str, path: str, exc: OSError) -> WipeError:
-    return WipeError(f"{op} {path}: {_describe(exc)}", errno=exc.errno)
-
-
-class _Engine:
-    """One parallel pass over the subtree of a *top* node (the root, or the trash directory)."""
+class _FdEngine(Engine[int, str]):
+    """The tree walk over a FUSE mount: everything relative to directory descriptors."""
 
     def __init__(self, root: str, dev: int, workers: int, stop: StopFlag | None) -> None:
-        self._root = root
+        super().__init__(root, workers, stop)
         self.dev = dev
-        self._workers = workers
-        self._stop = _stop_callable(stop)
-        self._lock = threading.Lock()
-        # None is the "run finished" sentinel, one per worker.
-        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=workers * _QUEUE_PER_WORKER)
-        self._abort = threading.Event()
-        self._done = threading.Event()
-        self._error: WipeError | None = None
-        self._open: set[_Node] = set()
-        self.main_counts = _Counts()  # work done on the calling thread
-        self._counts: list[_Counts] = [self.main_counts]
-        self.stuck = 0
-        self._threads: list[threading.Thread] = []  # every worker of every run
-        self._top: _Node | None = None
 
-    # ---- driving -------------------------------------------------------------------------
+    def remove_dir(self, parent: _FdNode, node: _FdNode) -> None:
+        os.rmdir(node.name, dir_fd=parent.ref)
 
-    def run(self, top: _Node) -> None:
-        """Empty ``top`` (which is kept) using the worker pool; raise the first error."""
-        self._top = top
-        top.top = True
-        top.pending = 1
-        self._done.clear()
-        self._queue.put(_Scan(top))
-        threads: list[threading.Thread] = []
-        try:
-            for i in range(self._workers):
-                counts = _Counts()
-                t = threading.Thread(
-                    target=self._worker, args=(counts,), name=f"wipe-{i}", daemon=True
-                )
-                try:
-                    t.start()
-                except RuntimeError as exc:  # out of threads or memory: stop those started
-                    self._fail(WipeError(f"wipe of {self._root}: cannot start a worker: {exc}"))
-                    break
-                self._counts.append(counts)
-                threads.append(t)
-                self._threads.append(t)
-            while not self._done.wait(_POLL_S):
-                if self._abort.is_set():
-                    break
-                if self._stop is not None and self._stop():
-                    self._fail(WipeInterrupted(f"wipe of {self._root} interrupted"))
-                    break
-                if not any(t.is_alive() for t in threads):
-                    self._fail(WipeError(f"wipe of {self._root}: every worker exited early"))
-                    break
-        finally:
-            # Whatever ended the wait (even an exception here), no worker may outlive this
-            # call unnoticed: they are told to stop and joined, and the ones still blocked in
-            # a filesystem call are counted so that no descriptor they use is closed.
-            if not self._done.is_set():
-                self._abort.set()
-            deadline = time.monotonic() + _JOIN_GRACE_S
-            for t in threads:
-                t.join(max(0.0, deadline - time.monotonic()))
-            self.stuck = sum(t.is_alive() for t in self._threads)
-        if self._error is not None:
-            if self.stuck:
-                self._error.args = (
-                    f"{self._error.args[0]} ({self.stuck} worker(s) still blocked in a "
-                    "filesystem call)",
-                )
-            raise self._error
+    def close_ref(self, ref: int) -> None:
+        os.close(ref)
 
-    def close(self) -> None:
-        """Close descriptors left open by an aborted run, unless a worker may still use them."""
-        self.stuck = sum(t.is_alive() for t in self._threads)
-        if self.stuck:
-            return  # a blocked worker may wake up and use them: leak rather than risk reuse
-        for node in list(self._open):
-            self._close(node)
+    def show(self, name: str) -> str:
+        return name
 
-    def stats(self) -> WipeStats:
-        total = WipeStats()
-        for c in self._counts:
-            total.files += c.files
-            total.dirs += c.dirs
-            total.bytes += c.bytes
-        return total
-
-    def adopt(self, node: _Node) -> None:
-        """Track a node opened by the caller so that :meth:`close` closes it after an abort."""
-        self._open.add(node)
-
-    def release_top(self, node: _Node) -> None:
-        """Close a top node after its run finished cleanly."""
-        self._close(node)
-
-    # ---- worker --------------------------------------------------------------------------
-
-    def _fail(self, error: WipeError) -> None:
-        with self._lock:
-            if self._error is None:
-                self._error = error
-        self._abort.set()
-
-    def _check(self) -> None:
-        if self._abort.is_set():
-            raise _Abort
-        if self._stop is not None and self._stop():
-            self._fail(WipeInterrupted(f"wipe of {self._root} interrupted"))
-            raise _Abort
-
-    def _worker(self, counts: _Counts) -> None:
-        local: deque[_Item] = deque()
-        try:
-            while not self._abort.is_set():
-                item: _Item | None
-                if local:
-                    item = local.pop()
-                else:
-                    try:
-                        item = self._queue.get(timeout=_POLL_S)
-                    except queue.Empty:
-                        continue
-                    if item is None:
-                        return
-                failpoints.hit("wipe-directory")  # tests: slow a wipe down to act during it
-                self._process(item, local, counts)
-                # Share the oldest (shallowest, usually largest) pending work with idle workers.
-                while len(local) > 1 and not self._queue.full():
-                    try:
-                        self._queue.put_nowait(local.popleft())
-                    except queue.Full:
-                        break
-        except _Abort:
-            return
-        except WipeError as exc:
-            self._fail(exc)
-        except OSError as exc:
-            self._fail(WipeError(f"wipe of {self._root}: {_describe(exc)}", errno=exc.errno))
-        except Exception as exc:
-            self._fail(WipeError(f"wipe of {self._root}: internal error: {exc!r}"))
-
-    def _submit(self, item: _Item, local: deque[_Item]) -> None:
-        """Offer work to idle workers; keep it when the bounded queue is full (never block)."""
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            local.append(item)
-
-    def _process(self, item: _Item, local: deque[_Item], counts: _Counts) -> None:
-        if isinstance(item, _Scan):
-            self._scan(item.node, local, counts)
-            self._release(item.node, local, counts)
-        else:
-            child = self._open_child(item.parent, item.name)
-            if child is None:
-                self._release(item.parent, local, counts)
-                return
-            child.pending = 1
-            self._scan(child, local, counts)
-            self._release(child, local, counts)
-
-    def _path(self, node: _Node | None, name: str | None = None) -> str:
-        parts = [] if name is None else [name]
-        while node is not None and node.parent is not None:
-            parts.append(node.name)
-            node = node.parent
-        if node is not None and node.name:
-            parts.append(node.name)
-        parts.reverse()
-        return os.path.join(self._root, *parts) if parts else self._root
-
-    def _scan(self, node: _Node, local: deque[_Item], counts: _Counts) -> None:
+    def scan(self, node: _FdNode, local: LocalWork[int, str], counts: Counts) -> None:
         """One streaming pass: unlink non-directories, dispatch up to a batch of subdirectories.
 
         The non-directories of one directory are unlinked by the thread that scans it, never in
         parallel: the kernel holds the parent directory's lock across the whole FUSE round trip
-        of an unlink, so parallel unlinks in one directory only queue up on that lock (measured:
-        8 threads on one flat directory were 25% slower than 1).  Parallelism is across
-        directories.
+        of an unlink, so parallel unlinks in one directory only queue up on that lock (see
+        docs/performance.md, "One directory's unlinks").  Parallelism is across directories.
         """
         found = False
         early = False
         subdirs: list[str] = []
         try:
-            with os.scandir(node.fd) as it:
+            with os.scandir(node.ref) as it:
                 for entry in it:
-                    self._check()
+                    self.check()
                     name = entry.name
                     if name in node.skip:
                         continue
@@ -487,7 +223,7 @@ class _Engine:
                         continue
                     if st.st_dev != self.dev:
                         raise WipeCrossDevice(
-                            f"{self._path(node, name)} is on another device "
+                            f"{self.path(node, name)} is on another device "
                             f"({st.st_dev} != {self.dev}); not removed"
                         )
                     found = True
@@ -499,55 +235,53 @@ class _Engine:
                     else:
                         self._unlink(node, name, st.st_size, counts)
         except OSError as exc:
-            raise _os_error("scan", self._path(node), exc) from exc
+            raise _os_error("scan", self.path(node), exc) from exc
         for name in subdirs:
-            self._dispatch_child(node, name, local)
-        node.found_work = found
+            self.dispatch_child(node, name, local)
+        node.found = found
         if early:
             node.more = True
 
-    def _unlink(self, node: _Node, name: str, size: int, counts: _Counts) -> None:
+    def _unlink(self, node: _FdNode, name: str, size: int, counts: Counts) -> None:
         try:
-            os.unlink(name, dir_fd=node.fd)
+            os.unlink(name, dir_fd=node.ref)
         except FileNotFoundError:
             return
         except OSError as exc:
             if exc.errno in (errno.EISDIR, errno.EPERM) and self._is_dir(node, name):
                 node.needs_rescan = True  # swapped for a directory since the scan
                 return
-            raise _os_error("unlink", self._path(node, name), exc) from exc
+            raise _os_error("unlink", self.path(node, name), exc) from exc
         counts.files += 1
         counts.bytes += size
 
-    def _is_dir(self, node: _Node, name: str) -> bool:
+    def _is_dir(self, node: _FdNode, name: str) -> bool:
         try:
-            return stat.S_ISDIR(os.stat(name, dir_fd=node.fd, follow_symlinks=False).st_mode)
+            return stat.S_ISDIR(os.stat(name, dir_fd=node.ref, follow_symlinks=False).st_mode)
         except OSError:
             return False
 
-    def _dispatch_child(self, node: _Node, name: str, local: deque[_Item]) -> None:
+    def dispatch_child(self, node: _FdNode, name: str, local: LocalWork[int, str]) -> None:
         parent = node
-        if node.depth + 1 > _RELOCATE_DEPTH and self._top is not None:
+        if node.depth + 1 > _RELOCATE_DEPTH and self.top is not None:
             # Rename the subtree to the top so that its ancestors can be closed and removed.
             new_name = f".recycler-deep-{uuid.uuid4().hex}"
             try:
-                os.rename(name, new_name, src_dir_fd=node.fd, dst_dir_fd=self._top.fd)
+                os.rename(name, new_name, src_dir_fd=node.ref, dst_dir_fd=self.top.ref)
             except FileNotFoundError:
                 return
             except OSError as exc:
-                raise _os_error("relocate", self._path(node, name), exc) from exc
-            parent, name = self._top, new_name
-        with self._lock:
-            parent.pending += 1
-        self._submit(_Child(parent, name), local)
+                raise _os_error("relocate", self.path(node, name), exc) from exc
+            parent, name = self.top, new_name
+        super().dispatch_child(parent, name, local)
 
-    def _open_child(self, parent: _Node, name: str) -> _Node | None:
+    def open_child(self, parent: _FdNode, name: str) -> _FdNode | None:
         """Open a subdirectory without following symlinks or leaving the device; None if gone."""
         hook = _before_open_dir
         if hook is not None:
-            hook(parent.fd, name)
+            hook(parent.ref, name)
         try:
-            fd = os.open(name, _DIR_FLAGS, dir_fd=parent.fd)
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent.ref)
         except FileNotFoundError:
             parent.ghosts = True
             return None
@@ -556,145 +290,60 @@ class _Engine:
                 parent.needs_rescan = True  # replaced by a non-directory: unlink it next pass
                 return None
             if exc.errno != errno.EACCES:
-                raise _os_error("open", self._path(parent, name), exc) from exc
+                raise _os_error("open", self.path(parent, name), exc) from exc
             reopened = self._open_unreadable(parent, name)
             if reopened is None:
                 return None
             fd = reopened
-        node = _Node(fd, parent, name, parent.depth + 1)
-        self._open.add(node)
+        node = _FdNode(fd, parent, name, parent.depth + 1)
+        self.track(node)
         try:
             st = os.fstat(fd)
             if st.st_dev != self.dev:
                 raise WipeCrossDevice(
-                    f"{self._path(parent, name)} is on another device "
+                    f"{self.path(parent, name)} is on another device "
                     f"({st.st_dev} != {self.dev}); not removed"
                 )
             if st.st_mode & stat.S_IRWXU != stat.S_IRWXU:
                 os.fchmod(fd, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
         except OSError as exc:
-            raise _os_error("open", self._path(parent, name), exc) from exc
+            raise _os_error("open", self.path(parent, name), exc) from exc
         if parent.top and parent.name == TRASH_DIR and name == TRASH_INTERNAL_OP:
             node.keep_on_eperm = True
         return node
 
-    def _open_unreadable(self, parent: _Node, name: str) -> int | None:
+    def _open_unreadable(self, parent: _FdNode, name: str) -> int | None:
         """Make a directory we may not read (mode 0) readable, via an O_PATH handle on it.
 
         ``chmod`` by name would follow a symlink swapped in after the scan; the O_PATH handle
         pins the inode, and ``/proc/self/fd`` lets us chmod exactly that inode.
         """
         try:
-            pfd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent.fd)
+            pfd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent.ref)
         except FileNotFoundError:
             return None
         except OSError as exc:
             if exc.errno in (errno.ENOTDIR, errno.ELOOP):
                 parent.needs_rescan = True
                 return None
-            raise _os_error("open", self._path(parent, name), exc) from exc
+            raise _os_error("open", self.path(parent, name), exc) from exc
         try:
             st = os.fstat(pfd)
             if st.st_dev != self.dev:
                 raise WipeCrossDevice(
-                    f"{self._path(parent, name)} is on another device; not removed"
+                    f"{self.path(parent, name)} is on another device; not removed"
                 )
             os.chmod(f"/proc/self/fd/{pfd}", stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
-            fd = os.open(name, _DIR_FLAGS, dir_fd=parent.fd)
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent.ref)
             if os.fstat(fd).st_ino != st.st_ino:
                 os.close(fd)
                 parent.needs_rescan = True
                 return None
             return fd
         except OSError as exc:
-            raise _os_error("open", self._path(parent, name), exc) from exc
+            raise _os_error("open", self.path(parent, name), exc) from exc
         finally:
             os.close(pfd)
-
-    def _release(self, node: _Node, local: deque[_Item], counts: _Counts) -> None:
-        with self._lock:
-            node.pending -= 1
-            if node.pending:
-                return
-        self._settle(node, local, counts)
-
-    def _rescan(self, node: _Node, local: deque[_Item], counted: bool) -> None:
-        """Scan ``node`` again; ``counted`` passes are the ones that may never end.
-
-        Gluster's trash translator creates the directories below ``.trashcan`` on the brick
-        without a gfid: readdir lists them, but lookups fail with ENOENT for about a second
-        until the gfid has been assigned.  Such "ghost" entries get a backed-off re-scan
-        instead of being taken for vanished.
-        """
-        if counted:
-            node.passes += 1
-            if node.passes > _MAX_PASSES:
-                raise WipeNotEmpty(
-                    f"{self._path(node)} is still not empty after {_MAX_PASSES} passes"
-                )
-            if node.ghosts:
-                node.ghosts = False
-                self._sleep(min(_GHOST_BACKOFF_S * 2 ** (node.passes - 1), _GHOST_BACKOFF_MAX_S))
-        node.needs_rescan = node.more = False
-        node.pending = 1
-        self._submit(_Scan(node), local)
-
-    def _settle(self, node: _Node, local: deque[_Item], counts: _Counts) -> None:
-        """Everything below ``node`` has finished: remove it, re-scan it, or finish the run."""
-        current: _Node | None = node
-        while current is not None:
-            node = current
-            if node.more and not node.needs_rescan:
-                self._rescan(node, local, counted=False)  # progress, not a retry
-                return
-            if node.needs_rescan:
-                self._rescan(node, local, counted=True)
-                return
-            if node.top:
-                if node.found_work:
-                    self._rescan(node, local, counted=True)  # prove it empty with one more pass
-                else:
-                    self._finish()
-                return
-            parent = node.parent
-            assert parent is not None
-            removed = True
-            try:
-                os.rmdir(node.name, dir_fd=parent.fd)
-            except FileNotFoundError:
-                removed = False
-            except OSError as exc:
-                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                    self._rescan(node, local, counted=True)
-                    return
-                if exc.errno == errno.EPERM and node.keep_on_eperm:
-                    removed = False  # gluster refuses to remove .trashcan/internal_op
-                    parent.skip = parent.skip | {node.name}
-                else:
-                    raise _os_error("rmdir", self._path(node), exc) from exc
-            self._close(node)
-            if removed:
-                counts.dirs += 1
-            with self._lock:
-                parent.pending -= 1
-                current = parent if parent.pending == 0 else None
-
-    def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            self._check()
-            time.sleep(min(left, _POLL_S))
-
-    def _finish(self) -> None:
-        """Everything is settled: the queue is empty, so wake every worker up to exit."""
-        self._done.set()
-        for _ in range(self._workers):
-            self._queue.put_nowait(None)
-
-    def _close(self, node: _Node) -> None:
-        if node in self._open:
-            self._open.discard(node)
-            os.close(node.fd)
 
 
 def wipe_tree(
@@ -716,7 +365,7 @@ def wipe_tree(
         raise ValueError("workers must be at least 1")
     started = time.monotonic()
     root_fd, root = _open(root)
-    engine: _Engine | None = None
+    engine: _FdEngine | None = None
     try:
         try:
             st = os.fstat(root_fd)
@@ -724,10 +373,10 @@ def wipe_tree(
                 os.fchmod(root_fd, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
         except OSError as exc:
             raise _os_error("stat", root, exc) from exc
-        engine = _Engine(root, st.st_dev, workers, stop)
-        top = _Node(root_fd, None, "", 0)
+        engine = _FdEngine(root, st.st_dev, workers, stop)
+        top = _FdNode(root_fd, None, "")
         top.skip = frozenset({TRASH_DIR})
-        engine.run(top)
+        engine.run(top, root)
         _wipe_trash(root, root_fd, engine)
         _verify_dir(root_fd, root)
     except WipeError as exc:
@@ -745,7 +394,7 @@ def wipe_tree(
     return result
 
 
-def _wipe_trash(root: str, root_fd: int, engine: _Engine) -> None:
+def _wipe_trash(root: str, root_fd: int, engine: _FdEngine) -> None:
     """Empty ``.trashcan`` last (the wipe itself may have filled it), then try to remove it."""
     path = os.path.join(root, TRASH_DIR)
     try:
@@ -772,15 +421,15 @@ def _wipe_trash(root: str, root_fd: int, engine: _Engine) -> None:
         return
     except OSError as exc:
         raise _os_error("open", path, exc) from exc
-    node = _Node(fd, _Node(root_fd, None, "", 0), TRASH_DIR, 0)
-    engine.adopt(node)
+    node = _FdNode(fd, None, TRASH_DIR)
+    engine.track(node)
     try:
         if os.fstat(fd).st_dev != engine.dev:
             raise WipeCrossDevice(f"{path} is on another device; not removed")
     except OSError as exc:
         raise _os_error("stat", path, exc) from exc
-    engine.run(node)
-    engine.release_top(node)
+    engine.run(node, path)
+    engine.release(node)
     try:
         os.rmdir(TRASH_DIR, dir_fd=root_fd)
     except FileNotFoundError:
@@ -808,22 +457,18 @@ def verify_empty(root: str | VerifiedRoot) -> None:
 
 def _verify_dir(fd: int, root: str) -> None:
     """:func:`verify_empty` on an open directory (``wipe_tree`` checks the very inode it wiped)."""
-    shown: list[str] = []
-    count = 0
-    try:
+
+    def leftovers() -> Iterator[str]:
         dev = os.fstat(fd).st_dev
         with os.scandir(fd) as it:
             for entry in it:
                 inside = _trash_leftovers(fd, dev) if entry.name == TRASH_DIR else None
-                for name in [entry.name] if inside is None else inside:
-                    count += 1
-                    if len(shown) < 5:
-                        shown.append(repr(name))
+                yield from [entry.name] if inside is None else inside
+
+    try:
+        ensure_empty(root, leftovers())
     except OSError as exc:
         raise _os_error("verify", root, exc) from exc
-    if count:
-        more = f" and {count - len(shown)} more" if count > len(shown) else ""
-        raise WipeNotEmpty(f"{root} is not empty after the wipe: {', '.join(shown)}{more}")
 
 
 def _trash_leftovers(root_fd: int, dev: int) -> list[str] | None:

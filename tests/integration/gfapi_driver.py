@@ -24,13 +24,14 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from recycler_job import gfapi, gluster
+from recycler_job import gfapi
 from recycler_job.gfapi_wipe import (
     GfapiVolume,
     WipeRootSquashed,
     client_list_name,
     open_volume,
 )
+from recycler_job.gluster import cli as gluster_cli
 from recycler_job.wipe import WipeError, WipeInterrupted
 
 
@@ -100,8 +101,8 @@ def main(argv: list[str]) -> int:
                 while not os.path.exists(pause_file):
                     time.sleep(0.05)
             elif spec["op"] == "volume-id":
-                gluster.set_cli_log_file(spec["log_file"] + ".cli")
-                info = gluster.volume_info(spec["hosts"], spec["volume"], timeout=60)
+                gluster_cli.set_cli_log_file(spec["log_file"] + ".cli")
+                info = gluster_cli.volume_info(spec["hosts"], spec["volume"], timeout=60)
                 result["cli_volume_id"] = info.volume_id
             elif spec["op"] == "populate":
                 populate(vol, spec["tree"])

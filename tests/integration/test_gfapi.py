@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from recycler_job.gluster import parse_volume_info
+from recycler_job.gluster.parse import parse_volume_info
 from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle
 from tests.sandbox.gluster_fixtures import VolumeFactory
 
@@ -489,13 +489,13 @@ def test_large_files_of_one_directory_go_to_several_workers(
             with open(os.path.join(mnt, "big", f"small{i}"), "wb") as f:
                 f.write(b"x")
     batches: list[list[bytes]] = []
-    original = gfapi_wipe._Engine._unlink_batch
+    original = gfapi_wipe._GfapiEngine.unlink_batch
 
     def recording(self: Any, node: Any, batch: list[tuple[bytes, int]], counts: Any) -> None:
         batches.append(sorted(name for name, _ in batch))
         original(self, node, batch, counts)
 
-    monkeypatch.setattr(gfapi_wipe._Engine, "_unlink_batch", recording)
+    monkeypatch.setattr(gfapi_wipe._GfapiEngine, "unlink_batch", recording)
     with gfapi_wipe.open_volume(
         volume.name, list(volume.hosts), log_file=str(scratch / "gfapi.log")
     ) as vol:

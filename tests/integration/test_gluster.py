@@ -1,4 +1,4 @@
-"""gluster.py against a real glusterd and real FUSE mounts (root, /dev/fuse, glusterfs).
+"""The gluster modules against a real glusterd and real FUSE mounts (root, /dev/fuse, glusterfs).
 
 Volumes come from the `gluster_volume` factory (tests/sandbox/gluster_fixtures.py) and
 are named `grt-...`; each test mounts below its own mount root.
@@ -18,10 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from recycler_job import gluster, mountinfo
-from recycler_job.gluster import GlusterError, MountError, VolumeInUse
+from recycler_job import mountinfo
+from recycler_job.gluster.clients import client_report, ensure_not_in_use
+from recycler_job.gluster.errors import GlusterError, MountError, VolumeInUse
+from recycler_job.gluster.mount import (
+    cleanup_stale_mounts,
+    mount_volume,
+    mountpoint_for,
+    unmount,
+    verify_mounted,
+)
 from recycler_job.sources.glusterfs import GlusterSource
-from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle
+from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle, connected_clients
 from tests.sandbox.gluster_fixtures import VolumeFactory
 
 pytestmark = pytest.mark.gluster
@@ -92,9 +100,7 @@ def wait_until(predicate, timeout: float = 30.0) -> None:
 
 
 def mount(volume: GlusterVolumeHandle, mountpoint: str, **kwargs) -> mountinfo.MountEntry:
-    return gluster.mount_volume(
-        volume.hosts, volume.source(), mountpoint, timeout=TIMEOUT, **kwargs
-    )
+    return mount_volume(volume.hosts, volume.source(), mountpoint, timeout=TIMEOUT, **kwargs)
 
 
 # -------------------------------------------------------------------- mount + verify
@@ -105,7 +111,7 @@ def test_mount_verify_and_unmount_a_volume(
 ) -> None:
     volume = gluster_volume()
     gluster_server.write_files(volume, {"a.txt": "A", "d/b.txt": "B"})
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-root")
+    mountpoint = mountpoint_for(mount_root, "pv-root")
 
     entry = mount(volume, mountpoint)
 
@@ -115,10 +121,10 @@ def test_mount_verify_and_unmount_a_volume(
     assert sorted(os.listdir(mountpoint)) == ["a.txt", "d"]
     assert Path(mountpoint, "d", "b.txt").read_text() == "B"
     assert os.stat(mountpoint).st_dev != os.stat(mount_root).st_dev
-    again = gluster.verify_mounted(mountpoint, volume.hosts, volume.source())
+    again = verify_mounted(mountpoint, volume.hosts, volume.source())
     assert again.mount_id == entry.mount_id
 
-    gluster.unmount(mountpoint, timeout=TIMEOUT)
+    unmount(mountpoint, timeout=TIMEOUT)
     assert mountinfo.find_mount(mountpoint) is None
     assert not os.path.exists(mountpoint)
 
@@ -128,7 +134,7 @@ def test_mount_a_subdirectory(
 ) -> None:
     volume = gluster_volume(subdir="pv/data")
     gluster_server.write_files(volume, {"pv/data/in.txt": "in", "outside.txt": "out"})
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-sub")
+    mountpoint = mountpoint_for(mount_root, "pv-sub")
 
     entry = mount(volume, mountpoint)
 
@@ -137,8 +143,8 @@ def test_mount_a_subdirectory(
     assert entry.root == "/"
     assert os.listdir(mountpoint) == ["in.txt"]
     with pytest.raises(MountError, match="expected"):
-        gluster.verify_mounted(mountpoint, volume.hosts, volume.source(subdir=""))
-    gluster.unmount(mountpoint, timeout=TIMEOUT)
+        verify_mounted(mountpoint, volume.hosts, volume.source(subdir=""))
+    unmount(mountpoint, timeout=TIMEOUT)
 
 
 def test_a_file_written_through_the_mount_lands_on_the_brick(
@@ -146,28 +152,31 @@ def test_a_file_written_through_the_mount_lands_on_the_brick(
 ) -> None:
     volume = gluster_volume()
     gluster_server.write_files(volume, {"by-harness.txt": b"harness"})
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-brick")
+    mountpoint = mountpoint_for(mount_root, "pv-brick")
     mount(volume, mountpoint)
     Path(mountpoint, "by-mount.txt").write_text("mounted")
-    gluster.unmount(mountpoint, timeout=TIMEOUT)
+    unmount(mountpoint, timeout=TIMEOUT)
 
     (brick,) = gluster_server.brick_paths(volume)
     assert Path(brick, "by-harness.txt").read_bytes() == b"harness"
     assert Path(brick, "by-mount.txt").read_text() == "mounted"
 
 
-def test_read_only_mount(gluster_volume: VolumeFactory, mount_root: str) -> None:
+def test_verify_tells_read_only_from_read_write(
+    gluster_server: GlusterServer, gluster_volume: VolumeFactory, mount_root: str
+) -> None:
     volume = gluster_volume()
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-ro")
-    entry = mount(volume, mountpoint, read_only=True)
-    assert entry.read_only
+    mountpoint = gluster_server.fuse_mount(
+        volume, mountpoint_for(mount_root, "pv-ro"), read_only=True
+    )
     with pytest.raises(OSError) as caught:
         Path(mountpoint, "x").write_text("x")
     assert caught.value.errno == errno.EROFS
-    gluster.verify_mounted(mountpoint, volume.hosts, volume.source(), read_only=True)
+    entry = verify_mounted(mountpoint, volume.hosts, volume.source(), read_only=True)
+    assert entry.read_only
     with pytest.raises(MountError, match="read-only"):
-        gluster.verify_mounted(mountpoint, volume.hosts, volume.source(), read_only=False)
-    gluster.unmount(mountpoint, timeout=TIMEOUT)
+        verify_mounted(mountpoint, volume.hosts, volume.source(), read_only=False)
+    gluster_server.fuse_unmount(mountpoint)
 
 
 def test_verify_refuses_another_volume_or_other_hosts(
@@ -175,21 +184,21 @@ def test_verify_refuses_another_volume_or_other_hosts(
 ) -> None:
     volume = gluster_volume()
     other = gluster_volume()
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-verify")
+    mountpoint = mountpoint_for(mount_root, "pv-verify")
     mount(volume, mountpoint)
     with pytest.raises(MountError, match="expected"):
-        gluster.verify_mounted(mountpoint, other.hosts, other.source())
+        verify_mounted(mountpoint, other.hosts, other.source())
     with pytest.raises(MountError, match="expected"):
-        gluster.verify_mounted(mountpoint, ["10.9.9.9"], volume.source())
-    gluster.unmount(mountpoint, timeout=TIMEOUT)
+        verify_mounted(mountpoint, ["10.9.9.9"], volume.source())
+    unmount(mountpoint, timeout=TIMEOUT)
 
 
 def test_verify_on_an_unmounted_directory(mount_root: str, gluster_volume: VolumeFactory) -> None:
     volume = gluster_volume()
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-plain")
+    mountpoint = mountpoint_for(mount_root, "pv-plain")
     marker = with_marker(mountpoint)
     with pytest.raises(MountError, match="nothing is mounted"):
-        gluster.verify_mounted(mountpoint, volume.hosts, volume.source())
+        verify_mounted(mountpoint, volume.hosts, volume.source())
     assert marker.read_text() == "precious"
 
 
@@ -199,15 +208,15 @@ def test_three_hosts_reach_mount_glusterfs(
     volume = gluster_volume()
     hosts = [volume.hosts[0], "127.0.0.1", gluster_server.host]
     assert len(set(hosts)) == 3
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-hosts")
+    mountpoint = mountpoint_for(mount_root, "pv-hosts")
 
-    entry = gluster.mount_volume(hosts, volume.source(), mountpoint, timeout=TIMEOUT)
+    entry = mount_volume(hosts, volume.source(), mountpoint, timeout=TIMEOUT)
 
     argv = glusterfs_argv(mountpoint)
     servers = [a.split("=", 1)[1] for a in argv if a.startswith("--volfile-server=")]
     assert servers == hosts  # the first, then both backups, in order
     assert entry.source == f"{hosts[0]}:/{volume.name}"  # mountinfo: the first host only
-    gluster.unmount(mountpoint, timeout=TIMEOUT)
+    unmount(mountpoint, timeout=TIMEOUT)
 
 
 def test_unreachable_first_host_falls_back_to_a_backup(
@@ -215,14 +224,14 @@ def test_unreachable_first_host_falls_back_to_a_backup(
 ) -> None:
     volume = gluster_volume()
     hosts = [UNRESOLVABLE, *volume.hosts]
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-backup")
+    mountpoint = mountpoint_for(mount_root, "pv-backup")
 
-    entry = gluster.mount_volume(hosts, volume.source(), mountpoint, timeout=TIMEOUT)
+    entry = mount_volume(hosts, volume.source(), mountpoint, timeout=TIMEOUT)
 
     # the volume file came from the backup, yet mountinfo names the first host
     assert entry.source == f"{UNRESOLVABLE}:/{volume.name}"
-    gluster.verify_mounted(mountpoint, hosts, volume.source())
-    gluster.unmount(mountpoint, timeout=TIMEOUT)
+    verify_mounted(mountpoint, hosts, volume.source())
+    unmount(mountpoint, timeout=TIMEOUT)
 
 
 # ------------------------------------------------------------------- failed mounts
@@ -246,11 +255,11 @@ def test_a_failed_mount_raises_and_leaves_the_directory_alone(
 ) -> None:
     volume = gluster_volume()
     source = other_source(path.format(volume=volume.name) if path else volume.name)
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-fail")
+    mountpoint = mountpoint_for(mount_root, "pv-fail")
     marker = with_marker(mountpoint)
 
     with pytest.raises(MountError):
-        gluster.mount_volume(hosts or volume.hosts, source, mountpoint, timeout=TIMEOUT)
+        mount_volume(hosts or volume.hosts, source, mountpoint, timeout=TIMEOUT)
 
     assert mountinfo.find_mount(mountpoint) is None
     assert marker.read_text() == "precious"
@@ -261,11 +270,9 @@ def test_a_failed_mount_removes_the_mountpoint_it_created(
     gluster_volume: VolumeFactory, mount_root: str
 ) -> None:
     volume = gluster_volume()
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-fail-new")
+    mountpoint = mountpoint_for(mount_root, "pv-fail-new")
     with pytest.raises(MountError):
-        gluster.mount_volume(
-            volume.hosts, other_source("grt-no-such-volume"), mountpoint, timeout=TIMEOUT
-        )
+        mount_volume(volume.hosts, other_source("grt-no-such-volume"), mountpoint, timeout=TIMEOUT)
     assert not os.path.exists(mountpoint)
 
 
@@ -290,7 +297,7 @@ def test_mount_exiting_zero_without_mounting_is_caught(
     )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake_bin}:{os.environ['PATH']}")
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-fake")
+    mountpoint = mountpoint_for(mount_root, "pv-fake")
     marker = with_marker(mountpoint)
 
     with pytest.raises(MountError, match="exited 0 but: nothing is mounted"):
@@ -308,22 +315,21 @@ def test_a_second_client_makes_the_volume_in_use(
     gluster_server: GlusterServer, gluster_volume: VolumeFactory, mount_root: str
 ) -> None:
     volume = gluster_volume()
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-busy")
-    assert gluster.connected_clients(volume.hosts, volume.name, timeout=TIMEOUT) == []
+    mountpoint = mountpoint_for(mount_root, "pv-busy")
+    assert connected_clients(volume.hosts, volume.name, timeout=TIMEOUT) == []
 
     with gluster_server.mounted(volume):
-        clients = gluster.connected_clients(volume.hosts, volume.name, timeout=TIMEOUT)
+        clients = connected_clients(volume.hosts, volume.name, timeout=TIMEOUT)
         assert clients != []
         with pytest.raises(VolumeInUse, match="1 fuse client"):
-            mount(volume, mountpoint, check_clients=True)
-        assert mountinfo.find_mount(mountpoint) is None
-        assert not os.path.exists(mountpoint)
+            ensure_not_in_use(volume.hosts, volume.name, timeout=TIMEOUT)
 
-    wait_until(lambda: not gluster.connected_clients(volume.hosts, volume.name, timeout=TIMEOUT))
-    mount(volume, mountpoint, check_clients=True)
+    wait_until(lambda: not connected_clients(volume.hosts, volume.name, timeout=TIMEOUT))
+    ensure_not_in_use(volume.hosts, volume.name, timeout=TIMEOUT)
+    mount(volume, mountpoint)
     # our own mount counts as a client too: that is why the check runs before mounting
-    assert gluster.connected_clients(volume.hosts, volume.name, timeout=TIMEOUT) != []
-    gluster.unmount(mountpoint, timeout=TIMEOUT)
+    assert connected_clients(volume.hosts, volume.name, timeout=TIMEOUT) != []
+    unmount(mountpoint, timeout=TIMEOUT)
 
 
 def test_the_self_heal_daemon_is_not_a_client(
@@ -332,19 +338,19 @@ def test_the_self_heal_daemon_is_not_a_client(
     volume = gluster_volume(replica=2)
     gluster_server.wait_connections(volume.name, 1)  # glustershd on both bricks
 
-    report = gluster.client_report(volume.hosts, volume.name, timeout=TIMEOUT)
+    report = client_report(volume.hosts, volume.name, timeout=TIMEOUT)
     assert all(brick.connections for brick in report.bricks)
     assert report.kinds == {"glustershd": 1}
-    assert gluster.connected_clients(volume.hosts, volume.name, timeout=TIMEOUT) == []
+    assert connected_clients(volume.hosts, volume.name, timeout=TIMEOUT) == []
 
     with gluster_server.mounted(volume), pytest.raises(VolumeInUse, match="1 fuse client"):
-        gluster.ensure_not_in_use(volume.hosts, volume.name, timeout=TIMEOUT)
+        ensure_not_in_use(volume.hosts, volume.name, timeout=TIMEOUT)
 
 
 def test_an_unknown_volume_is_an_error_not_a_pass(gluster_volume: VolumeFactory) -> None:
     volume = gluster_volume()
     with pytest.raises(GlusterError, match="does not exist") as caught:
-        gluster.connected_clients(volume.hosts, "grt-no-such-volume", timeout=TIMEOUT)
+        connected_clients(volume.hosts, "grt-no-such-volume", timeout=TIMEOUT)
     assert not isinstance(caught.value, VolumeInUse)
 
 
@@ -354,7 +360,7 @@ def test_a_stopped_volume_is_an_error(
     volume = gluster_volume()
     gluster_server.stop_volume(volume)
     with pytest.raises(GlusterError, match="not started"):
-        gluster.connected_clients(volume.hosts, volume.name, timeout=TIMEOUT)
+        connected_clients(volume.hosts, volume.name, timeout=TIMEOUT)
 
 
 def test_unreachable_glusterd_is_an_error_and_hosts_are_tried_in_order(
@@ -362,11 +368,11 @@ def test_unreachable_glusterd_is_an_error_and_hosts_are_tried_in_order(
 ) -> None:
     volume = gluster_volume()
     with pytest.raises(GlusterError, match="no gluster host answered") as caught:
-        gluster.connected_clients([UNRESOLVABLE, "192.0.2.250"], volume.name, timeout=3)
+        connected_clients([UNRESOLVABLE, "192.0.2.250"], volume.name, timeout=3)
     assert UNRESOLVABLE in str(caught.value)
     assert "192.0.2.250" in str(caught.value)
     hosts = [UNRESOLVABLE, *volume.hosts]
-    assert gluster.connected_clients(hosts, volume.name, timeout=TIMEOUT) == []
+    assert connected_clients(hosts, volume.name, timeout=TIMEOUT) == []
 
 
 # ------------------------------------------------------------- unmount and cleanup
@@ -376,12 +382,12 @@ def test_unmount_of_a_busy_mount_falls_back_to_lazy(
     gluster_volume: VolumeFactory, mount_root: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     volume = gluster_volume()
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-cwd")
+    mountpoint = mountpoint_for(mount_root, "pv-cwd")
     mount(volume, mountpoint)
     squatter = subprocess.Popen(["sleep", "300"], cwd=mountpoint)
     try:
-        with caplog.at_level(logging.WARNING, logger="recycler_job.gluster"):
-            gluster.unmount(mountpoint, timeout=TIMEOUT)
+        with caplog.at_level(logging.WARNING, logger="recycler_job.gluster.mount"):
+            unmount(mountpoint, timeout=TIMEOUT)
         assert "detaching it lazily" in caplog.text
         assert mountinfo.find_mount(mountpoint) is None
         assert not os.path.exists(mountpoint)
@@ -392,11 +398,11 @@ def test_unmount_of_a_busy_mount_falls_back_to_lazy(
 
 
 def test_unmount_when_not_mounted_never_raises(mount_root: str) -> None:
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-never")
+    mountpoint = mountpoint_for(mount_root, "pv-never")
     marker = with_marker(mountpoint)
-    gluster.unmount(mountpoint, timeout=TIMEOUT)
+    unmount(mountpoint, timeout=TIMEOUT)
     assert marker.read_text() == "precious"
-    gluster.unmount(gluster.mountpoint_for(mount_root, "pv-missing"), timeout=TIMEOUT)
+    unmount(mountpoint_for(mount_root, "pv-missing"), timeout=TIMEOUT)
 
 
 def test_a_stopped_volume_fails_verification_and_still_unmounts(
@@ -404,7 +410,7 @@ def test_a_stopped_volume_fails_verification_and_still_unmounts(
 ) -> None:
     volume = gluster_volume()
     gluster_server.write_files(volume, {"a.txt": "A"})
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-stopped")
+    mountpoint = mountpoint_for(mount_root, "pv-stopped")
     mount(volume, mountpoint)
     gluster_server.stop_volume(volume)
 
@@ -412,9 +418,9 @@ def test_a_stopped_volume_fails_verification_and_still_unmounts(
         os.listdir(mountpoint)
     assert caught.value.errno == errno.ENOTCONN
     with pytest.raises(MountError):
-        gluster.verify_mounted(mountpoint, volume.hosts, volume.source(), timeout=10)
+        verify_mounted(mountpoint, volume.hosts, volume.source(), timeout=10)
 
-    gluster.unmount(mountpoint, timeout=TIMEOUT)
+    unmount(mountpoint, timeout=TIMEOUT)
     assert mountinfo.find_mount(mountpoint) is None
 
 
@@ -423,10 +429,10 @@ def test_cleanup_of_stale_mounts(
 ) -> None:
     volume = gluster_volume()
     gluster_server.write_files(volume, {"data.txt": "keep me"})
-    left_by_us = gluster.mountpoint_for(mount_root, "pv-a")
+    left_by_us = mountpoint_for(mount_root, "pv-a")
     mount(volume, left_by_us)
     left_by_other = gluster_server.fuse_mount(volume, os.path.join(mount_root, "pv-b"))
-    busy = gluster.mountpoint_for(mount_root, "pv-busy")
+    busy = mountpoint_for(mount_root, "pv-busy")
     mount(volume, busy)
     squatter = subprocess.Popen(["sleep", "300"], cwd=busy)
     empty = os.path.join(mount_root, "pv-c")
@@ -434,7 +440,7 @@ def test_cleanup_of_stale_mounts(
     full = os.path.join(mount_root, "pv-d")
     marker = with_marker(full)
     try:
-        cleaned = gluster.cleanup_stale_mounts(mount_root)
+        cleaned = cleanup_stale_mounts(mount_root)
     finally:
         squatter.kill()
         squatter.wait()
@@ -453,22 +459,22 @@ def test_unmount_leaves_every_mount_it_did_not_make(
     gluster_server: GlusterServer, gluster_volume: VolumeFactory, mount_root: str
 ) -> None:
     volume = gluster_volume()
-    theirs = gluster_server.fuse_mount(volume, gluster.mountpoint_for(mount_root, "pv-theirs"))
-    ours = gluster.mountpoint_for(mount_root, "pv-ours")
+    theirs = gluster_server.fuse_mount(volume, mountpoint_for(mount_root, "pv-theirs"))
+    ours = mountpoint_for(mount_root, "pv-ours")
     entry = mount(volume, ours)
     try:
         # no record of ours, or another mount id: left mounted
-        gluster.unmount(theirs, timeout=TIMEOUT)
-        gluster.unmount(theirs, timeout=TIMEOUT, mount_id=entry.mount_id)
+        unmount(theirs, timeout=TIMEOUT)
+        unmount(theirs, timeout=TIMEOUT, mount_id=entry.mount_id)
         assert mountinfo.find_mount(theirs) is not None
         # something stacked on top of our mount: neither is touched
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", ours], check=True)
         with pytest.raises(MountError, match="on top of ours"):
-            gluster.unmount(ours, timeout=TIMEOUT, mount_id=entry.mount_id)
+            unmount(ours, timeout=TIMEOUT, mount_id=entry.mount_id)
         top = mountinfo.find_mount(ours)
         assert top is not None and top.fstype == "tmpfs"
         subprocess.run(["umount", ours], check=True)
-        gluster.unmount(ours, timeout=TIMEOUT, mount_id=entry.mount_id)
+        unmount(ours, timeout=TIMEOUT, mount_id=entry.mount_id)
         assert mountinfo.find_mount(ours) is None
     finally:
         gluster_server.fuse_unmount(theirs)
@@ -479,7 +485,7 @@ def test_a_mount_whose_client_died_is_refused_and_cleaned_up(
     gluster_volume: VolumeFactory, mount_root: str
 ) -> None:
     volume = gluster_volume()
-    mountpoint = gluster.mountpoint_for(mount_root, "pv-dead")
+    mountpoint = mountpoint_for(mount_root, "pv-dead")
     mount(volume, mountpoint)
     found = glusterfs_process(mountpoint)
     assert found is not None
@@ -488,9 +494,9 @@ def test_a_mount_whose_client_died_is_refused_and_cleaned_up(
     wait_until(lambda: exited(pid))
 
     with pytest.raises(MountError):
-        gluster.verify_mounted(mountpoint, volume.hosts, volume.source(), timeout=10)
+        verify_mounted(mountpoint, volume.hosts, volume.source(), timeout=10)
     assert mountinfo.find_mount(mountpoint) is not None  # a killed run leaves this behind
 
-    assert gluster.cleanup_stale_mounts(mount_root) == [mountpoint]
+    assert cleanup_stale_mounts(mount_root) == [mountpoint]
     assert mountinfo.find_mount(mountpoint) is None
     assert os.listdir(mount_root) == []

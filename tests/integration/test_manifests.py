@@ -71,21 +71,9 @@ TEMPLATE_DEFAULTS = {
 # ---- helpers ------------------------------------------------------------------------------
 
 
-def kubectl(
-    plane: ControlPlane, *args: str, input_text: str | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    return plane.run_kubectl(*args, input_text=input_text, check=check)
-
-
 def render(plane: ControlPlane, path: Path) -> list[dict[str, Any]]:
-    out = kubectl(plane, "kustomize", str(path)).stdout
+    out = plane.run_kubectl("kustomize", str(path)).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
-
-
-def validate(plane: ControlPlane) -> str:
-    """Reject unknown fields: server-side strict validation (kubectl 1.24+), else kubectl's
-    own schema check (which 1.21-1.23 do with --validate=true)."""
-    return "--validate=strict" if plane.at_least(24) else "--validate=true"
 
 
 def needs(plane: ControlPlane, minor: int, what: str) -> None:
@@ -172,7 +160,7 @@ def template_from_overlay(docs: list[dict[str, Any]]) -> str:
 def can_i(plane: ControlPlane, verb: str, resource: str, namespace: str | None = None) -> bool:
     args = ["auth", "can-i", verb, resource, f"--as={SA}"]
     args += [f"--namespace={namespace}"] if namespace else []
-    result = kubectl(plane, *args, check=False)
+    result = plane.run_kubectl(*args, check=False)
     answer = result.stdout.strip()
     assert answer in ("yes", "no"), f"can-i {verb} {resource}: {result.stdout} {result.stderr}"
     return answer == "yes"
@@ -200,7 +188,7 @@ def may_use_scc(plane: ControlPlane, scc: str, namespace: str = NS) -> bool:
             },
         },
     }
-    out = kubectl(plane, "create", "-f", "-", "-o", "json", input_text=json.dumps(review))
+    out = plane.run_kubectl("create", "-f", "-", "-o", "json", input_text=json.dumps(review))
     return bool(json.loads(out.stdout)["status"].get("allowed"))
 
 
@@ -243,7 +231,7 @@ def run_pass(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def installed(control_plane: ControlPlane) -> ControlPlane:
     """`kubectl apply -k manifests/`, for real."""
-    kubectl(control_plane, "apply", "-k", str(MANIFESTS))
+    control_plane.run_kubectl("apply", "-k", str(MANIFESTS))
     return control_plane
 
 
@@ -361,54 +349,28 @@ def test_server_dry_run_with_strict_validation_accepts_every_manifest(
     control_plane: ControlPlane,
 ) -> None:
     # Namespaced objects need their namespace to exist, even in a dry run.
-    kubectl(control_plane, "apply", "-f", str(MANIFESTS / "namespace.yaml"))
+    control_plane.run_kubectl("apply", "-f", str(MANIFESTS / "namespace.yaml"))
     targets = [MANIFESTS, OPENSHIFT] + ([NEWER] if control_plane.at_least(26) else [])
     for target in targets:
         docs = render(control_plane, target)
-        result = kubectl(
-            control_plane,
-            "apply",
-            "-k",
-            str(target),
-            "--dry-run=server",
-            validate(control_plane),
-            check=False,
-        )
+        result = control_plane.server_dry_run("-k", str(target))
         assert result.returncode == 0, result.stderr
         lines = [line for line in result.stdout.splitlines() if line.strip()]
         assert len(lines) == len(docs), result.stdout
         assert all(line.endswith("(server dry run)") for line in lines), result.stdout
         assert not unexpected_warnings(result.stderr), f"warnings: {result.stderr}"
     objects = process_template(TEMPLATE_DEFAULTS)
-    result = kubectl(
-        control_plane,
-        "apply",
-        "--dry-run=server",
-        validate(control_plane),
-        "-f",
-        "-",
-        input_text=yaml.safe_dump_all(objects),
-        check=False,
-    )
+    result = control_plane.server_dry_run("-f", "-", input_text=yaml.safe_dump_all(objects))
     assert result.returncode == 0, result.stderr
 
 
 def test_strict_validation_does_reject_a_bad_cronjob(control_plane: ControlPlane) -> None:
     """The check above can fail: the same call rejects what it is there to catch."""
-    kubectl(control_plane, "apply", "-f", str(MANIFESTS / "namespace.yaml"))
+    control_plane.run_kubectl("apply", "-f", str(MANIFESTS / "namespace.yaml"))
     cronjob = by_kind(render(control_plane, MANIFESTS), "CronJob")
     misspelt = copy.deepcopy(cronjob)
     misspelt["spec"]["jobTemplate"]["spec"]["template"]["spec"]["terminationGracePeriod"] = 180
-    result = kubectl(
-        control_plane,
-        "apply",
-        "--dry-run=server",
-        validate(control_plane),
-        "-f",
-        "-",
-        input_text=yaml.safe_dump(misspelt),
-        check=False,
-    )
+    result = control_plane.server_dry_run("-f", "-", input_text=yaml.safe_dump(misspelt))
     assert result.returncode != 0 and "unknown field" in result.stderr, result.stderr
     if not control_plane.at_least(26):
         return
@@ -416,16 +378,7 @@ def test_strict_validation_does_reject_a_bad_cronjob(control_plane: ControlPlane
     exit_zero["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"][
         "values"
     ] = [0]
-    result = kubectl(
-        control_plane,
-        "apply",
-        "--dry-run=server",
-        validate(control_plane),
-        "-f",
-        "-",
-        input_text=yaml.safe_dump(exit_zero),
-        check=False,
-    )
+    result = control_plane.server_dry_run("-f", "-", input_text=yaml.safe_dump(exit_zero))
     assert result.returncode != 0 and "podFailurePolicy" in result.stderr, result.stderr
 
 
@@ -499,7 +452,7 @@ def test_apply_installs_everything_and_applying_again_changes_nothing(
         return found
 
     before = versions()
-    again = kubectl(installed, "apply", "-k", str(MANIFESTS)).stdout.splitlines()
+    again = installed.run_kubectl("apply", "-k", str(MANIFESTS)).stdout.splitlines()
     assert len(again) == len(KINDS), again
     # kubectl may say "configured" where the server changes nothing: compare versions.
     assert versions() == before
@@ -509,7 +462,7 @@ def test_manual_job_from_the_cronjob_carries_the_configuration(
     installed: ControlPlane, unique: str
 ) -> None:
     name = f"manual-{unique}"
-    kubectl(installed, "create", "job", "--from=cronjob/gluster-recycler", "-n", NS, name)
+    installed.run_kubectl("create", "job", "--from=cronjob/gluster-recycler", "-n", NS, name)
     try:
         job = installed.get_json("job", name, "-n", NS)
         spec = job["spec"]
@@ -543,8 +496,7 @@ def test_manual_job_from_the_cronjob_carries_the_configuration(
         mounts = {m["mountPath"] for m in created["spec"]["containers"][0]["volumeMounts"]}
         assert "/var/run/secrets/kubernetes.io/serviceaccount" in mounts
     finally:
-        kubectl(
-            installed,
+        installed.run_kubectl(
             "delete",
             "job",
             name,
@@ -616,13 +568,13 @@ def job_failed(plane: ControlPlane, job: str) -> str | None:
 
 def run_job_to_exit(plane: ControlPlane, name: str, exit_code: int) -> None:
     """A Job from the installed CronJob whose first pod ends with `exit_code`."""
-    kubectl(plane, "create", "job", "--from=cronjob/gluster-recycler", "-n", NS, name)
+    plane.run_kubectl("create", "job", "--from=cronjob/gluster-recycler", "-n", NS, name)
     (pod,) = wait_for(lambda: job_pods(plane, name), timeout=60, what="the Job's pod")
     end_pod(plane, pod, exit_code)
 
 
 def delete_job(plane: ControlPlane, name: str) -> None:
-    kubectl(plane, "delete", "job", name, "-n", NS, "--wait=false", check=False)
+    plane.run_kubectl("delete", "job", name, "-n", NS, "--wait=false", check=False)
 
 
 @pytest.mark.parametrize("code", [ExitCode.VOLUME_FAILED, ExitCode.CLUSTER_UNAVAILABLE])
@@ -650,7 +602,7 @@ def test_newer_overlay_job_fails_at_once_on_exit_1_and_retries_exit_3(
 ) -> None:
     """The real Job controller of 1.26+ applies the overlay's podFailurePolicy."""
     needs(installed, 26, "podFailurePolicy (beta, on by default)")
-    kubectl(installed, "apply", "-k", str(NEWER))
+    installed.run_kubectl("apply", "-k", str(NEWER))
     busy, unreachable = f"busy-{unique}", f"api-{unique}"
     try:
         run_job_to_exit(installed, busy, int(ExitCode.VOLUME_FAILED))
@@ -672,16 +624,17 @@ def test_newer_overlay_job_fails_at_once_on_exit_1_and_retries_exit_3(
     finally:
         delete_job(installed, busy)
         delete_job(installed, unreachable)
-        kubectl(installed, "apply", "-k", str(MANIFESTS))
+        installed.run_kubectl("apply", "-k", str(MANIFESTS))
     cronjob = installed.get_json("cronjob", "gluster-recycler", "-n", NS)["spec"]
     # kubectl apply removes what the overlay added, as it was last applied from there.
     assert "podFailurePolicy" not in cronjob["jobTemplate"]["spec"]
 
 
 def test_cronjob_controller_starts_a_job_on_schedule(installed: ControlPlane) -> None:
-    kubectl(installed, "delete", "jobs", "--all", "-n", NS, "--cascade=foreground", "--wait=true")
-    kubectl(
-        installed,
+    installed.run_kubectl(
+        "delete", "jobs", "--all", "-n", NS, "--cascade=foreground", "--wait=true"
+    )
+    installed.run_kubectl(
         "patch",
         "cronjob",
         "gluster-recycler",
@@ -710,8 +663,8 @@ def test_cronjob_controller_starts_a_job_on_schedule(installed: ControlPlane) ->
         cronjob = installed.get_json("cronjob", "gluster-recycler", "-n", NS)
         assert cronjob["status"].get("lastScheduleTime")
     finally:
-        kubectl(installed, "apply", "-k", str(MANIFESTS))  # back to */5
-        kubectl(installed, "delete", "jobs", "--all", "-n", NS, "--wait=false", check=False)
+        installed.run_kubectl("apply", "-k", str(MANIFESTS))  # back to */5
+        installed.run_kubectl("delete", "jobs", "--all", "-n", NS, "--wait=false", check=False)
     assert (
         installed.get_json("cronjob", "gluster-recycler", "-n", NS)["spec"]["schedule"]
         == "*/5 * * * *"
@@ -831,24 +784,15 @@ def test_openshift_overlay_applies_and_grants_use_of_privileged_scc(
     installed: ControlPlane,
 ) -> None:
     assert not may_use_scc(installed, "privileged")
-    result = kubectl(
-        installed,
-        "apply",
-        "-k",
-        str(OPENSHIFT),
-        "--dry-run=server",
-        validate(installed),
-        check=False,
-    )
+    result = installed.server_dry_run("-k", str(OPENSHIFT))
     assert result.returncode == 0, result.stderr
     try:
-        kubectl(installed, "apply", "-k", str(OPENSHIFT))
+        installed.run_kubectl("apply", "-k", str(OPENSHIFT))
         assert may_use_scc(installed, "privileged")
         assert not may_use_scc(installed, "anyuid")
         assert not may_use_scc(installed, "privileged", namespace="default")
     finally:
-        kubectl(
-            installed,
+        installed.run_kubectl(
             "delete",
             "rolebinding",
             "gluster-recycler-scc-privileged",
@@ -856,7 +800,9 @@ def test_openshift_overlay_applies_and_grants_use_of_privileged_scc(
             NS,
             check=False,
         )
-        kubectl(installed, "delete", "clusterrole", "gluster-recycler-scc-privileged", check=False)
+        installed.run_kubectl(
+            "delete", "clusterrole", "gluster-recycler-scc-privileged", check=False
+        )
     assert not may_use_scc(installed, "privileged")
 
 
@@ -894,21 +840,12 @@ def test_openshift_template_is_the_overlay_with_five_parameters(
     assert by_kind(objects, "ConfigMap")["data"]["GLUSTER_HOSTS"] == "gl1;gl2"
     assert by_kind(objects, "ConfigMap")["data"]["DEBUG"] == "true"
     assert pod_spec(objects)["containers"][0]["image"] == "r/x:1"
-    kubectl(control_plane, "create", "namespace", other)
+    control_plane.run_kubectl("create", "namespace", other)
     try:
-        result = kubectl(
-            control_plane,
-            "apply",
-            "--dry-run=server",
-            validate(control_plane),
-            "-f",
-            "-",
-            input_text=yaml.safe_dump_all(objects),
-            check=False,
-        )
+        result = control_plane.server_dry_run("-f", "-", input_text=yaml.safe_dump_all(objects))
         assert result.returncode == 0, result.stderr
     finally:
-        kubectl(control_plane, "delete", "namespace", other, "--wait=false", check=False)
+        control_plane.run_kubectl("delete", "namespace", other, "--wait=false", check=False)
 
 
 def test_openshift_template_applies_as_plain_objects(installed: ControlPlane) -> None:
@@ -927,10 +864,9 @@ def test_openshift_template_applies_as_plain_objects(installed: ControlPlane) ->
 
     before = ours()
     try:
-        result = kubectl(
-            installed,
+        result = installed.run_kubectl(
             "apply",
-            validate(installed),
+            installed.strict_validation,
             "-f",
             "-",
             input_text=yaml.safe_dump_all(objects),
@@ -939,8 +875,7 @@ def test_openshift_template_applies_as_plain_objects(installed: ControlPlane) ->
         assert may_use_scc(installed, "privileged")
         assert ours() == before, "the CronJob changed"
     finally:
-        kubectl(
-            installed,
+        installed.run_kubectl(
             "delete",
             "rolebinding",
             "gluster-recycler-scc-privileged",
@@ -948,7 +883,9 @@ def test_openshift_template_applies_as_plain_objects(installed: ControlPlane) ->
             NS,
             check=False,
         )
-        kubectl(installed, "delete", "clusterrole", "gluster-recycler-scc-privileged", check=False)
+        installed.run_kubectl(
+            "delete", "clusterrole", "gluster-recycler-scc-privileged", check=False
+        )
 
 
 # ---- a real pass with the ServiceAccount's token ------------------------------------------
@@ -957,12 +894,12 @@ def test_openshift_template_applies_as_plain_objects(installed: ControlPlane) ->
 def failed_gluster_pv(plane: ControlPlane, volume: Any, unique: str, label: str) -> str:
     """A glusterfs PV with Recycle policy whose claim was deleted: phase Failed."""
     ns, name = f"app-{unique}", f"grt-mf-{unique}"
-    kubectl(plane, "create", "namespace", ns)
+    plane.run_kubectl("create", "namespace", ns)
     plane.apply(endpoints("glusterfs-cluster", ns, list(volume.hosts)))
     plane.apply(gluster_pv(name, volume.path, endpoints_namespace=ns, labels={label: unique}))
     plane.apply(pvc("data", ns, volume_name=name))
     wait_for(lambda: phase(plane, name) == "Bound", what="the PV to bind")
-    kubectl(plane, "delete", "pvc", "data", "-n", ns, "--wait=false")
+    plane.run_kubectl("delete", "pvc", "data", "-n", ns, "--wait=false")
     wait_for(lambda: phase(plane, name) == "Failed", what="the PV to fail recycling")
     return name
 
@@ -1070,14 +1007,14 @@ def test_a_service_account_without_the_roles_gets_exit_code_3(
 ) -> None:
     """The same pass with an unbound ServiceAccount: refused by RBAC, exit 3, nothing done."""
     sa = f"nobody-{unique}"
-    kubectl(installed, "create", "serviceaccount", sa, "-n", NS)
+    installed.run_kubectl("create", "serviceaccount", sa, "-n", NS)
     try:
         kubeconfig = installed.service_account_kubeconfig(NS, sa, tmp_path / "nobody.kubeconfig")
         result = run_pass(kubeconfig, "--min-age", "0", "--mount-root", str(tmp_path / "m"))
         assert result.returncode == int(ExitCode.CLUSTER_UNAVAILABLE), result.stdout + result.stderr
         assert "forbidden" in (result.stdout + result.stderr).lower()
     finally:
-        kubectl(installed, "delete", "serviceaccount", sa, "-n", NS, check=False)
+        installed.run_kubectl("delete", "serviceaccount", sa, "-n", NS, check=False)
 
 
 if __name__ == "__main__":
@@ -1153,35 +1090,24 @@ def test_restricted_pods_pass_a_namespace_that_enforces_restricted(
     if not control_plane.at_least(23):
         pytest.skip(f"Pod Security admission needs 1.23+; this is {control_plane.version}")
     namespace = f"grt-restricted-{unique}"
-    kubectl(control_plane, "create", "namespace", namespace)
+    control_plane.run_kubectl("create", "namespace", namespace)
     try:
         for level in ("enforce", "warn"):
-            kubectl(
-                control_plane,
+            control_plane.run_kubectl(
                 "label",
                 "namespace",
                 namespace,
                 f"pod-security.kubernetes.io/{level}=restricted",
             )
-        kubectl(control_plane, "create", "serviceaccount", "gluster-recycler", "-n", namespace)
+        control_plane.run_kubectl("create", "serviceaccount", "gluster-recycler", "-n", namespace)
         for target in (RESTRICTED, OPENSHIFT_RESTRICTED):
             docs = render(control_plane, target)
             cronjob = by_kind(docs, "CronJob")
             cronjob["metadata"]["namespace"] = namespace
-            applied = kubectl(
-                control_plane,
-                "apply",
-                "--dry-run=server",
-                validate(control_plane),
-                "-f",
-                "-",
-                input_text=yaml.safe_dump(cronjob),
-                check=False,
-            )
+            applied = control_plane.server_dry_run("-f", "-", input_text=yaml.safe_dump(cronjob))
             assert applied.returncode == 0, applied.stderr
             assert "PodSecurity" not in applied.stderr, applied.stderr
-            created = kubectl(
-                control_plane,
+            created = control_plane.run_kubectl(
                 "create",
                 "--dry-run=server",
                 "-f",
@@ -1190,8 +1116,7 @@ def test_restricted_pods_pass_a_namespace_that_enforces_restricted(
                 check=False,
             )
             assert created.returncode == 0, (target, created.stderr)
-        refused = kubectl(
-            control_plane,
+        refused = control_plane.run_kubectl(
             "create",
             "--dry-run=server",
             "-f",
@@ -1204,7 +1129,7 @@ def test_restricted_pods_pass_a_namespace_that_enforces_restricted(
         assert refused.returncode != 0
         assert "violates PodSecurity" in refused.stderr, refused.stderr
     finally:
-        kubectl(control_plane, "delete", "namespace", namespace, "--wait=false", check=False)
+        control_plane.run_kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
 TLS = MANIFESTS / "components" / "tls"
@@ -1236,7 +1161,7 @@ def test_tls_components_mount_the_fork_secret_and_set_the_options(
     writable /var/lib/glusterd. Every combination passes strict server-side validation."""
     # kubectl 1.21 embeds kustomize v2.0.3, which has no components (kustomize 3.7+).
     needs(control_plane, 22, "kustomize components (kustomize 3.7+)")
-    kubectl(control_plane, "apply", "-f", str(MANIFESTS / "namespace.yaml"))
+    control_plane.run_kubectl("apply", "-f", str(MANIFESTS / "namespace.yaml"))
     bases = [MANIFESTS, OPENSHIFT, RESTRICTED, OPENSHIFT_RESTRICTED]
     for base in bases + ([NEWER] if control_plane.at_least(26) else []):
         for components in ((TLS,), (TLS, TLS_MANAGEMENT)):
@@ -1275,15 +1200,7 @@ def test_tls_components_mount_the_fork_secret_and_set_the_options(
                 assert configmap["metadata"]["namespace"] == NS
             else:
                 assert "GLUSTER_TLS_MANAGEMENT" not in env
-            result = kubectl(
-                control_plane,
-                "apply",
-                "-k",
-                str(target),
-                "--dry-run=server",
-                validate(control_plane),
-                check=False,
-            )
+            result = control_plane.server_dry_run("-k", str(target))
             assert result.returncode == 0, (base, components, result.stderr)
 
 
@@ -1294,21 +1211,19 @@ def test_restricted_pod_with_the_tls_components_passes_restricted(
     unprivileged overlays with both TLS components is admitted there."""
     needs(control_plane, 23, "kustomize components and Pod Security admission")
     namespace = f"grt-restricted-tls-{unique}"
-    kubectl(control_plane, "create", "namespace", namespace)
+    control_plane.run_kubectl("create", "namespace", namespace)
     try:
-        kubectl(
-            control_plane,
+        control_plane.run_kubectl(
             "label",
             "namespace",
             namespace,
             "pod-security.kubernetes.io/enforce=restricted",
         )
-        kubectl(control_plane, "create", "serviceaccount", "gluster-recycler", "-n", namespace)
+        control_plane.run_kubectl("create", "serviceaccount", "gluster-recycler", "-n", namespace)
         for base in (RESTRICTED, OPENSHIFT_RESTRICTED):
             target = _with_components(tmp_path, base, TLS, TLS_MANAGEMENT)
             pod = _pod_from(render(control_plane, target), "restricted-tls", namespace)
-            created = kubectl(
-                control_plane,
+            created = control_plane.run_kubectl(
                 "create",
                 "--dry-run=server",
                 "-f",
@@ -1318,4 +1233,4 @@ def test_restricted_pod_with_the_tls_components_passes_restricted(
             )
             assert created.returncode == 0, (base, created.stderr)
     finally:
-        kubectl(control_plane, "delete", "namespace", namespace, "--wait=false", check=False)
+        control_plane.run_kubectl("delete", "namespace", namespace, "--wait=false", check=False)

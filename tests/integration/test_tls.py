@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from recycler_job import gluster, tls
+from recycler_job import tls
+from recycler_job.gluster import cli as gluster_cli
+from recycler_job.gluster.errors import GlusterError
 from tests.integration.scenario import RunResult, Scenario
 from tests.integration.test_gfapi_pass import NobodyScenario, nobody  # noqa: F401 (fixture)
 from tests.sandbox.gluster_fixtures import VolumeFactory
@@ -141,16 +143,16 @@ def test_the_management_switch_reaches_the_gluster_cli(
     handle = gluster_volume()
     pki = Pki.create(tmp_path / "pki")
     directory = str(pki.client_dir("secret"))
-    gluster.set_cli_log_file(str(tmp_path / "cli.log"))
+    gluster_cli.set_cli_log_file(str(tmp_path / "cli.log"))
     try:
         tls.configure(tls.load(directory, management=False))
-        assert gluster.volume_info(handle.hosts, handle.name, timeout=20).name == handle.name
+        assert gluster_cli.volume_info(handle.hosts, handle.name, timeout=20).name == handle.name
         tls.configure(tls.load(directory, management=True))
-        with pytest.raises(gluster.GlusterError, match="no gluster host answered"):
-            gluster.volume_info(handle.hosts, handle.name, timeout=20)
+        with pytest.raises(GlusterError, match="no gluster host answered"):
+            gluster_cli.volume_info(handle.hosts, handle.name, timeout=20)
     finally:
         tls.configure(None)
-        gluster.set_cli_log_file(None)
+        gluster_cli.set_cli_log_file(None)
     assert "SSL routines" in (tmp_path / "cli.log").read_text()  # it did try TLS
 
 

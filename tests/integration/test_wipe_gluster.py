@@ -1,19 +1,12 @@
-"""The wipe engine on a real gluster FUSE mount (one-brick scratch volume per test).
-
-The fixture here is deliberately minimal and local to this module; it will be replaced by the
-shared harness in tests/sandbox/gluster.py.
-"""
+"""The wipe engine on a real gluster FUSE mount (one-brick scratch volume per test, made by the
+shared harness of tests/sandbox/gluster.py)."""
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import itertools
 import os
-import shutil
-import socket
 import stat
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -24,50 +17,33 @@ from pathlib import Path
 import pytest
 
 from recycler_job.wipe import TRASH_DIR, WipeError, WipeInterrupted, verify_empty, wipe_tree
+from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle
+from tests.sandbox.gluster_fixtures import VolumeFactory
 
 pytestmark = pytest.mark.gluster
-
-_counter = itertools.count()
-
-
-def _requirements_missing() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    if not os.path.exists("/dev/fuse"):
-        return "needs /dev/fuse"
-    if not shutil.which("glusterd") or not shutil.which("gluster"):
-        return "needs the glusterd and gluster binaries"
-    return None
-
-
-def _sh(*cmd: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and res.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {res.stdout}{res.stderr}")
-    return res
-
-
-def _ensure_glusterd() -> None:
-    if _sh("pgrep", "-x", "glusterd", check=False).returncode != 0:
-        _sh("glusterd")
-    for _ in range(100):
-        if _sh("gluster", "volume", "list", check=False).returncode == 0:
-            return
-        time.sleep(0.1)
-    raise RuntimeError("glusterd did not come up")
 
 
 @dataclass
 class Volume:
-    name: str
-    brick: Path
+    """A scratch volume of the shared harness, FUSE-mounted for the wipe."""
+
+    server: GlusterServer
+    handle: GlusterVolumeHandle
     mnt: Path
 
+    @property
+    def name(self) -> str:
+        return self.handle.name
+
+    @property
+    def brick(self) -> Path:
+        return Path(self.handle.bricks[0])
+
     def set(self, key: str, value: str) -> None:
-        _sh("gluster", "--mode=script", "volume", "set", self.name, key, value)
+        self.server.gluster("volume", "set", self.name, key, value)
 
     def stop_force(self) -> None:
-        _sh("gluster", "--mode=script", "volume", "stop", self.name, "force")
+        self.server.stop_volume(self.handle)
 
     def brick_listing(self) -> list[str]:
         """Everything on the brick except gluster's own .glusterfs metadata."""
@@ -80,32 +56,15 @@ class Volume:
 
 
 @pytest.fixture
-def volume(tmp_path: Path) -> Iterator[Volume]:
-    missing = _requirements_missing()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true: {missing}")
-        pytest.skip(missing)
-    _ensure_glusterd()
-    host = socket.gethostname()
-    vol = Volume(f"wipetest{os.getpid()}x{next(_counter)}", tmp_path / "brick", tmp_path / "mnt")
-    vol.mnt.mkdir()
-    created = mounted = False
+def volume(
+    gluster_server: GlusterServer, gluster_volume: VolumeFactory, tmp_path: Path
+) -> Iterator[Volume]:
+    handle = gluster_volume()
+    mnt = Path(gluster_server.fuse_mount(handle, tmp_path / "mnt"))
     try:
-        _sh(
-            "gluster", "--mode=script", "volume", "create", vol.name, f"{host}:{vol.brick}", "force"
-        )
-        created = True
-        _sh("gluster", "--mode=script", "volume", "start", vol.name)
-        _sh("mount", "-t", "glusterfs", f"{host}:/{vol.name}", str(vol.mnt))
-        mounted = True
-        yield vol
+        yield Volume(gluster_server, handle, mnt)
     finally:
-        if mounted and _sh("umount", str(vol.mnt), check=False).returncode != 0:
-            _sh("umount", "-l", str(vol.mnt), check=False)
-        if created:
-            _sh("gluster", "--mode=script", "volume", "stop", vol.name, "force", check=False)
-            _sh("gluster", "--mode=script", "volume", "delete", vol.name, check=False)
+        gluster_server.fuse_unmount(mnt)
 
 
 def write(path: Path, data: bytes = b"x") -> None:

@@ -269,7 +269,7 @@ class ControlPlane:
     ) -> subprocess.CompletedProcess[str]:
         """Run the sandbox's kubectl against this control plane."""
         proc = subprocess.run(
-            [str(self.kubectl), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args],
+            self.kubectl_argv(*args, kubeconfig=kubeconfig),
             capture_output=True,
             text=True,
             input=input_text,
@@ -279,6 +279,30 @@ class ControlPlane:
         if check and proc.returncode != 0:
             raise SandboxError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc
+
+    def kubectl_argv(self, *args: str, kubeconfig: Path | None = None) -> list[str]:
+        """The command line of the sandbox's kubectl against this control plane."""
+        return [str(self.kubectl), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args]
+
+    @property
+    def strict_validation(self) -> str:
+        """Reject unknown fields: server-side strict validation (kubectl 1.24+), else kubectl's
+        own schema check (which 1.21-1.23 do with --validate=true)."""
+        return "--validate=strict" if self.at_least(24) else "--validate=true"
+
+    def server_dry_run(
+        self, *args: str, input_text: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`kubectl apply --dry-run=server` with strict validation of `args` (`-k DIR`, or
+        `-f -` with `input_text`); not checked: the caller reads the answer."""
+        return self.run_kubectl(
+            "apply",
+            "--dry-run=server",
+            self.strict_validation,
+            *args,
+            input_text=input_text,
+            check=False,
+        )
 
     def apply(self, obj: dict[str, Any] | str) -> None:
         """kubectl apply of a manifest (dict or YAML text)."""

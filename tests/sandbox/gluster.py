@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recycler_job import mountinfo
+from recycler_job.gluster.clients import client_report
 from recycler_job.sources.glusterfs import GlusterSource
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -504,3 +505,10 @@ def _inside(root: str, rel: str) -> str:
     if not parts or any(p in (".", "..") for p in parts):
         raise GlusterSandboxError(f"bad path inside a volume: {rel!r}")
     return os.path.join(root, *parts)
+
+
+def connected_clients(hosts: Iterable[str], volume: str, *, timeout: float) -> list[str]:
+    """The addresses of `volume`'s connections when a client other than gluster's own daemons
+    is connected, else []: the client check as a list the tests can compare."""
+    report = client_report(list(hosts), volume, timeout=timeout)
+    return report.addresses if report.in_use else []

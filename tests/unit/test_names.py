@@ -2,8 +2,9 @@
 
 import pytest
 
-from recycler_job import gluster
 from recycler_job.config import ConfigError, load_config
+from recycler_job.gluster.errors import GlusterError
+from recycler_job.gluster.hosts import check_hosts
 from recycler_job.names import check_host, is_dns1123_label, is_dns1123_subdomain
 from recycler_job.selector import validate_key
 
@@ -76,9 +77,9 @@ def test_check_host_refuses_what_could_break_a_mount_option(host: str) -> None:
 def test_config_and_mounts_accept_the_same_hosts(host: str) -> None:
     """A host the configuration takes is one a mount takes: no surprise at the first volume."""
     try:
-        gluster.check_hosts([host])
+        check_hosts([host])
         mount_ok = True
-    except gluster.GlusterError:
+    except GlusterError:
         mount_ok = False
     try:
         config_ok = bool(

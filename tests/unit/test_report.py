@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from recycler_job.report import TERMINATION_LIMIT, RunReport, VolumeResult
+import pytest
+
+from recycler_job.report import TERMINATION_LIMIT, RunReport, VolumeResult, timed
 
 
 def report_with(*outcomes: str) -> RunReport:
@@ -73,3 +75,16 @@ def test_termination_message_lists_failures_within_the_kubelet_limit(tmp_path: P
     target.write_text("")
     assert report.write_termination_log(str(target))
     assert target.read_text() == message
+
+
+def test_timed_records_each_step_and_names_the_innermost_failure() -> None:
+    result = VolumeResult(pv="pv-a", decision="recycle", reason="", outcome="failed")
+
+    def inner() -> None:
+        raise OSError("boom")
+
+    assert timed(result, "mount", lambda x: x + 1, 1) == 2
+    with pytest.raises(OSError):
+        timed(result, "wipe", timed, result, "unlink", inner)
+    assert set(result.durations) == {"mount", "wipe", "unlink"}
+    assert result.step == "unlink"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from recycler_job import gfapi_wipe, wipe
+from recycler_job import gfapi_wipe, wipe, wipe_engine
 from recycler_job.config import Config
 from recycler_job.wipe import (
     WipeCrossDevice,
@@ -172,7 +172,7 @@ def test_deep_tree_open_descriptors_stay_bounded(root: Path) -> None:
 def test_wide_directories_and_many_files(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A tiny subdirectory batch forces re-scans (and a full queue) on a small tree."""
     monkeypatch.setattr(wipe, "_SUBDIR_BATCH", 3)
-    monkeypatch.setattr(wipe, "_QUEUE_PER_WORKER", 1)
+    monkeypatch.setattr(wipe_engine, "QUEUE_PER_WORKER", 1)
     for d in range(40):
         for f in range(7):
             write(root / f"d{d}" / f"f{f}", b"ab")
@@ -429,7 +429,7 @@ def test_endless_swapping_gives_up(
     with pytest.raises(WipeNotEmpty, match="passes"):
         wipe_tree(str(root), workers=2)
     monkeypatch.undo()
-    assert 5 < swaps <= 2 * wipe._MAX_PASSES + 2
+    assert 5 < swaps <= 2 * wipe_engine.MAX_PASSES + 2
     assert digest(outside) == before
 
 

@@ -1,0 +1,72 @@
+"""The libgfapi transport: connect without a mount, prove the Volume ID, wipe by handle.
+
+The gluster CLI is asked first: a volume deleted and re-created under the same name in
+between shows up as a mismatch. No trash rule: gfapi sees `.trashcan/<subdir>` and empties
+it (see docs/decisions.md). libgfapi is loaded only when this transport is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+
+from recycler_job import failpoints, wipe
+from recycler_job.gluster.errors import VolumeIdentityError
+from recycler_job.report import timed
+from recycler_job.transport import Opened, StopCheck, Target, volume_info_checked
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def open_gfapi(target: Target) -> Iterator[Opened]:
+    """Connect over libgfapi; the Volume ID it reads must be the one `gluster volume info`
+    reports from the same hosts; wipe by handle; glfs_fini on every path."""
+    from recycler_job import gfapi_wipe  # noqa: PLC0415 (loads libgfapi only when used)
+
+    config = target.config
+    pv_name, source, hosts, result = target.pv_name, target.source, target.hosts, target.result
+    info = volume_info_checked(target)
+    failpoints.hit("before-mount")
+    target.guard()
+    log_file = os.path.join(config.log_dir, f"gfapi-{pv_name}.log")
+    volume: gfapi_wipe.GfapiVolume = timed(
+        result, "mount", gfapi_wipe.open_volume, source.volume, hosts, log_file=log_file
+    )
+    closing_started: float | None = None
+    try:
+        with volume:
+            try:
+                seen = volume.volume_id()
+                if not gfapi_wipe.volume_ids_match(seen, info.volume_id):
+                    raise VolumeIdentityError(
+                        f"volume {source.volume}: libgfapi reached Volume ID {seen}, but "
+                        f"`gluster volume info` on the same hosts says {info.volume_id}: "
+                        "another volume answered"
+                    )
+                result.volume_id = info.volume_id
+                failpoints.hit("after-verify")
+                workers = config.wipe_workers
+
+                def run(stop: StopCheck) -> wipe.WipeStats:
+                    return volume.wipe(source.subdir, workers=workers, stop=stop)
+
+                own = {gfapi_wipe.client_list_name(): 1}
+                yield Opened(volume_id=info.volume_id, own_clients=own, wipe=run)
+            finally:
+                closing_started = time.monotonic()
+    finally:
+        if closing_started is not None:
+            result.durations["unmount"] = round(time.monotonic() - closing_started, 3)
+        if volume.volume.closed:
+            log.info(
+                "pv/%s: glfs_fini of volume %s returned %s",
+                pv_name,
+                source.volume,
+                volume.volume.fini_result,
+            )
+        else:  # a worker is still inside a gfapi call: freeing it now would crash
+            log.error("pv/%s: glfs_fini of volume %s skipped", pv_name, source.volume)
