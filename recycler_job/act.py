@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recycler_job import failpoints, tls, watch, wipe
+from recycler_job.api_errors import ClusterUnavailable, Conflict, KubeError, NotFound
 from recycler_job.clock import Clock, format_time
 from recycler_job.config import Config
 from recycler_job.decide import (
@@ -43,17 +44,7 @@ from recycler_job.journal import (
     clean_copy,
     released_claim_ref,
 )
-from recycler_job.kube import (
-    ENDPOINTS,
-    LEASE,
-    PV,
-    PVC,
-    ClusterUnavailable,
-    Conflict,
-    Kube,
-    KubeError,
-    NotFound,
-)
+from recycler_job.kube import ENDPOINTS, LEASE, PV, PVC, Kube
 from recycler_job.lease import LeaseKeeper, LeaseLost
 from recycler_job.report import VolumeResult, timed
 from recycler_job.sources import GlusterSource, describe_source

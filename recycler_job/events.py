@@ -15,8 +15,9 @@ import hashlib
 import logging
 from typing import Any
 
+from recycler_job.api_errors import Conflict, KubeError
 from recycler_job.clock import format_time, utcnow
-from recycler_job.kube import EVENT, Conflict, Kube, KubeError
+from recycler_job.kube import EVENT, Kube
 
 log = logging.getLogger(__name__)
 

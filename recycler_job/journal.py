@@ -25,16 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from recycler_job import failpoints
+from recycler_job.api_errors import ClusterUnavailable, Conflict, KubeError, NotFound
 from recycler_job.clock import format_time, utcnow
-from recycler_job.kube import (
-    CONFIGMAP,
-    PV,
-    ClusterUnavailable,
-    Conflict,
-    Kube,
-    KubeError,
-    NotFound,
-)
+from recycler_job.kube import CONFIGMAP, PV, Kube
 
 log = logging.getLogger(__name__)
 

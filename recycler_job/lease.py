@@ -37,9 +37,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from recycler_job.api_errors import Conflict, KubeError, NotFound
 from recycler_job.clock import Clock, format_micro_time, parse_time, utcnow
 from recycler_job.errors import RecyclerError
-from recycler_job.kube import LEASE, Conflict, Kube, KubeError, NotFound
+from recycler_job.kube import LEASE, Kube
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from recycler_job import failpoints, tls
 from recycler_job.act import Actor
+from recycler_job.api_errors import ClusterUnavailable, Conflict, KubeError
 from recycler_job.clock import Clock, format_time, utcnow
 from recycler_job.config import Config
 from recycler_job.decide import (
@@ -27,16 +28,7 @@ from recycler_job.exit_codes import ExitCode
 from recycler_job.gluster import cli as gluster_cli
 from recycler_job.gluster import mount
 from recycler_job.journal import Journal
-from recycler_job.kube import (
-    LEASE,
-    PV,
-    PVC,
-    ClusterUnavailable,
-    Conflict,
-    Kube,
-    KubeError,
-    gc_paused,
-)
+from recycler_job.kube import LEASE, PV, PVC, Kube, gc_paused
 from recycler_job.lease import LeaseKeeper, LeaseLock
 from recycler_job.report import RunReport, VolumeResult
 from recycler_job.state import ClusterSnapshot

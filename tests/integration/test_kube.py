@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
+from recycler_job.api_errors import ClusterUnavailable, Expired, NotFound
 from recycler_job.config import load_config
 from recycler_job.errors import RecyclerError
 from recycler_job.exit_codes import ExitCode
-from recycler_job.kube import PV, ClusterUnavailable, Expired, Kube, NotFound
+from recycler_job.kube import PV, Kube
 from recycler_job.runner import Runner
 from tests.sandbox.controlplane import ControlPlane
 from tests.sandbox.objects import gluster_pv

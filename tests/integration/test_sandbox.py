@@ -7,8 +7,9 @@ import subprocess
 
 import pytest
 
+from recycler_job.api_errors import Conflict
 from recycler_job.config import load_config
-from recycler_job.kube import LEASE, PV, Conflict, Kube
+from recycler_job.kube import LEASE, PV, Kube
 from tests.sandbox.controlplane import ControlPlane
 from tests.sandbox.objects import gluster_pv, pvc, wait_for
 

@@ -12,8 +12,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutErr
 
 import recycler_job
 from recycler_job import kube
-from recycler_job.errors import RecyclerError
-from recycler_job.kube import (
+from recycler_job.api_errors import (
     ApiStatus,
     ClusterUnavailable,
     Conflict,
@@ -22,6 +21,7 @@ from recycler_job.kube import (
     KubeError,
     NotFound,
 )
+from recycler_job.errors import RecyclerError
 
 
 def _package_exceptions() -> list[type[BaseException]]:

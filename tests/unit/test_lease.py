@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from recycler_job import lease as lease_module
+from recycler_job.api_errors import KubeError
 from recycler_job.clock import format_micro_time, parse_time
-from recycler_job.kube import Kube, KubeError
+from recycler_job.kube import Kube
 from recycler_job.lease import (
     SAFETY_MARGIN,
     LeaseKeeper,
