@@ -6,13 +6,15 @@ synchronously, so none is lost when the process exits right after.
 Repeats are aggregated as client-go's recorder does: the same PV, type, reason, message and
 source update one Event's count and lastTimestamp instead of adding an object every run. A
 short-lived process has no in-memory cache to correlate with, so the Event's name is derived
-from those fields and looked up by name (get + patch, no list).
+from those fields and looked up by name (get + patch, no list). Where the ClusterRole predates
+that (create only, get forbidden), each Event is created as before, under a name of its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from typing import Any
 
 from recycler_job.api_errors import Conflict, KubeError
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 COMPONENT = "gluster-recycler"
 EVENT_NAMESPACE = "default"
 MAX_MESSAGE = 1024
+FORBIDDEN = 403
 ATTEMPTS = 3  # a concurrent writer of the same Event makes a patch or create conflict
 
 
@@ -97,7 +100,13 @@ class EventRecorder:
         assert self.kube is not None
         name = body["metadata"]["name"]
         for attempt in range(ATTEMPTS):
-            existing = self.kube.get_or_none(EVENT, name, EVENT_NAMESPACE)
+            try:
+                existing = self.kube.get_or_none(EVENT, name, EVENT_NAMESPACE)
+            except KubeError as exc:
+                if exc.status != FORBIDDEN:
+                    raise
+                self._create_unaggregated(body)
+                return
             try:
                 if existing is None:
                     self.kube.create(EVENT, body, EVENT_NAMESPACE)
@@ -112,3 +121,16 @@ class EventRecorder:
             except Conflict:
                 if attempt == ATTEMPTS - 1:
                     raise
+
+    def _create_unaggregated(self, body: dict[str, Any]) -> None:
+        """A ClusterRole from before aggregation grants `create` on events but not `get`:
+        record the Event all the same, as a new object each run, rather than lose it."""
+        assert self.kube is not None
+        log.debug("events: get is forbidden; recording without aggregation")
+        try:
+            self.kube.create(EVENT, body, EVENT_NAMESPACE)
+        except Conflict:
+            # The fixed name exists from an earlier run: a name of this run's own.
+            unique = dict(body, metadata=dict(body["metadata"]))
+            unique["metadata"]["name"] = f"{body['metadata']['name']}.{time.time_ns():x}"
+            self.kube.create(EVENT, unique, EVENT_NAMESPACE)

@@ -361,9 +361,12 @@ def test_stale_mount_of_a_killed_run_is_cleaned_up(scenario: Scenario, kube: Kub
     assert mountinfo.mounts_below(str(scenario.mount_root)) == []
 
 
-def shipped_rbac_for(scenario: Scenario, namespace: str, account: str) -> None:
+def shipped_rbac_for(
+    scenario: Scenario, namespace: str, account: str, *, event_verbs: list[str] | None = None
+) -> None:
     """manifests/rbac.yaml's rules, granted to `account`: cluster-wide as shipped, and the
-    Role's Lease and ConfigMap rules for this scenario's Lease name in its namespace."""
+    Role's Lease and ConfigMap rules for this scenario's Lease name in its namespace.
+    `event_verbs` replaces the verbs on events (an older ClusterRole)."""
     name = f"grt-{scenario.unique}"
     names = {
         "gluster-recycler": scenario.lease,
@@ -379,6 +382,8 @@ def shipped_rbac_for(scenario: Scenario, namespace: str, account: str) -> None:
             doc["metadata"]["namespace"] = scenario.namespace
         if kind in ("Role", "ClusterRole"):
             for rule in doc["rules"]:
+                if event_verbs is not None and rule["resources"] == ["events"]:
+                    rule["verbs"] = event_verbs
                 if "resourceNames" in rule:
                     rule["resourceNames"] = [names[n] for n in rule["resourceNames"]]
         else:
