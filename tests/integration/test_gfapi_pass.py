@@ -14,7 +14,7 @@ import re
 import shutil
 import signal
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -166,10 +166,21 @@ def test_a_gfapi_client_arriving_before_ours_is_refused(nobody: NobodyScenario) 
     the first check and ours has the same name, and is not ours."""
     pv = nobody.released_volume("gf-early", {"precious": "x"})
     run = Follow(nobody.start(env={ENV: "before-mount=sleep:8"}))
+    _second_client_fails(nobody, pv, run, lambda: run.wait_for_line("failpoint before-mount"))
+    assert "has clients besides our own: 1 gfapi." in run.stderr, run.stderr
+    assert nobody.listing(pv) == ["precious"]
+    assert nobody.pv(pv)["spec"].get("claimRef")
+
+
+def _second_client_fails(
+    nobody: NobodyScenario, pv: str, run: Follow, when: Callable[[], object]
+) -> None:
+    """Once `when` returns, connect another gfapi client of our name to the PV's volume and
+    hold it; the pass must exit 1. The client and the pass are stopped on every path."""
     go = nobody.tmp / "go"
-    other = None
+    other: Driver | None = None
     try:
-        run.wait_for_line("failpoint before-mount")
+        when()
         other = Driver(spec_for(nobody.volumes[pv], nobody.tmp, op="hold", pause_file=str(go)))
         assert other.next_event()["event"] == "connected"
         assert run.wait(timeout=180) == 1, run.stderr
@@ -179,9 +190,6 @@ def test_a_gfapi_client_arriving_before_ours_is_refused(nobody: NobodyScenario) 
             other.finish()
             other.kill()
         run.kill()
-    assert "has clients besides our own: 1 gfapi." in run.stderr, run.stderr
-    assert nobody.listing(pv) == ["precious"]
-    assert nobody.pv(pv)["spec"].get("claimRef")
 
 
 def test_a_second_gfapi_client_during_the_wipe_stops_it(nobody: NobodyScenario) -> None:
@@ -191,19 +199,12 @@ def test_a_second_gfapi_client_during_the_wipe_stops_it(nobody: NobodyScenario) 
     initial = nobody.brick_files(pv)
     # Slowed down so the wipe is still running when the second client has connected.
     run = Follow(nobody.start("--wipe-workers", "1", env={ENV: "wipe-directory=sleep:0.1"}))
-    other: Driver | None = None
-    go = nobody.tmp / "go"
-    try:
-        wait_for(lambda: nobody.brick_files(pv) < initial, interval=0.05, what="the wipe")
-        other = Driver(spec_for(nobody.volumes[pv], nobody.tmp, op="hold", pause_file=str(go)))
-        assert other.next_event()["event"] == "connected"
-        assert run.wait(timeout=180) == 1, run.stderr
-    finally:
-        go.touch()
-        if other is not None:
-            other.finish()
-            other.kill()
-        run.kill()
+    _second_client_fails(
+        nobody,
+        pv,
+        run,
+        lambda: wait_for(lambda: nobody.brick_files(pv) < initial, interval=0.05, what="the wipe"),
+    )
     assert "a new gluster client connected" in run.stderr, run.stderr
     assert nobody.brick_files(pv) > 0, "the wipe ended before the client came: nothing tested"
     assert nobody.pv(pv)["spec"].get("claimRef")
