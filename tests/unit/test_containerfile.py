@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from tests.sandbox.requirements import missing
@@ -124,7 +125,7 @@ def test_ignore_files_agree_and_let_the_copied_sources_through() -> None:
         if word == "COPY" and "--from=" not in args
         for source in args.split()[:-1]
     }
-    assert copied == {"requirements.txt", "pyproject.toml", "recycler_job"}
+    assert copied == {"requirements.txt", "pyproject.toml", "LICENSE", "recycler_job"}
     lines = ignore.splitlines()
     assert "*" in lines
     for source in copied:
@@ -143,3 +144,20 @@ def test_runtime_stage_carries_the_oci_labels() -> None:
     labels = " ".join(args for word, args in instructions() if word == "LABEL")
     for key in ("source", "version", "licenses"):
         assert f"org.opencontainers.image.{key}=" in labels, key
+    args = dict(
+        args.partition("=")[::2] for word, args in instructions() if word == "ARG" and "=" in args
+    )
+    # The license is declared (LICENSE, pyproject's `license`), never NOASSERTION; the
+    # version has no second copy here (pyproject.toml is its one source).
+    assert args["LICENSES"] == "Apache-2.0"
+    assert args["VERSION"] == "unknown"
+
+
+def test_license_is_apache_2_in_every_place_that_declares_it() -> None:
+    text = (REPO / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text and len(text) > 10_000, "not the full text"
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0"
+    assert project["license-files"] == ["LICENSE"]
+    assert "## License" in (REPO / "README.md").read_text()
