@@ -7,7 +7,9 @@ from buildah; its root file system is a working container (`buildah from` + `bui
 in which the entrypoint runs as a container runtime would start it (tests/sandbox/image.py):
 own namespaces, read-only root, the CronJob's emptyDirs, the ServiceAccount's token for the
 sandbox control plane, against the sandbox glusterd. The pod spec and the ConfigMap are
-rendered from manifests/ (and overlays/restricted for the gfapi pod) by kubectl kustomize.
+rendered from manifests/ (and overlays/restricted for the gfapi pod) by kubectl kustomize,
+through a kustomization that points them at the built image as an admin points them at a
+mirror (`images:`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +31,7 @@ from tests.sandbox import image as img
 from tests.sandbox.controlplane import ControlPlane
 from tests.sandbox.gluster import GlusterServer
 from tests.sandbox.gluster_fixtures import VolumeFactory
+from tests.sandbox.kustomize import downstream
 from tests.sandbox.objects import endpoints, gluster_pv, pvc, wait_for
 from tests.sandbox.requirements import missing
 
@@ -75,12 +79,20 @@ def installed(control_plane: ControlPlane) -> ControlPlane:
     return control_plane
 
 
-def rendered(plane: ControlPlane, path: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """The CronJob's pod spec and the ConfigMap's data, as kubectl kustomize renders them."""
-    out = plane.run_kubectl("kustomize", str(path)).stdout
+def rendered(
+    plane: ControlPlane, path: Path, image: str | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The CronJob's pod spec and the ConfigMap's data, as kubectl kustomize renders them;
+    with `image`, through a kustomization of the admin's own that points the manifests at it
+    (`images:`), as for a mirror."""
+    with tempfile.TemporaryDirectory(prefix="grt-kustomize-") as tmp:
+        target = downstream(Path(tmp), path, image=image) if image else path
+        out = plane.run_kubectl("kustomize", str(target)).stdout
     docs = [d for d in yaml.safe_load_all(out) if d]
     cronjob = next(d for d in docs if d["kind"] == "CronJob")
     pod: dict[str, Any] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    if image:
+        assert pod["containers"][0]["image"] == image, "the images: override was ignored"
     name = pod["containers"][0]["envFrom"][0]["configMapRef"]["name"]
     configmap = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name)
     return pod, {k: str(v) for k, v in (configmap.get("data") or {}).items()}
@@ -134,8 +146,9 @@ def run_pod(
     *,
     command: list[str] | None = None,
 ) -> img.PodRun:
-    """The rendered pod of `overlay`, with `settings` layered over the ConfigMap."""
-    pod, configmap = rendered(plane, overlay)
+    """The rendered pod of `overlay` pointed at the built image, with `settings` layered over
+    the ConfigMap."""
+    pod, configmap = rendered(plane, overlay, image.name)
     container = pod["containers"][0]
     if command is not None:
         container["command"], container["args"] = command, []
@@ -160,8 +173,8 @@ def label_problems(config: dict[str, Any]) -> list[str]:
     ]
     if labels.get("org.opencontainers.image.version") != VERSION:
         problems.append(f"version {labels.get('org.opencontainers.image.version')!r} != {VERSION}")
-    if not labels.get("org.opencontainers.image.licenses"):
-        problems.append("licenses is empty")
+    if labels.get("org.opencontainers.image.licenses") != "Apache-2.0":
+        problems.append(f"licenses {labels.get('org.opencontainers.image.licenses')!r}")
     return problems
 
 
