@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import yaml
 from recycler_job.config import build_parser, load_config
 from recycler_job.exit_codes import ExitCode
 from tests.sandbox.controlplane import ControlPlane, control_plane_bin_dir
+from tests.sandbox.kustomize import RELEASED, downstream
 from tests.sandbox.objects import endpoints, gluster_pv, pvc, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -38,18 +40,24 @@ REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
 OPENSHIFT = REPO / "overlays" / "openshift"
 NEWER = REPO / "overlays" / "kubernetes-1.26"
+DRY_RUN = REPO / "overlays" / "dry-run"
+OPENSHIFT_48 = REPO / "overlays" / "openshift-4.8-restricted"
+OPENSHIFT_BUILD = REPO / "overlays" / "openshift-build"
+MONITORING = MANIFESTS / "components" / "monitoring"
 TEMPLATE = OPENSHIFT / "template.yaml"
+# The one version source; the label, the image tag and the template follow it.
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 RECOMMENDED_LABELS = {
     "app.kubernetes.io/name": "gluster-recycler",
     "app.kubernetes.io/instance": "gluster-recycler",
-    "app.kubernetes.io/version": "0.1.0",
+    "app.kubernetes.io/version": VERSION,
     "app.kubernetes.io/component": "volume-recycler",
     "app.kubernetes.io/part-of": "gluster-recycler",
     "app.kubernetes.io/managed-by": "kustomize",
 }
 NS = "gluster-recycler"
 SA = f"system:serviceaccount:{NS}:gluster-recycler"
-IMAGE = "localhost/gluster-recycler:0.1.0"
+IMAGE = f"{RELEASED}:{VERSION}"
 KINDS = {
     "Namespace",
     "ServiceAccount",
@@ -202,9 +210,13 @@ def token_of(kubeconfig: Path) -> str:
     return token
 
 
-def run_pass(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """One pass as a subprocess with a clean environment (no settings leak in from ours)."""
+def run_pass(
+    kubeconfig: Path, *args: str, settings: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """One pass as a subprocess with a clean environment (no settings leak in from ours),
+    plus `settings` as environment variables (as envFrom gives a pod the ConfigMap's)."""
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env.update(settings or {})
     return subprocess.run(
         [
             sys.executable,
@@ -254,16 +266,17 @@ def test_kustomize_renders_everything_into_one_namespace(control_plane: ControlP
                 "namespace": NS,
             }
     assert by_kind(docs, "Namespace")["metadata"]["name"] == NS
+    # The released image by default; no images: rewrite in the base (a downstream
+    # kustomization's images: entry for it must still match).
     assert pod_spec(docs)["containers"][0]["image"] == IMAGE
     base = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
-    name, tag = IMAGE.rsplit(":", 1)
-    assert base["images"] == [{"name": "gluster-recycler", "newName": name, "newTag": tag}]
+    assert "images" not in base
 
 
 def test_recommended_labels_are_set_once_and_reach_jobs_and_pods(
     control_plane: ControlPlane,
 ) -> None:
-    for target in (MANIFESTS, OPENSHIFT):
+    for target in (MANIFESTS, OPENSHIFT, OPENSHIFT_BUILD):
         for doc in render(control_plane, target):
             labels = doc["metadata"].get("labels", {})
             assert RECOMMENDED_LABELS.items() <= labels.items(), (doc["kind"], labels)
@@ -275,10 +288,20 @@ def test_recommended_labels_are_set_once_and_reach_jobs_and_pods(
     # The version label follows the image tag; the object files carry no copies.
     base = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
     assert base["commonLabels"] == RECOMMENDED_LABELS
-    assert base["images"][0]["newTag"] == RECOMMENDED_LABELS["app.kubernetes.io/version"]
-    overlay = yaml.safe_load((OPENSHIFT / "kustomization.yaml").read_text())
-    assert overlay["commonLabels"] == base["commonLabels"]
-    for path in [*MANIFESTS.glob("*.yaml"), *OPENSHIFT.glob("*.yaml"), *NEWER.glob("*.yaml")]:
+    assert RECOMMENDED_LABELS["app.kubernetes.io/version"] == VERSION
+    assert (
+        yaml.safe_load((MANIFESTS / "cronjob.yaml").read_text())["spec"]["jobTemplate"]["spec"][
+            "template"
+        ]["spec"]["containers"][0]["image"]
+        == IMAGE
+    )
+    for overlay_dir in (OPENSHIFT, OPENSHIFT_BUILD):
+        overlay = yaml.safe_load((overlay_dir / "kustomization.yaml").read_text())
+        assert overlay["commonLabels"] == base["commonLabels"], overlay_dir
+    overlay_files = [
+        p for d in (OPENSHIFT, NEWER, OPENSHIFT_BUILD, DRY_RUN) for p in d.glob("*.yaml")
+    ]
+    for path in [*MANIFESTS.glob("*.yaml"), *overlay_files]:
         if path.name not in ("kustomization.yaml", "template.yaml"):
             assert "app.kubernetes.io/" not in path.read_text(), path
 
@@ -350,7 +373,8 @@ def test_server_dry_run_with_strict_validation_accepts_every_manifest(
 ) -> None:
     # Namespaced objects need their namespace to exist, even in a dry run.
     control_plane.run_kubectl("apply", "-f", str(MANIFESTS / "namespace.yaml"))
-    targets = [MANIFESTS, OPENSHIFT] + ([NEWER] if control_plane.at_least(26) else [])
+    targets = [MANIFESTS, OPENSHIFT, DRY_RUN, OPENSHIFT_48]
+    targets += [NEWER] if control_plane.at_least(26) else []
     for target in targets:
         docs = render(control_plane, target)
         result = control_plane.server_dry_run("-k", str(target))
@@ -1234,3 +1258,280 @@ def test_restricted_pod_with_the_tls_components_passes_restricted(
             assert created.returncode == 0, (base, created.stderr)
     finally:
         control_plane.run_kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+# ---- a downstream kustomization: a mirror, the monitoring component -----------------------
+
+MIRROR = "mirror.example.com/tools/gluster-recycler"
+DIGEST = "sha256:" + "ab" * 32
+
+
+def test_downstream_images_entry_points_every_variant_at_a_mirror(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """What the README tells an admin to write (`images:` for the released image's name),
+    rendered by this version's own kubectl, takes effect on every variant: the base renames
+    nothing, so the entry matches. kubectl 1.21 (kustomize v2.0.3) takes the base directory
+    under `bases:`, as the README says."""
+    legacy = not control_plane.at_least(22)
+    # The name an admin sees in manifests/cronjob.yaml is the name the entry must match:
+    # a base that renamed it (as 0.1.0's images: did) would make the entry match nothing.
+    cronjob = yaml.safe_load((MANIFESTS / "cronjob.yaml").read_text())
+    written = pod_spec([cronjob])["containers"][0]["image"]
+    name = written.rsplit(":", 1)[0]
+    variants = [MANIFESTS, OPENSHIFT, RESTRICTED, OPENSHIFT_RESTRICTED, OPENSHIFT_48, DRY_RUN]
+    variants += [NEWER] if control_plane.at_least(26) else []
+    for base in variants:
+        # Unchanged, every variant names the released image of this version.
+        assert _container(render(control_plane, base))["image"] == IMAGE, base
+        target = downstream(
+            tmp_path / base.name, base, image=f"{MIRROR}:{VERSION}-1", legacy=legacy, name=name
+        )
+        rendered = _container(render(control_plane, target))["image"]
+        assert rendered == f"{MIRROR}:{VERSION}-1", (base, rendered)
+    # By digest, as a mirror pinned to the release's digest.
+    pinned = downstream(tmp_path / "digest", MANIFESTS, legacy=legacy)
+    doc = yaml.safe_load((pinned / "kustomization.yaml").read_text())
+    doc["images"] = [{"name": name, "newName": MIRROR, "digest": DIGEST}]
+    (pinned / "kustomization.yaml").write_text(yaml.safe_dump(doc))
+    assert _container(render(control_plane, pinned))["image"] == f"{MIRROR}@{DIGEST}"
+    # ...which is the released image's full name, as the README's example writes it.
+    assert (written, name) == (IMAGE, RELEASED)
+    # The old symbolic name matches nothing now either way: the README names the full one.
+    assert RELEASED in (REPO / "README.md").read_text()
+
+
+def test_monitoring_component_adds_the_prometheus_rule(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    needs(control_plane, 22, "kustomize components (kustomize 3.7+)")
+    base = render(control_plane, MANIFESTS)
+    docs = render(control_plane, downstream(tmp_path / "m", MANIFESTS, components=(MONITORING,)))
+    extra = [d for d in docs if d not in base]
+    assert [d for d in docs if d in base] == base
+    (rule,) = extra
+    assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+    assert rule["metadata"]["namespace"] == NS
+    source = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
+    assert rule["spec"] == source["spec"]
+
+
+# ---- dry run first ------------------------------------------------------------------------
+
+
+def test_dry_run_overlay_sets_dry_run_and_nothing_else(control_plane: ControlPlane) -> None:
+    base = render(control_plane, MANIFESTS)
+    docs = render(control_plane, DRY_RUN)
+    assert [d for d in docs if d["kind"] != "ConfigMap"] == [
+        d for d in base if d["kind"] != "ConfigMap"
+    ]
+    data = by_kind(docs, "ConfigMap")["data"]
+    assert data == {**by_kind(base, "ConfigMap")["data"], "DRY_RUN": "true"}
+    env = {k: str(v) for k, v in data.items()}
+    assert load_config([], env, namespace_file="/nonexistent").dry_run
+
+
+def dry_run_job(plane: ControlPlane, name: str) -> dict[str, Any]:
+    """The README's one-off dry-run Job: a Job from the CronJob with DRY_RUN=true in the
+    container's env (which wins over the ConfigMap's envFrom), created before it starts."""
+    job = plane.run_kubectl(
+        "create",
+        "job",
+        "--from=cronjob/gluster-recycler",
+        name,
+        "-n",
+        NS,
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ).stdout
+    patched = plane.run_kubectl(
+        "set", "env", "--local", "-f", "-", "DRY_RUN=true", "-o", "yaml", input_text=job
+    ).stdout
+    plane.run_kubectl("create", "-f", "-", input_text=patched)
+    return plane.get_json("job", name, "-n", NS)
+
+
+def live_settings(plane: ControlPlane, tmp_path: Path, unique: str) -> dict[str, str]:
+    """The installed ConfigMap's data, as envFrom gives it to the pod, and what this test
+    needs on top: only its own PV, no minimum age, mounts under tmp_path."""
+    data = plane.get_json("configmap", "gluster-recycler-config", "-n", NS).get("data", {})
+    return {
+        **data,
+        "PV_SELECTOR": f"grt-manifests-dry={unique}",
+        "MIN_AGE": "0",
+        "MOUNT_ROOT": str(tmp_path / "mounts"),
+    }
+
+
+@pytest.mark.gluster
+def test_dry_run_job_and_dry_run_overlay_remove_nothing(
+    installed: ControlPlane,
+    gluster_server: Any,
+    gluster_volume: Any,
+    unique: str,
+    tmp_path: Path,
+) -> None:
+    """A pass with the configuration of the one-off dry-run Job (the installed ConfigMap plus
+    the Job's env), then one with the dry-run overlay applied for real: each reports the
+    volume as would-recycle and leaves its files and the PV as they were."""
+    volume = gluster_volume()
+    gluster_server.write_files(volume, {"keep.txt": "k", "d/e.txt": "e"})
+    name = failed_gluster_pv(installed, volume, unique, "grt-manifests-dry")
+    kubeconfig = installed.service_account_kubeconfig(NS, "gluster-recycler", tmp_path / "sa")
+    job_name = f"gluster-recycler-dry-run-{unique}"
+    try:
+        job = dry_run_job(installed, job_name)
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        job_env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        assert job_env["DRY_RUN"] == "true"
+        assert container["envFrom"] == [{"configMapRef": {"name": "gluster-recycler-config"}}]
+        settings = live_settings(installed, tmp_path, unique)
+        assert settings["DRY_RUN"] == "false"  # the installed ConfigMap: the Job's env wins
+        settings.update({k: v for k, v in job_env.items() if k not in ("MOUNT_ROOT",)})
+        result = run_pass(kubeconfig, settings=settings)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert "1 would-recycle" in result.stdout, output
+        assert volume_entries(gluster_server, volume) == ["d", "keep.txt"]
+        assert phase(installed, name) == "Failed"
+
+        installed.run_kubectl("apply", "-k", str(DRY_RUN))
+        settings = live_settings(installed, tmp_path, unique)
+        assert settings["DRY_RUN"] == "true"
+        result = run_pass(kubeconfig, settings=settings)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert "1 would-recycle" in result.stdout, output
+        assert volume_entries(gluster_server, volume) == ["d", "keep.txt"]
+        assert phase(installed, name) == "Failed"
+        assert not recycled_events(installed, name)
+    finally:
+        installed.run_kubectl("delete", "job", job_name, "-n", NS, "--wait=false", check=False)
+        installed.run_kubectl("apply", "-k", str(MANIFESTS))
+    data = installed.get_json("configmap", "gluster-recycler-config", "-n", NS)["data"]
+    assert data["DRY_RUN"] == "false", "applying manifests/ again ends the dry run"
+
+
+# ---- OpenShift 4.8-4.10, unprivileged -----------------------------------------------------
+
+
+def test_openshift_48_overlay_is_openshift_restricted_without_seccomp(
+    control_plane: ControlPlane,
+) -> None:
+    """The restricted SCC of 4.8-4.10 refuses any seccompProfile: none is set, no uid is
+    fixed, and everything else is overlays/openshift-restricted's."""
+    newer = render(control_plane, OPENSHIFT_RESTRICTED)
+    docs = render(control_plane, OPENSHIFT_48)
+    assert "seccompProfile" not in yaml.safe_dump_all(docs)
+    spec = pod_spec(docs)
+    sc = _container(docs)["securityContext"]
+    assert "runAsUser" not in spec.get("securityContext", {}) and "runAsUser" not in sc
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert sc == {
+        k: v for k, v in _container(newer)["securityContext"].items() if k != "seccompProfile"
+    }
+    assert sc["capabilities"] == {"drop": ["ALL"]} and sc["allowPrivilegeEscalation"] is False
+    labels = by_kind(docs, "Namespace")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/audit"] == "restricted"
+
+    def without_seccomp(doc: dict[str, Any]) -> dict[str, Any]:
+        doc = copy.deepcopy(doc)
+        if doc["kind"] == "CronJob":
+            pod_spec([doc])["securityContext"].pop("seccompProfile")
+            _container([doc])["securityContext"].pop("seccompProfile")
+        if doc["kind"] == "Namespace":
+            doc["metadata"]["labels"] = labels
+        return doc
+
+    assert docs == [without_seccomp(d) for d in newer]
+
+
+def test_openshift_48_pod_passes_a_namespace_that_enforces_baseline(
+    control_plane: ControlPlane, unique: str
+) -> None:
+    """Should Pod Security admission be on (1.23), the pod without a seccomp profile passes
+    the level its namespace enforces."""
+    needs(control_plane, 23, "Pod Security admission")
+    namespace = f"grt-baseline-{unique}"
+    control_plane.run_kubectl("create", "namespace", namespace)
+    try:
+        control_plane.run_kubectl(
+            "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=baseline"
+        )
+        control_plane.run_kubectl("create", "serviceaccount", "gluster-recycler", "-n", namespace)
+        pod = _pod_from(render(control_plane, OPENSHIFT_48), "no-seccomp", namespace)
+        created = control_plane.run_kubectl(
+            "create", "--dry-run=server", "-f", "-", input_text=yaml.safe_dump(pod), check=False
+        )
+        assert created.returncode == 0, created.stderr
+    finally:
+        control_plane.run_kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+# ---- OpenShift, built in the cluster ------------------------------------------------------
+
+OPENSHIFT_KINDS = {
+    ("BuildConfig", "build.openshift.io/v1"),
+    ("ImageStream", "image.openshift.io/v1"),
+}
+
+
+def test_openshift_build_overlay_builds_from_the_containerfile_and_follows_the_stream(
+    control_plane: ControlPlane,
+) -> None:
+    """No OpenShift API here: the objects are checked offline against the fields
+    openshift/api (build/v1, image/v1) requires and the documented trigger annotation; the
+    Kubernetes objects pass strict server-side validation."""
+    docs = render(control_plane, OPENSHIFT_BUILD)
+    openshift = render(control_plane, OPENSHIFT)
+    ours = [d for d in docs if (d["kind"], d["apiVersion"]) in OPENSHIFT_KINDS]
+    kube = [d for d in docs if d not in ours]
+    assert {(d["kind"], d["apiVersion"]) for d in ours} == OPENSHIFT_KINDS
+    assert [d for d in kube if d["kind"] != "CronJob"] == [
+        d for d in openshift if d["kind"] != "CronJob"
+    ]
+    stream = by_kind(docs, "ImageStream")
+    build = by_kind(docs, "BuildConfig")
+    for doc in (stream, build):
+        assert doc["metadata"]["namespace"] == NS
+        assert RECOMMENDED_LABELS.items() <= doc["metadata"]["labels"].items()
+    assert stream["spec"]["lookupPolicy"] == {"local": True}
+    spec = build["spec"]
+    assert spec["source"]["type"] == "Git"
+    assert re.fullmatch(
+        r"https://github\.com/[\w.-]+/gluster-recycler\.git", spec["source"]["git"]["uri"]
+    )
+    assert spec["source"]["git"]["ref"] == f"v{VERSION}"
+    strategy = spec["strategy"]
+    assert strategy["type"] == "Docker"
+    docker = strategy["dockerStrategy"]
+    assert docker["dockerfilePath"] == "Containerfile" and (REPO / "Containerfile").exists()
+    declared = set(re.findall(r"^ARG ([A-Z_]+)", (REPO / "Containerfile").read_text(), re.M))
+    args = {a["name"]: a["value"] for a in docker["buildArgs"]}
+    assert set(args) <= declared, set(args) - declared
+    assert args["VERSION"] == VERSION
+    tag = f"{stream['metadata']['name']}:latest"
+    assert spec["output"]["to"] == {"kind": "ImageStreamTag", "name": tag}
+    assert {"type": "ConfigChange"} in spec["triggers"]
+    # The CronJob names the tag, resolved per pod; the trigger writes each build's digest.
+    cronjob = by_kind(docs, "CronJob")
+    container = _container(docs)
+    assert container["image"] == tag
+    template_meta = cronjob["spec"]["jobTemplate"]["spec"]["template"]["metadata"]
+    assert template_meta["annotations"] == {"alpha.image.policy.openshift.io/resolve-names": "*"}
+    (trigger,) = json.loads(cronjob["metadata"]["annotations"]["image.openshift.io/triggers"])
+    assert trigger["from"] == {"kind": "ImageStreamTag", "name": tag}
+    assert trigger["fieldPath"] == (
+        f'spec.jobTemplate.spec.template.spec.containers[?(@.name=="{container["name"]}")].image'
+    )
+    # Apart from the image and those annotations, the CronJob is the OpenShift overlay's.
+    same = copy.deepcopy(cronjob)
+    same["metadata"].pop("annotations")
+    same["spec"]["jobTemplate"]["spec"]["template"]["metadata"].pop("annotations")
+    _container([same])["image"] = IMAGE
+    assert same == by_kind(openshift, "CronJob")
+    control_plane.run_kubectl("apply", "-f", str(MANIFESTS / "namespace.yaml"))
+    result = control_plane.server_dry_run("-f", "-", input_text=yaml.safe_dump_all(kube))
+    assert result.returncode == 0, result.stderr
