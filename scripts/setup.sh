@@ -8,8 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # buildah and debootstrap: the image test builds the Containerfile (scripts/image.sh).
+# prometheus: its promtool checks and unit-tests the PrometheusRule (tests/unit/test_monitoring.py;
+# the package's service is not started here). shellcheck: actionlint checks the workflows'
+# shell steps with it.
 debs=(glusterfs-server glusterfs-client rsync attr psmisc procps prometheus-pushgateway
-  buildah debootstrap)
+  buildah debootstrap prometheus shellcheck)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -31,6 +34,17 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
   .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"
+fi
+
+# actionlint lints .github/workflows (tests/unit/test_release.py): a Go module, pinned, built
+# once into the cache beside the control planes.
+actionlint_version=v1.7.12
+tools=${GLUSTER_RECYCLER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gluster-recycler}/tools
+if [ ! -x "$tools/actionlint-$actionlint_version/actionlint" ]; then
+  echo "setup: building actionlint $actionlint_version into $tools" >&2
+  mkdir -p "$tools/actionlint-$actionlint_version"
+  CGO_ENABLED=0 GOBIN="$tools/actionlint-$actionlint_version" \
+    go install "github.com/rhysd/actionlint/cmd/actionlint@$actionlint_version"
 fi
 
 bash testenv/build.sh "${K8S_VERSION:-}" >/dev/null
