@@ -1,3 +1,4 @@
-"""gluster-recycler: wipes released GlusterFS PersistentVolumes and returns them to the pool."""
+"""gluster-recycler: wipes released GlusterFS PersistentVolumes and returns them to the pool.
 
-__version__ = "0.1.0"
+The version is pyproject.toml's, read from the installed metadata (no copy here).
+"""

@@ -174,3 +174,6 @@ def test_every_copy_of_the_version_is_pyprojects() -> None:
     releases = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", changelog, re.M)
     assert releases and releases[0] == VERSION, releases
     assert f"[{VERSION}]: " in changelog
+    # No version literal in the package: --version reads the installed metadata.
+    for source in (REPO / "recycler_job").rglob("*.py"):
+        assert not re.search(r"__version__\s*=\s*[\"']", source.read_text()), source
