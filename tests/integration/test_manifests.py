@@ -91,13 +91,16 @@ def needs(plane: ControlPlane, minor: int, what: str) -> None:
 
 def unexpected_warnings(stderr: str) -> list[str]:
     """Warnings other than the API's about spec.glusterfs and newer kustomize versions'
-    about the fields kept for the kustomize of kubectl 1.21 (commonLabels, bases)."""
+    about the fields kept for the kustomize of kubectl 1.21 (commonLabels, bases, and the
+    patch fields of the overlays: patchesStrategicMerge, patchesJson6902)."""
     return [
         line
         for line in stderr.splitlines()
         if line.strip()
         and "glusterfs" not in line
-        and not re.search(r"'(commonLabels|bases)' is deprecated", line)
+        and not re.search(
+            r"'(commonLabels|bases|patchesStrategicMerge|patchesJson6902)' is deprecated", line
+        )
     ]
 
 
