@@ -21,10 +21,13 @@ controlplanes: setup
 	@for v in $(K8S_BUILD); do bash testenv/build.sh "$$v" >/dev/null || exit 1; done
 
 # Builds (or finds in the cache) the Debian chroots of the GlusterFS servers of the version
-# matrix (tests/sandbox/gluster_versions.py): bullseye (9.2) and trixie (11.1), ~2 min each cold.
+# matrix (tests/sandbox/gluster_versions.py): bullseye (9.2) and trixie (11.1), side by side
+# (~2 min cold, nothing when cached).
 GLUSTER_SUITES := bullseye trixie
 glusterservers: setup
-	@for s in $(GLUSTER_SUITES); do bash tests/sandbox/gluster_chroot.sh "$$s" >/dev/null || exit 1; done
+	@pids=""; for s in $(GLUSTER_SUITES); do \
+	  bash tests/sandbox/gluster_chroot.sh "$$s" >/dev/null & pids="$$pids $$!"; \
+	done; for p in $$pids; do wait $$p || exit 1; done
 
 lint: setup
 	.venv/bin/ruff check .
