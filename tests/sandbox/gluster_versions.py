@@ -287,12 +287,21 @@ class VersionedGlusterServer(GlusterServer):
     # --------------------------------------------------------------- teardown
 
     def _remove_link(self) -> None:
-        _kill_namespace(self.netns)
-        if self.netns in _ip("netns", "list", check=False).stdout.split():
-            _ip("netns", "del", self.netns)
-        if _ip("link", "show", self._veth("h"), check=False).returncode == 0:
-            _ip("link", "del", self._veth("h"))
+        """Every step is tried even when one before failed; the first failure is raised."""
+        errors: list[str] = []
+        try:
+            _kill_namespace(self.netns)
+            if self.netns in _ip("netns", "list", check=False).stdout.split():
+                _ip("netns", "del", self.netns)
+        except GlusterSandboxError as exc:
+            errors.append(str(exc))
+        # Deleting the namespace destroys the pair, asynchronously: "no such device" is done.
+        gone = _ip("link", "del", self._veth("h"), check=False)
+        if gone.returncode != 0 and "Cannot find device" not in gone.stderr:
+            errors.append(f"ip link del {self._veth('h')}: {gone.stderr.strip()}")
         _edit_hosts(self.slot or 0, None)
+        if errors:
+            raise GlusterSandboxError("; ".join(errors))
 
     def close(self) -> None:
         """Unmount this machine's mounts of its volumes, end every process of the server,
