@@ -43,24 +43,39 @@ COMPAT: dict[str, set[str] | None] = {  # file -> test names (None: the whole fi
     },
     "tests/integration/test_grace.py": None,
 }
+# The GlusterFS server-version matrix (9.2, 10.3, 11.1; tests/sandbox/gluster_versions.py):
+# marked `gluster_compat`, so that `pytest -m gluster_compat` runs it alone.
+GLUSTER_COMPAT: dict[str, set[str] | None] = {
+    "tests/integration/test_gluster_matrix.py": None,
+}
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "gluster_compat: the GlusterFS server-version matrix (tests/conftest.py)"
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the compatibility subset; a listed name its module does not define is an error."""
+    """Mark the compatibility subsets; a listed name its module does not define is an error."""
     unknown: set[str] = set()
-    for item in items:
-        path = Path(str(item.path)).resolve()
-        rel = path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else ""
-        if rel not in COMPAT:
-            continue
-        names = COMPAT[rel]
-        module = getattr(item, "module", None)
-        unknown |= {f"{rel}::{n}" for n in names or () if not hasattr(module, n)}
-        if names is None or getattr(item, "originalname", item.name) in names:
-            item.add_marker(pytest.mark.compat)
+    for subset, marker in (
+        (COMPAT, pytest.mark.compat),
+        (GLUSTER_COMPAT, pytest.mark.gluster_compat),
+    ):
+        for item in items:
+            path = Path(str(item.path)).resolve()
+            rel = path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else ""
+            if rel not in subset:
+                continue
+            names = subset[rel]
+            module = getattr(item, "module", None)
+            unknown |= {f"{rel}::{n}" for n in names or () if not hasattr(module, n)}
+            if names is None or getattr(item, "originalname", item.name) in names:
+                item.add_marker(marker)
     if unknown:
-        raise pytest.UsageError(f"COMPAT in tests/conftest.py: no such test {sorted(unknown)}")
+        raise pytest.UsageError(f"tests/conftest.py: no such test {sorted(unknown)}")
 
 
 @pytest.fixture(scope="session")

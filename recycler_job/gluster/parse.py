@@ -191,6 +191,10 @@ def parse_volume_info(text: str, volume: str) -> VolumeInfo:
         if not sep or not host or not path.startswith("/"):
             raise GlusterError(f"`volume info {volume}`: unexpected brick {name!r}")
         uuid = (brick.findtext("hostUuid") or brick.get("uuid") or "").strip().lower()
+        if not UUID.fullmatch(uuid):
+            # Every server version tested (9.2, 10.3, 11.1) names it; without it the node
+            # uuids a mount reports could not be told from another pool's.
+            raise GlusterError(f"`volume info {volume}`: brick {name!r} has no node uuid")
         bricks.append(VolumeBrick(host=host, path=path.rstrip("/") or "/", node_uuid=uuid))
     if not bricks:
         raise GlusterError(f"`volume info {volume}` listed no brick")

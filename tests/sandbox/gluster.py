@@ -142,6 +142,10 @@ class GlusterServer:
             self._address = self._pick_address()
         return self._address
 
+    def server_path(self, path: str) -> str:
+        """`path` (on this machine) as glusterd sees it: the same here (see gluster_versions)."""
+        return path
+
     @property
     def hosts(self) -> tuple[str, ...]:
         """The host list for mounts and Endpoints."""
@@ -245,7 +249,7 @@ class GlusterServer:
         args = ["volume", "create", name]
         if replica:
             args += ["replica", str(replica)]
-        args += [f"{self.host}:{brick}" for brick in brick_dirs]
+        args += [f"{self.host}:{self.server_path(brick)}" for brick in brick_dirs]
         args.append("force")
         self.gluster(*args)
         for key, value in (options or {}).items():
@@ -279,6 +283,15 @@ class GlusterServer:
             if path.startswith("/"):
                 states[f"{node.findtext('hostname')}:{path}"] = node.findtext("status") == "1"
         return states
+
+    def brick_pids(self, name: str) -> list[int]:
+        """The process ids of `name`'s online bricks (gluster's XML status)."""
+        root = self._status_xml(name)
+        return [
+            int(node.findtext("pid") or 0)
+            for node in root.iter("node")
+            if (node.findtext("path") or "").startswith("/") and node.findtext("status") == "1"
+        ]
 
     def brick_connection_counts(self, name: str) -> list[int]:
         """How many client connections each brick of `name` has (gluster's XML status)."""

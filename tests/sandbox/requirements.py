@@ -28,3 +28,11 @@ def gluster_unavailable_reason() -> str | None:
         if shutil.which(binary) is None and not Path(f"/sbin/{binary}").exists():
             return f"{binary} not installed (run `make setup`)"
     return None
+
+
+def netns_unavailable_reason() -> str | None:
+    """Why the chroot servers of the version matrix cannot run here, or None when they can."""
+    for binary in ("ip", "unshare", "nsenter", "chroot", "debootstrap"):
+        if shutil.which(binary) is None and not Path(f"/sbin/{binary}").exists():
+            return f"{binary} not installed (run `make setup`)"
+    return None
