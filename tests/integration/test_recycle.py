@@ -213,14 +213,30 @@ def test_failed_mount_touches_nothing_and_other_volumes_still_recycle(
     assert f"pv/{broken}" in result.stdout
 
 
-def test_volume_with_another_client_is_refused(scenario: Scenario) -> None:
+def test_volume_with_another_client_is_busy_and_the_job_succeeds(scenario: Scenario) -> None:
+    """A mounted volume heals by itself: not wiped, not a failure (exit 0), a Warning Event."""
     pv = scenario.released_volume("inuse", {"live": "data"})
     with scenario.gluster.mounted(scenario.volumes[pv]):
         result = scenario.run()
-    assert result.code == 1
-    assert "client" in result.volume(pv)["error"].lower()
+    assert result.code == 0, result.stderr
+    volume = result.volume(pv)
+    assert volume["outcome"] == "busy", volume
+    assert "1 fuse client" in volume["reason"] and not volume["error"], volume
+    assert "1 busy" in result.stdout and "0 failed" in result.stdout, result.stdout
     assert scenario.listing(pv) == ["live"]
     assert scenario.pv(pv)["spec"].get("claimRef")
+    reasons = [(e["type"], e["reason"]) for e in scenario.events(pv)]
+    assert reasons == [("Warning", "VolumeInUse")], reasons
+
+
+def test_a_busy_volume_does_not_hide_a_failed_one(scenario: Scenario) -> None:
+    busy = scenario.released_volume("inuse2", {"live": "data"})
+    broken = scenario.released_volume("broken2", path=f"grt-no-such-volume-{scenario.unique}")
+    with scenario.gluster.mounted(scenario.volumes[busy]):
+        result = scenario.run()
+    assert result.code == 1, result.stderr
+    assert result.volume(busy)["outcome"] == "busy"
+    assert result.volume(broken)["outcome"] == "failed"
 
 
 def test_dry_run_changes_nothing(scenario: Scenario, kube: Kube) -> None:
