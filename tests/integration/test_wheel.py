@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -42,7 +43,16 @@ def _wheelhouse() -> Path:
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtualenv with the wheel of this checkout and its declared dependencies."""
     tmp = tmp_path_factory.mktemp("wheel")
-    subprocess.run([*PIP, "wheel", "--no-deps", "-w", str(tmp / "dist"), str(REPO)], check=True)
+    # Built from a copy: setuptools writes build/ and *.egg-info next to the sources.
+    source = tmp / "source"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".*", "build", "dist", "*.egg-info", "__pycache__", "tests", "bench", "testenv"
+        ),
+    )
+    subprocess.run([*PIP, "wheel", "--no-deps", "-w", str(tmp / "dist"), str(source)], check=True)
     (wheel,) = (tmp / "dist").glob("gluster_recycler-*.whl")
     env = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
