@@ -863,11 +863,13 @@ def test_openshift_template_applies_as_plain_objects(installed: ControlPlane) ->
     def ours() -> str:
         # Spec and metadata, not status or resourceVersion: the CronJob controller may write
         # status meanwhile. (Not metadata.generation: 1.21 does not set it on CronJobs.)
+        # Not kubectl's last-applied annotation either: the template sends nodeSelector: {}
+        # (NODE_SELECTOR_JSON's default), which the server drops from the spec.
         obj = installed.get_json("cronjob", "gluster-recycler", "-n", NS)
         meta = obj["metadata"]
-        return json.dumps(
-            (obj["spec"], meta.get("labels"), meta.get("annotations")), sort_keys=True
-        )
+        annotations = dict(meta.get("annotations") or {})
+        annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+        return json.dumps((obj["spec"], meta.get("labels"), annotations), sort_keys=True)
 
     before = ours()
     try:

@@ -24,7 +24,8 @@ def _install(plane: ControlPlane, tmp_path: Path, unique: str) -> tuple[str, Pat
     ns = f"uninst-{unique}"
     base = os.path.relpath(REPO / "manifests", tmp_path)
     (tmp_path / "kustomization.yaml").write_text(
-        f"namespace: {ns}\nnameSuffix: -{unique}\nresources:\n  - {base}\n"
+        # bases: the kustomize of kubectl 1.21 (v2.0.3) takes directories only there.
+        f"namespace: {ns}\nnameSuffix: -{unique}\nbases:\n  - {base}\n"
     )
     plane.run_kubectl("apply", "-k", str(tmp_path))
     return ns, tmp_path
