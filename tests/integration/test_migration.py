@@ -29,9 +29,9 @@ NS = "gluster-recycler"
 SA = "system:serviceaccount:gluster-recycler:gluster-recycler"
 
 
-def doc_blocks() -> list[tuple[str, str]]:
-    """(info string, code) of each fenced block of the migration section, in order."""
-    text = DOC.read_text().split(SECTION, 1)[1].split("\n## ", 1)[0]
+def doc_blocks(section: str = SECTION) -> list[tuple[str, str]]:
+    """(info string, code) of each fenced block of a section of the doc, in order."""
+    text = DOC.read_text().split(section, 1)[1].split("\n## ", 1)[0]
     return re.findall(r"^```([^\n]*)\n(.*?)^```", text, flags=re.M | re.S)
 
 
@@ -75,6 +75,71 @@ def install_fork(plane: ControlPlane) -> None:
     )
 
 
+def run_doc_blocks(plane: ControlPlane, section: str) -> None:
+    """Run the section's `sh` blocks as written, with the sandbox's kubectl."""
+    env = {
+        **os.environ,
+        "PATH": f"{plane.kubectl.parent}:{os.environ['PATH']}",
+        "KUBECONFIG": str(plane.kubeconfig),
+    }
+    for info, code in doc_blocks(section):
+        if info != "sh":
+            continue
+        step = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", code],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert step.returncode == 0, (code, step.stdout, step.stderr)
+
+
+def test_the_leftovers_of_0_1_go_and_a_forks_objects_of_that_name_stay(
+    control_plane: ControlPlane,
+) -> None:
+    kc = control_plane.run_kubectl
+    section = "## From gluster-recycler 0.1"
+    assert [info for info, _ in doc_blocks(section)] == ["sh"]
+    try:
+        for labelled in (True, False):  # 0.1's objects, then the fork's
+            kc("create", "clusterrole", "gluster-recycler", "--verb=list", "--resource=pods")
+            kc(
+                "create",
+                "clusterrolebinding",
+                "gluster-recycler",
+                "--clusterrole=gluster-recycler",
+                "--serviceaccount=gluster-recycler:gluster-recycler",
+            )
+            if labelled:
+                kc(
+                    "label",
+                    "clusterrole,clusterrolebinding",
+                    "gluster-recycler",
+                    "app.kubernetes.io/name=gluster-recycler",
+                )
+            run_doc_blocks(control_plane, section)
+            left = kc(
+                "get",
+                "clusterrole,clusterrolebinding",
+                "gluster-recycler",
+                "--ignore-not-found",
+                "-o",
+                "name",
+            ).stdout.split()
+            assert len(left) == (0 if labelled else 2), (labelled, left)
+    finally:
+        kc(
+            "delete",
+            "clusterrole,clusterrolebinding",
+            "gluster-recycler",
+            "--ignore-not-found",
+            check=False,
+        )
+
+
 def test_doc_has_the_steps() -> None:
     infos = [info for info, _ in doc_blocks()]
     assert infos.count("sh") == 4 and "sh openshift" in infos, infos
@@ -84,25 +149,8 @@ def test_following_docs_upgrade_md_leaves_a_working_install(
     control_plane: ControlPlane, unique: str, tmp_path: Path
 ) -> None:
     install_fork(control_plane)
-    env = {
-        **os.environ,
-        "PATH": f"{control_plane.kubectl.parent}:{os.environ['PATH']}",
-        "KUBECONFIG": str(control_plane.kubeconfig),
-    }
     try:
-        for info, code in doc_blocks():
-            if info != "sh":
-                continue
-            step = subprocess.run(
-                ["bash", "-euo", "pipefail", "-c", code],
-                cwd=REPO,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-            assert step.returncode == 0, (code, step.stdout, step.stderr)
+        run_doc_blocks(control_plane, SECTION)
 
         kc = control_plane.run_kubectl
         gone = kc("get", "clusterrole,clusterrolebinding", "gluster-recycler", "--ignore-not-found")

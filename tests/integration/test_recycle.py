@@ -502,3 +502,20 @@ def test_a_release_the_cluster_would_refuse_stops_the_pass_before_any_wipe(
         assert scenario.pv(pv)["spec"].get("claimRef")
     outcomes = sorted(v["outcome"] for v in result.report["volumes"] if v["pv"] in pvs)
     assert outcomes == ["failed", "interrupted"]
+
+
+def test_a_held_back_pv_is_logged_at_info_and_the_report_can_go_to_stdout(
+    scenario: Scenario,
+) -> None:
+    """Without --debug: the rule that held the PV back is in the log; `--report-file -` makes
+    stdout the JSON report alone."""
+    pv = scenario.released_volume("why", {"f": "x"})
+    result = scenario.run("--reclaim-policies", "Retain", "--report-file", "-")
+    assert result.code == 0, result.stderr
+    line = f"pv/{pv}: not recycled (skipped): reclaim policy Recycle is not one of Retain"
+    assert line in result.stderr, result.stderr
+    report = json.loads(result.stdout)
+    (volume,) = [v for v in report["volumes"] if v["pv"] == pv]
+    assert volume["outcome"] == "skipped"
+    assert "gluster-recycler: " in result.stderr  # the summary moved to stderr
+    assert scenario.listing(pv) == ["f"]
