@@ -178,6 +178,16 @@ class Actor:
             result.outcome = "interrupted"
             result.error = str(exc)
             _log(logging.WARNING, result, "interrupted: %s; the PV stays unreleased", exc)
+        except VolumeInUse as exc:
+            # Raised before the first unlink (the checks before and right after our own
+            # mount): nothing was removed, and it heals by itself once the last client goes.
+            # Busy is not a failure (exit 0); the Warning Event and the `busy` count keep a
+            # volume that stays mounted for days visible. A client that connects during the
+            # wipe is a failure (ChangedDuringWipe): part of the volume is gone by then.
+            result.outcome = "busy"
+            result.reason = f"{decision.reason}; in use, left for a later run: {exc}"
+            _log(logging.WARNING, result, "in use, left for a later run: %s", exc)
+            self.events.warning(pv, "VolumeInUse", f"{exc}; not wiped, the next run retries")
         except ClusterUnavailable as exc:
             # Unauthorized or forbidden will be so for every volume: start no other one.
             self.fatal.set()

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from recycler_job import report as report_module
 from recycler_job.config import OPTIONS, ConfigError, load_config
 from recycler_job.exit_codes import ExitCode
 from recycler_job.logs import error_line, output_logger, setup_logging
@@ -53,7 +54,10 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         signal.signal(sig, on_signal)
     report = Runner(config, stop=stop).run()
     # Each output on its own: a closed stdout or a full disk must not cost the others.
-    out = output_logger(config.log_format)
+    # With `--report-file -` the JSON report is all of stdout (for `| jq`): the summary moves
+    # to stderr.
+    to_stdout = config.report_file == report_module.STDOUT
+    out = output_logger(config.log_format, sys.stderr if to_stdout else None)
     indent = "" if config.log_format == "json" else "  "
     try:
         out.info(
@@ -77,7 +81,8 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         try:
             report.write_json(config.report_file)
         except (OSError, TypeError, ValueError) as exc:
-            log.error("could not write --report-file %s: %s", config.report_file, exc)
+            where = "stdout" if to_stdout else config.report_file
+            log.error("could not write --report-file %s: %s", where, exc)
     report.write_termination_log()
     if config.pushgateway:
         from recycler_job import metrics  # noqa: PLC0415

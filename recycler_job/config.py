@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, NoReturn, TypeVar
 
+import durationpy
 import yaml
 
 from recycler_job import names
@@ -25,6 +26,8 @@ from recycler_job.errors import RecyclerError
 from recycler_job.exit_codes import ExitCode
 from recycler_job.selector import parse_selector
 
+DISTRIBUTION = "gluster-recycler"
+"""The package's name in pyproject.toml; its installed metadata carries the version."""
 NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 """The pod's namespace, mounted with the service account token; the lease lives there by default."""
 
@@ -42,7 +45,10 @@ DEFAULT_LOG_DIR = "/tmp/gluster-recycler"
 """Where gfapi and gluster CLI logs go: /tmp is an emptyDir in a read-only-root pod."""
 
 _EXIT_CODE_HELP = {
-    ExitCode.OK: "pass completed, nothing to do, dry run, or another run holds the lease",
+    ExitCode.OK: (
+        "pass completed (a volume in use is left for a later run: outcome busy), nothing to "
+        "do, dry run, or another run holds the lease"
+    ),
     ExitCode.VOLUME_FAILED: (
         "at least one volume could not be recycled, the lease was lost, or an unexpected "
         "error stopped the pass"
@@ -56,8 +62,11 @@ _EXIT_CODE_HELP = {
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 _SECRET_NAME_RE = re.compile(r"token|password|passwd|secret|credential|private", re.IGNORECASE)
-_DURATION_RE = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smh]?)$")
-_DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+_SECONDS_RE = re.compile(r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
+# Go's time.ParseDuration syntax (what kubectl and Kubernetes flags take), units ns to h: one
+# or more number+unit terms, e.g. 90s, 5m, 1h30m, 1h0m0.5s. No d/w/y: Go has none either.
+# Blanks are allowed between a number and its unit only (` 10 m ` was always accepted).
+_GO_DURATION_RE = re.compile(r"^(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?:ns|us|µs|μs|ms|s|m|h))+$")
 _INT_RE = re.compile(r"^[+-]?[0-9]+$")
 _OWNER_RE = re.compile(r"^([0-9]+):([0-9]+)$")
 _MODE_RE = re.compile(r"^(?:0[oO])?([0-7]{1,5})$")
@@ -211,13 +220,23 @@ def _int_range(low: int, high: int) -> Converter:
 
 
 def _duration(raw: object) -> float:
-    """Seconds: a plain number or a number with suffix s, m or h."""
+    """Seconds: a plain number, or a Go-style duration such as 90s, 5m or 1h30m."""
+    text = raw.strip() if isinstance(raw, str) else ""
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
         value = float(raw)
-    elif isinstance(raw, str) and (match := _DURATION_RE.match(raw.strip())):
-        value = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    elif _SECONDS_RE.match(text):
+        value = float(text)
+    elif _GO_DURATION_RE.match(text):
+        # The syntax is checked above, so durationpy only adds up the terms.
+        try:
+            value = durationpy.from_str(re.sub(r"\s+", "", text)).total_seconds()
+        except durationpy.DurationError:
+            raise _Invalid("duration out of range") from None
     else:
-        raise _Invalid("expected seconds, or a number with suffix s, m or h (e.g. 90, 5m, 1h)")
+        raise _Invalid(
+            "expected seconds or a duration with units ns, us, ms, s, m, h "
+            "(e.g. 90, 90s, 5m, 1h30m)"
+        )
     if not math.isfinite(value) or value < 0:
         raise _Invalid("must be a finite, non-negative duration")
     return value
@@ -515,7 +534,8 @@ class Config:
         60.0,
         "MIN_AGE",
         _duration,
-        "seconds a PV must have been in its phase before it is wiped (suffix s/m/h allowed)",
+        "seconds a PV must have been in its phase before it is wiped (or a duration: 90s, "
+        "5m, 1h30m)",
         metavar="DURATION",
     )
     mode: str = _option(
@@ -573,14 +593,14 @@ class Config:
         60.0,
         "MOUNT_TIMEOUT",
         _positive_duration,
-        "seconds to wait for a mount (suffix s/m/h allowed)",
+        "seconds to wait for a mount (or a duration: 90s, 5m, 1h30m)",
         metavar="DURATION",
     )
     deadline: float | None = _option(
         None,
         "RUN_DEADLINE",
         _optional_positive_duration,
-        "stop starting volumes this long after start (suffix s/m/h allowed)",
+        "stop starting volumes this long after start (or a duration: 90s, 5m, 1h30m)",
         metavar="DURATION",
         default_help="none",
     )
@@ -619,7 +639,8 @@ class Config:
         None,
         "REPORT_FILE",
         _optional_string,
-        "write the JSON report of the run to this file",
+        "write the JSON report of the run to this file; '-': to stdout (the summary "
+        "then goes to stderr)",
         metavar="PATH",
         default_help="none",
     )
@@ -739,6 +760,16 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"command line: {message}")
 
 
+def version() -> str:
+    """The installed distribution's version: pyproject.toml is its one source."""
+    from importlib import metadata  # noqa: PLC0415 (only --version needs it)
+
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser; every default is None so `load_config` sees what was given."""
     parser = _Parser(
@@ -763,6 +794,12 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(
                 opt.flag, dest=opt.dest, default=None, metavar=opt.metavar, help=help_text
             )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"gluster-recycler {version()}",
+        help="print the version and exit",
+    )
     return parser
 
 
@@ -911,4 +948,5 @@ __all__ = [
     "Option",
     "build_parser",
     "load_config",
+    "version",
 ]

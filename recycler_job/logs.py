@@ -79,11 +79,11 @@ def _handler(stream: TextIO, log_format: str) -> logging.Handler:
     return handler
 
 
-def output_logger(log_format: str) -> logging.Logger:
+def output_logger(log_format: str, stream: TextIO | None = None) -> logging.Logger:
     """The logger for what a pass prints on stdout (summary, failures): bare lines in text
-    format, JSON objects like the log's in json format."""
+    format, JSON objects like the log's in json format. `stream` replaces stdout."""
     out = logging.getLogger(OUTPUT_LOGGER)
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(sys.stdout if stream is None else stream)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

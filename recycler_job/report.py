@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+STDOUT = "-"  # --report-file -: the report is stdout's only content (the summary goes to stderr)
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LIMIT = 4096  # the kubelet keeps at most 4 KiB
 
@@ -20,6 +22,7 @@ OUTCOMES = (
     "recycled",
     "would-recycle",
     "would-refuse",
+    "busy",
     "failed",
     "interrupted",
     "waiting",
@@ -32,7 +35,8 @@ class VolumeResult:
     """One PV's fate in this pass.
 
     `outcome` is one of: recycled, would-recycle and would-refuse (dry run: a volume in use),
-    failed, interrupted, waiting, skipped.
+    busy (in use: gluster clients connected, nothing removed; not a failure), failed,
+    interrupted, waiting, skipped.
     """
 
     pv: str
@@ -119,12 +123,19 @@ class RunReport:
         data["summary"] = self.summary_line()
         return data
 
+    def json_text(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
     def write_json(self, path: str) -> None:
-        """Write the report atomically so a reader never sees half of it."""
+        """Write the report atomically so a reader never sees half of it; `-` is stdout."""
+        if path == STDOUT:
+            sys.stdout.write(self.json_text())
+            sys.stdout.flush()
+            return
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+        tmp.write_text(self.json_text())
         os.replace(tmp, target)
 
     def termination_message(self) -> str:

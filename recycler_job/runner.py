@@ -31,9 +31,65 @@ from recycler_job.journal import Journal
 from recycler_job.kube import LEASE, PV, PVC, Kube, gc_paused
 from recycler_job.lease import LeaseKeeper, LeaseLock
 from recycler_job.report import RunReport, VolumeResult
+from recycler_job.sources import describe_source
 from recycler_job.state import ClusterSnapshot
 
 log = logging.getLogger(__name__)
+
+
+REASONS_AT_INFO = 20
+"""PVs held back whose reason is logged at INFO per pass; the rest at DEBUG, and counted.
+
+Enough to answer "why was my PV not recycled?" in `kubectl logs` for the usual handful; a
+cluster with thousands of released PVs gets 21 lines, not thousands (every reason is in the
+JSON report, `--report-file`, and at DEBUG).
+"""
+# The phases of a PV that no claim uses any more: the only ones an admin expects recycled.
+# A Bound or Available PV is not held back, it is simply not a candidate.
+_CANDIDATE_PHASES = frozenset({"Released", "Failed"})
+
+
+class _HeldBack:
+    """Logs why candidate PVs were not recycled: the first REASONS_AT_INFO at INFO, then a count.
+
+    A candidate is a glusterfs PV in phase Released or Failed whose labels match --selector.
+    """
+
+    def __init__(self, settings: DecideSettings, limit: int = REASONS_AT_INFO) -> None:
+        self.selector = settings.selector
+        self.limit = limit
+        self.logged = 0
+        self.rest = 0
+
+    def log(self, pv: dict[str, Any], result: VolumeResult) -> None:
+        meta = pv.get("metadata") or {}
+        candidate = (
+            (pv.get("status") or {}).get("phase") in _CANDIDATE_PHASES
+            and describe_source(pv) is not None
+            and (self.selector is None or self.selector.matches(meta.get("labels") or {}))
+        )
+        level = logging.DEBUG
+        if candidate and self.logged < self.limit:
+            self.logged += 1
+            level = logging.INFO
+        elif candidate:
+            self.rest += 1
+        log.log(
+            level,
+            "pv/%s: not recycled (%s): %s",
+            result.pv,
+            result.outcome,
+            result.reason,
+            extra={"pv": result.pv, "outcome": result.outcome},
+        )
+
+    def log_rest(self) -> None:
+        if self.rest:
+            log.info(
+                "%d more released or failed PVs matching the selector were not recycled "
+                "(their reasons: --debug, or the JSON report: --report-file)",
+                self.rest,
+            )
 
 
 def journal_name(config: Config) -> str:
@@ -190,14 +246,18 @@ class Runner:
 
         by_name = {pv["metadata"]["name"]: pv for pv in pvs}
         to_recycle: list[Decision] = []
+        held_back = _HeldBack(settings)
         for decision in decisions:
             if decision.action is Action.RECYCLE:
                 to_recycle.append(decision)
                 continue
             if decision.pv_name not in not_replayed:  # reported once, as failed
-                self.report.volumes.append(self._not_recycled(decision))
+                result = self._not_recycled(decision)
+                self.report.volumes.append(result)
+                held_back.log(by_name[decision.pv_name], result)
             if decision.mark_first_seen and not config.dry_run:
                 self._mark_first_seen(kube, by_name[decision.pv_name])
+        held_back.log_rest()
         log.info(
             "%d PVs listed in %d pages, %d claims; %d eligible",
             len(pvs),
@@ -257,7 +317,6 @@ class Runner:
     @staticmethod
     def _not_recycled(decision: Decision) -> VolumeResult:
         outcome = "waiting" if decision.action is Action.WAIT else "skipped"
-        log.debug("pv/%s: %s: %s", decision.pv_name, outcome, decision.reason)
         return VolumeResult(
             pv=decision.pv_name,
             decision=decision.action.value,

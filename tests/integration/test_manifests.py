@@ -71,9 +71,10 @@ KINDS = {
 TEMPLATE_DEFAULTS = {
     "NAMESPACE": NS,
     "GLUSTER_HOSTS": "",
-    "INTERVAL": "*/5 * * * *",
+    "SCHEDULE": "*/5 * * * *",
     "DEBUG": "false",
     "IMAGE": IMAGE,
+    "NODE_SELECTOR_JSON": "{}",
 }
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -123,11 +124,13 @@ def process_template(params: dict[str, str]) -> list[dict[str, Any]]:
     declared = {p["name"]: p.get("value", "") for p in template["parameters"]}
     values = {**declared, **params}
     text = json.dumps(template["objects"])
-    used = set(re.findall(r"\$\{([A-Z_]+)\}", text))
+    used = set(re.findall(r"\$\{\{?([A-Z_]+)\}", text))
     assert used <= set(declared), f"undeclared parameters {used - set(declared)}"
     assert set(declared) <= used, f"parameters never used: {set(declared) - used}"
 
     def sub(value: Any) -> Any:
+        if isinstance(value, str) and (whole := re.fullmatch(r"\$\{\{([A-Z_]+)\}\}", value)):
+            return json.loads(values[whole.group(1)])  # ${{P}}: the value as JSON, not a string
         if isinstance(value, str):
             return re.sub(r"\$\{([A-Z_]+)\}", lambda m: values[m.group(1)], value)
         if isinstance(value, list):
@@ -154,8 +157,9 @@ def template_from_overlay(docs: list[dict[str, Any]]) -> str:
             if subject.get("namespace") == NS:
                 subject["namespace"] = "${NAMESPACE}"
         if doc["kind"] == "CronJob":
-            doc["spec"]["schedule"] = "${INTERVAL}"
+            doc["spec"]["schedule"] = "${SCHEDULE}"
             pod_spec([doc])["containers"][0]["image"] = "${IMAGE}"
+            pod_spec([doc])["nodeSelector"] = "${{NODE_SELECTOR_JSON}}"
         if doc["kind"] == "ConfigMap":
             doc["data"]["GLUSTER_HOSTS"] = "${GLUSTER_HOSTS}"
             doc["data"]["DEBUG"] = "${DEBUG}"
@@ -453,8 +457,8 @@ def test_apply_installs_everything_and_applying_again_changes_nothing(
     objects = (
         ("namespace", NS, False),
         ("serviceaccount", "gluster-recycler", True),
-        ("clusterrole", "gluster-recycler", False),
-        ("clusterrolebinding", "gluster-recycler", False),
+        ("clusterrole", "gluster-recycler:job", False),
+        ("clusterrolebinding", "gluster-recycler:job", False),
         ("role", "gluster-recycler", True),
         ("rolebinding", "gluster-recycler", True),
         ("configmap", "gluster-recycler-config", True),
@@ -730,7 +734,7 @@ EXPECTED_NAMESPACE_RULES = [
 
 def test_rbac_rules_are_exactly_these_and_have_no_wildcard(control_plane: ControlPlane) -> None:
     docs = render(control_plane, OPENSHIFT)
-    assert by_kind(docs, "ClusterRole", "gluster-recycler")["rules"] == EXPECTED_CLUSTER_RULES
+    assert by_kind(docs, "ClusterRole", "gluster-recycler:job")["rules"] == EXPECTED_CLUSTER_RULES
     assert by_kind(docs, "Role", "gluster-recycler")["rules"] == EXPECTED_NAMESPACE_RULES
     for doc in docs:
         for rule in doc.get("rules", []):
@@ -833,11 +837,12 @@ def test_openshift_overlay_applies_and_grants_use_of_privileged_scc(
     assert not may_use_scc(installed, "privileged")
 
 
-def test_openshift_template_is_the_overlay_with_five_parameters(
+def test_openshift_template_is_the_overlay_with_six_parameters(
     control_plane: ControlPlane, unique: str
 ) -> None:
     overlay = render(control_plane, OPENSHIFT)
     processed = process_template(TEMPLATE_DEFAULTS)
+    assert pod_spec(processed).pop("nodeSelector") == {}  # the overlay sets none
 
     def key(doc: dict[str, Any]) -> tuple[str, str]:
         return doc["kind"], doc["metadata"]["name"]
@@ -851,9 +856,10 @@ def test_openshift_template_is_the_overlay_with_five_parameters(
         {
             "NAMESPACE": other,
             "GLUSTER_HOSTS": "gl1;gl2",
-            "INTERVAL": "0 * * * *",
+            "SCHEDULE": "0 * * * *",
             "DEBUG": "true",
             "IMAGE": "r/x:1",
+            "NODE_SELECTOR_JSON": '{"node-role.kubernetes.io/infra": "true"}',
         }
     )
     assert "${" not in json.dumps(objects)
@@ -867,6 +873,7 @@ def test_openshift_template_is_the_overlay_with_five_parameters(
     assert by_kind(objects, "ConfigMap")["data"]["GLUSTER_HOSTS"] == "gl1;gl2"
     assert by_kind(objects, "ConfigMap")["data"]["DEBUG"] == "true"
     assert pod_spec(objects)["containers"][0]["image"] == "r/x:1"
+    assert pod_spec(objects)["nodeSelector"] == {"node-role.kubernetes.io/infra": "true"}
     control_plane.run_kubectl("create", "namespace", other)
     try:
         result = control_plane.server_dry_run("-f", "-", input_text=yaml.safe_dump_all(objects))
@@ -883,11 +890,13 @@ def test_openshift_template_applies_as_plain_objects(installed: ControlPlane) ->
     def ours() -> str:
         # Spec and metadata, not status or resourceVersion: the CronJob controller may write
         # status meanwhile. (Not metadata.generation: 1.21 does not set it on CronJobs.)
+        # Not kubectl's last-applied annotation either: the template sends nodeSelector: {}
+        # (NODE_SELECTOR_JSON's default), which the server drops from the spec.
         obj = installed.get_json("cronjob", "gluster-recycler", "-n", NS)
         meta = obj["metadata"]
-        return json.dumps(
-            (obj["spec"], meta.get("labels"), meta.get("annotations")), sort_keys=True
-        )
+        annotations = dict(meta.get("annotations") or {})
+        annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+        return json.dumps((obj["spec"], meta.get("labels"), annotations), sort_keys=True)
 
     before = ours()
     try:

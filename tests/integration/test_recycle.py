@@ -213,14 +213,34 @@ def test_failed_mount_touches_nothing_and_other_volumes_still_recycle(
     assert f"pv/{broken}" in result.stdout
 
 
-def test_volume_with_another_client_is_refused(scenario: Scenario) -> None:
+def test_volume_with_another_client_is_busy_and_the_job_succeeds(scenario: Scenario) -> None:
+    """A mounted volume heals by itself: not wiped, not a failure (exit 0), a Warning Event."""
     pv = scenario.released_volume("inuse", {"live": "data"})
     with scenario.gluster.mounted(scenario.volumes[pv]):
         result = scenario.run()
-    assert result.code == 1
-    assert "client" in result.volume(pv)["error"].lower()
+    assert result.code == 0, result.stderr
+    volume = result.volume(pv)
+    assert volume["outcome"] == "busy", volume
+    assert "1 fuse client" in volume["reason"] and not volume["error"], volume
+    assert "1 busy" in result.stdout and "0 failed" in result.stdout, result.stdout
     assert scenario.listing(pv) == ["live"]
     assert scenario.pv(pv)["spec"].get("claimRef")
+    ours = [
+        (e["type"], e["reason"])
+        for e in scenario.events(pv)
+        if e.get("reportingComponent") == "gluster-recycler"
+    ]
+    assert ours == [("Warning", "VolumeInUse")], ours
+
+
+def test_a_busy_volume_does_not_hide_a_failed_one(scenario: Scenario) -> None:
+    busy = scenario.released_volume("inuse2", {"live": "data"})
+    broken = scenario.released_volume("broken2", path=f"grt-no-such-volume-{scenario.unique}")
+    with scenario.gluster.mounted(scenario.volumes[busy]):
+        result = scenario.run()
+    assert result.code == 1, result.stderr
+    assert result.volume(busy)["outcome"] == "busy"
+    assert result.volume(broken)["outcome"] == "failed"
 
 
 def test_dry_run_changes_nothing(scenario: Scenario, kube: Kube) -> None:
@@ -482,3 +502,20 @@ def test_a_release_the_cluster_would_refuse_stops_the_pass_before_any_wipe(
         assert scenario.pv(pv)["spec"].get("claimRef")
     outcomes = sorted(v["outcome"] for v in result.report["volumes"] if v["pv"] in pvs)
     assert outcomes == ["failed", "interrupted"]
+
+
+def test_a_held_back_pv_is_logged_at_info_and_the_report_can_go_to_stdout(
+    scenario: Scenario,
+) -> None:
+    """Without --debug: the rule that held the PV back is in the log; `--report-file -` makes
+    stdout the JSON report alone."""
+    pv = scenario.released_volume("why", {"f": "x"})
+    result = scenario.run("--reclaim-policies", "Retain", "--report-file", "-")
+    assert result.code == 0, result.stderr
+    line = f"pv/{pv}: not recycled (skipped): reclaim policy Recycle is not one of Retain"
+    assert line in result.stderr, result.stderr
+    report = json.loads(result.stdout)
+    (volume,) = [v for v in report["volumes"] if v["pv"] == pv]
+    assert volume["outcome"] == "skipped"
+    assert "gluster-recycler: " in result.stderr  # the summary moved to stderr
+    assert scenario.listing(pv) == ["f"]

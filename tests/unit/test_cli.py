@@ -15,6 +15,7 @@ import pytest
 from recycler_job import report as report_module
 from recycler_job.cli import main
 from recycler_job.exit_codes import ExitCode
+from recycler_job.report import VolumeResult
 from recycler_job.runner import Runner
 
 
@@ -53,6 +54,21 @@ def test_help_is_fast_and_lists_exit_codes() -> None:
     assert elapsed < 5  # generous: the figure itself is measured in bench/
 
 
+def test_version_is_the_installed_distributions_and_exits_0() -> None:
+    """One source: the installed metadata, built from pyproject.toml (a freshly built wheel's
+    --version is checked against pyproject.toml in tests/integration/test_wheel.py)."""
+    from importlib import metadata
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "recycler_job", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"gluster-recycler {metadata.version('gluster-recycler')}\n"
+
+
 @pytest.mark.parametrize(
     "error",
     [
@@ -86,6 +102,25 @@ def test_an_unexpected_error_still_reports_and_exits_1(
     message = termination_log.read_text()
     assert "stopped: unexpected" in message and str(error) in message
     assert "stopped: unexpected" in capsys.readouterr().out
+
+
+def test_report_file_dash_makes_stdout_the_json_report_alone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--report-file -`: stdout is one JSON document (for `| jq`); the summary goes to stderr."""
+
+    def held_back(self: Runner) -> None:
+        self.report.volumes.append(VolumeResult("pv-1", "skip", "phase Released ...", "skipped"))
+
+    monkeypatch.setattr(Runner, "_run", held_back)
+    code = main(["--report-file", "-", "--lease-namespace", "ns"], {})
+    assert code == ExitCode.OK
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["volumes"][0]["pv"] == "pv-1"
+    assert report["volumes"][0]["reason"] == "phase Released ..."
+    assert "1 skipped" in captured.err and "gluster-recycler: " in captured.err
+    assert not (Path.cwd() / "-").exists()
 
 
 def test_a_log_dir_that_cannot_be_created_exits_2(

@@ -341,6 +341,13 @@ def test_client_check_in_file(tmp_path: Path, text: str, expected: bool) -> None
         ("1.5m", 90.0),
         ("2h", 7200.0),
         (" 10 m ", 600.0),
+        # Go's time.ParseDuration syntax, as kubectl and Kubernetes' own flags take it.
+        ("1h30m", 5400.0),
+        ("90s", 90.0),
+        ("1h0m0.5s", 3600.5),
+        ("2m30s", 150.0),
+        ("1500ms", 1.5),
+        ("0s", 0.0),
     ],
 )
 def test_durations(value: str, seconds: float) -> None:
@@ -465,6 +472,12 @@ BAD_VALUES: list[tuple[str, str, str, str]] = [
     ("--min-age", "MIN_AGE", "abc", "expected seconds"),
     ("--min-age", "MIN_AGE", "-5", "expected seconds"),
     ("--min-age", "MIN_AGE", "5d", "expected seconds"),
+    ("--min-age", "MIN_AGE", "1h30", "expected seconds"),
+    ("--min-age", "MIN_AGE", "1mm", "expected seconds"),
+    ("--min-age", "MIN_AGE", "h", "expected seconds"),
+    ("--min-age", "MIN_AGE", "1h-30m", "expected seconds"),
+    ("--min-age", "MIN_AGE", "1 30m", "expected seconds"),
+    ("--min-age", "MIN_AGE", "99999999999h", "out of range"),
     ("--min-age", "MIN_AGE", "nan", "expected seconds"),
     ("--mode", "RECYCLE_MODE", "wipe", "choose one of release, recreate"),
     ("--max-volumes", "MAX_VOLUMES", "0", "positive integer"),
@@ -615,7 +628,7 @@ def test_help_shows_env_and_default_for_every_option() -> None:
     parser = build_parser()
     text = parser.format_help()
     for action in parser._actions:
-        if action.help in (None, "==SUPPRESS==") or action.dest == "help":
+        if action.help in (None, "==SUPPRESS==") or action.dest in ("help", "version"):
             continue
         assert "default:" in str(action.help), action.dest
         assert "[env " in str(action.help), action.dest
@@ -627,7 +640,7 @@ def test_help_shows_env_and_default_for_every_option() -> None:
 def test_each_option_is_declared_once_and_help_is_derived_from_it() -> None:
     """Field, flag, variable, default and help come from one declaration per option."""
     assert [opt.dest for opt in OPTIONS] == [f.name for f in fields(Config)]
-    actions = {a.dest: a for a in build_parser()._actions if a.dest != "help"}
+    actions = {a.dest: a for a in build_parser()._actions if a.dest not in ("help", "version")}
     assert set(actions) == {opt.dest for opt in OPTIONS}
     defaults = Config()
     for opt in OPTIONS:

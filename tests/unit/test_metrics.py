@@ -34,3 +34,12 @@ def test_failure_has_no_last_success() -> None:
     text = generate_latest(build_registry(_report(1), now=100.0)).decode()
     assert "last_success" not in text
     assert "gluster_recycler_exit_code 1.0" in text
+
+
+def test_busy_volumes_have_their_own_count() -> None:
+    """A volume in use is not a failure: counted apart, so an alert can tell the two apart."""
+    report = _report(0)
+    report.volumes.append(VolumeResult("c", "recycle", "", "busy"))
+    text = generate_latest(build_registry(report, now=100.0)).decode()
+    assert 'gluster_recycler_volumes{outcome="busy"} 1.0' in text
+    assert 'gluster_recycler_volumes{outcome="failed"} 1.0' in text

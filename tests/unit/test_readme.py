@@ -63,7 +63,8 @@ def test_every_option_of_build_parser_is_in_the_readme_table() -> None:
     absent = [
         flag
         for action in build_parser()._actions
-        if action.help != argparse.SUPPRESS and not isinstance(action, argparse._HelpAction)
+        if action.help != argparse.SUPPRESS
+        and not isinstance(action, (argparse._HelpAction, argparse._VersionAction))
         for flag in action.option_strings
         if f"`{flag}`" not in table and f"`{flag} {action.metavar}`" not in table
     ]

@@ -88,3 +88,9 @@ def test_timed_records_each_step_and_names_the_innermost_failure() -> None:
         timed(result, "wipe", timed, result, "unlink", inner)
     assert set(result.durations) == {"mount", "wipe", "unlink"}
     assert result.step == "unlink"
+
+
+def test_busy_is_counted_in_the_summary_but_not_as_a_failure() -> None:
+    report = report_with("recycled", "busy")
+    assert "1 recycled, 1 busy, 0 failed" in report.summary_line()
+    assert report.failed_lines() == []
