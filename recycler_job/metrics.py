@@ -14,6 +14,7 @@ import time
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import push_to_gateway, pushadd_to_gateway
 
+from recycler_job.logs import mask_url, redact
 from recycler_job.report import OUTCOMES, RunReport
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ def push(gateway: str, report: RunReport, *, namespace: str, now: float | None =
             timeout=PUSH_TIMEOUT,
         )
     except Exception as exc:  # any failure here only costs the metrics
-        log.error("could not push metrics to %s: %s", gateway, exc)
+        # The URL may carry user:password (basic auth to the gateway): never print it.
+        log.error("could not push metrics to %s: %s", mask_url(gateway), redact(str(exc)))
         return False
-    log.debug("pushed metrics to %s", gateway)
+    log.debug("pushed metrics to %s", mask_url(gateway))
     return True

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from recycler_job.logs import redact
+
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LIMIT = 4096  # the kubelet keeps at most 4 KiB
 
@@ -124,12 +126,12 @@ class RunReport:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+        tmp.write_text(redact(json.dumps(self.to_json(), indent=2, sort_keys=True)) + "\n")
         os.replace(tmp, target)
 
     def termination_message(self) -> str:
         """The summary and the failures, cut to what the kubelet keeps."""
-        text = "\n".join([self.summary_line(), *self.failed_lines()])
+        text = redact("\n".join([self.summary_line(), *self.failed_lines()]))
         data = text.encode()[:TERMINATION_LIMIT]
         return data.decode(errors="ignore")
 

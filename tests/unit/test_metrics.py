@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+from pathlib import Path
+
+import pytest
 from prometheus_client import generate_latest
 
-from recycler_job.metrics import build_registry
+from recycler_job.metrics import build_registry, push
 from recycler_job.report import RunReport, VolumeResult
 
 
@@ -34,3 +39,26 @@ def test_failure_has_no_last_success() -> None:
     text = generate_latest(build_registry(_report(1), now=100.0)).decode()
     assert "last_success" not in text
     assert "gluster_recycler_exit_code 1.0" in text
+
+
+def test_a_failed_push_never_logs_the_gateway_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with caplog.at_level(logging.DEBUG, logger="recycler_job.metrics"):
+        assert not push(f"http://metrics:pushpass99@127.0.0.1:{port}", _report(1), namespace="n")
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("could not push metrics to http://<redacted>@127.0.0.1" in m for m in messages)
+    assert not any("pushpass99" in m for m in messages), messages
+
+
+def test_report_and_termination_message_mask_an_url_password(tmp_path: Path) -> None:
+    report = _report(1)
+    report.volumes[1].error = "mount failed: http://admin:pushpass99@host/x refused"
+    report.write_json(str(tmp_path / "report.json"))
+    text = (tmp_path / "report.json").read_text()
+    assert "http://<redacted>@host/x" in text
+    assert "pushpass99" not in text
+    assert "pushpass99" not in report.termination_message()
