@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -62,3 +65,35 @@ def test_report_and_termination_message_mask_an_url_password(tmp_path: Path) -> 
     assert "http://<redacted>@host/x" in text
     assert "pushpass99" not in text
     assert "pushpass99" not in report.termination_message()
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth() -> None:
+    """A real HTTP server sees the Authorization header, and the URL without user:password."""
+    seen: list[tuple[str, str, str]] = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.headers["Host"], self.path, self.headers["Authorization"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Gateway)
+    server.timeout = 15  # handle_request gives up if the push never arrives
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    try:
+        assert push(f"http://metrics:pass%40word@127.0.0.1:{port}", _report(0), namespace="n")
+    finally:
+        thread.join(10)
+        server.server_close()
+    assert seen, "the push never reached the gateway"
+    (host, path, auth) = seen[0]
+    assert host == f"127.0.0.1:{port}"
+    assert path == "/metrics/job/gluster-recycler/namespace/n"
+    assert base64.b64decode(auth.split()[1]) == b"metrics:pass@word"
