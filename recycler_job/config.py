@@ -24,6 +24,7 @@ import yaml
 from recycler_job import names
 from recycler_job.errors import RecyclerError
 from recycler_job.exit_codes import ExitCode
+from recycler_job.logs import mask_url
 from recycler_job.selector import parse_selector
 
 DISTRIBUTION = "gluster-recycler"
@@ -718,13 +719,17 @@ class Config:
     def redacted(self) -> dict[str, Any]:
         """`as_dict` with anything secret-looking masked: safe for the debug log.
 
-        Config holds no secret today (the kubeconfig is a path, never its contents), but an
+        The user:password of an URL (PUSHGATEWAY_URL may carry basic auth) is masked; other
+        fields hold no secret today (the kubeconfig is a path, never its contents), but an
         earlier recycler's debug mode leaked the service-account token, so mask by name anyway.
         """
-        return {
-            key: "<redacted>" if value is not None and _SECRET_NAME_RE.search(key) else value
-            for key, value in self.as_dict().items()
-        }
+        return {key: _redact_value(key, value) for key, value in self.as_dict().items()}
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if value is not None and _SECRET_NAME_RE.search(key):
+        return "<redacted>"
+    return mask_url(value) if isinstance(value, str) else value
 
 
 OPTIONS: tuple[Option, ...] = tuple(

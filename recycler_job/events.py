@@ -20,6 +20,7 @@ from typing import Any
 from recycler_job.api_errors import Conflict, KubeError
 from recycler_job.clock import format_time, utcnow
 from recycler_job.kube import EVENT, Kube
+from recycler_job.logs import redact
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class EventRecorder:
             log.info("event (not sent) %s %s on pv/%s: %s", kind, reason, name, message)
             return
         stamp = format_time(utcnow())
-        message = message[:MAX_MESSAGE]
+        message = redact(message)[:MAX_MESSAGE]  # readable by anyone who can list Events
         uid = meta.get("uid", "")
         body = {
             "apiVersion": "v1",

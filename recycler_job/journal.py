@@ -11,12 +11,17 @@ replays the record before anything else, under the Lease:
   the record for the next run, and go on with the other records and the pass.
 
 A record is written only after the wipe was verified, and it names the uid it was taken from, so
-a stale record can never publish a volume that was not wiped.
+a stale record can never publish a volume that was not wiped. A record is replayed only if this
+tool could have written it (`replay_refusal`): whoever can edit the ConfigMap must not be able
+to make the ServiceAccount create an arbitrary PV.
+
+The DELETE is sent once and its outcome can be unknown (a reply lost to a timeout): after any
+error of the delete the PV is read again, and the record is forgotten only once the PV exists
+again or is known never to have been deleted.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recycler_job import failpoints
-from recycler_job.api_errors import ClusterUnavailable, Conflict, KubeError, NotFound
+from recycler_job.api_errors import ClusterUnavailable, Conflict, KubeError
 from recycler_job.clock import format_time, utcnow
 from recycler_job.kube import CONFIGMAP, PV, Kube
 
@@ -38,6 +43,24 @@ PV_PROTECTION = "kubernetes.io/pv-protection"
 # is the exception: it names the provisioner that owns the volume, and the admin's record.
 SYSTEM_ANNOTATION_PREFIXES = ("pv.kubernetes.io/", "kubectl.kubernetes.io/last-applied")
 KEPT_SYSTEM_ANNOTATIONS = frozenset({PROVISIONED_BY})
+RECORD_PV_KEYS = frozenset({"apiVersion", "kind", "metadata", "spec"})
+RECORD_METADATA_KEYS = frozenset({"name", "labels", "annotations", "finalizers"})
+RECORD_SPEC_KEYS = frozenset(
+    {
+        "accessModes",
+        "capacity",
+        "claimRef",
+        "glusterfs",
+        "mountOptions",
+        "nodeAffinity",
+        "persistentVolumeReclaimPolicy",
+        "storageClassName",
+        "volumeMode",
+    }
+)
+"""What `clean_copy` of a glusterfs PV can hold: any other spec key (hostPath, csi, nfs, local,
+or a volume source added later) is refused."""
+RECORD_CLAIM_REF_KEYS = frozenset({"apiVersion", "kind", "namespace", "name"})
 DELETE_WAIT_SECONDS = 60.0
 # A foreign finalizer is removed by its owner or by an admin, not by waiting: stop sooner.
 FOREIGN_FINALIZER_WAIT_SECONDS = 5.0
@@ -89,6 +112,57 @@ def clean_copy(pv: dict[str, Any], drop_annotations: tuple[str, ...] = ()) -> di
     if finalizers:
         new_meta["finalizers"] = finalizers
     return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": new_meta, "spec": spec}
+
+
+def replay_refusal(name: str, uid: object, pv: dict[str, Any]) -> str | None:
+    """Why a record is not one `clean_copy` of a glusterfs PV could have produced; None if it is.
+
+    The ServiceAccount may create PVs, and anyone who can update the ConfigMap could otherwise
+    use it: a hostPath `/` PV, or a PV pre-bound to their own claim. So a record is replayed
+    only as this tool writes them: a v1 PersistentVolume named after its key, with the uid of
+    the PV it replaces, a `glusterfs` source and no other, no status, no uid or
+    resourceVersion of its own, no control-plane annotation, and a claimRef only as an admin's
+    reservation (namespace and name, no uid).
+    """
+    if not isinstance(uid, str) or not uid.strip():
+        return "it names no uid of a deleted PV"
+    if pv.get("apiVersion") != "v1" or pv.get("kind") != "PersistentVolume":
+        return f"it holds a {pv.get('apiVersion')}/{pv.get('kind')}, not a v1 PersistentVolume"
+    if extra := sorted(set(pv) - RECORD_PV_KEYS):
+        return f"the PV carries {', '.join(extra)}"
+    meta, spec = pv.get("metadata"), pv.get("spec")
+    if not isinstance(meta, dict) or not isinstance(spec, dict):
+        return "the PV has no metadata or no spec"
+    if meta.get("name") != name:
+        return f"the PV is named {meta.get('name')!r}, not {name!r}"
+    if extra := sorted(set(meta) - RECORD_METADATA_KEYS):
+        return f"the PV's metadata carries {', '.join(extra)}"
+    annotations = meta.get("annotations") or {}
+    if not isinstance(annotations, dict):
+        return "the PV's annotations are not a map"
+    if system := sorted(
+        key
+        for key in annotations
+        if str(key).startswith(SYSTEM_ANNOTATION_PREFIXES) and key not in KEPT_SYSTEM_ANNOTATIONS
+    ):
+        return f"the PV carries control-plane annotations ({', '.join(system)})"
+    if extra := sorted(set(spec) - RECORD_SPEC_KEYS):
+        return f"the PV's spec carries {', '.join(extra)}: only a glusterfs volume is re-created"
+    gluster = spec.get("glusterfs")
+    if not isinstance(gluster, dict) or not gluster.get("endpoints") or not gluster.get("path"):
+        return "the PV has no glusterfs source (endpoints and path)"
+    ref = spec.get("claimRef")
+    if ref is not None:
+        if not isinstance(ref, dict):
+            return "the PV's claimRef is not a map"
+        if extra := sorted(set(ref) - RECORD_CLAIM_REF_KEYS):
+            return (
+                f"the PV's claimRef carries {', '.join(extra)}: a record keeps only an "
+                "admin's reservation (namespace and name)"
+            )
+        if ref.get("kind", "PersistentVolumeClaim") != "PersistentVolumeClaim":
+            return f"the PV's claimRef names a {ref.get('kind')}, not a claim"
+    return None
 
 
 @dataclass(frozen=True)
@@ -189,8 +263,8 @@ class Journal:
     def recreate(self, pv: dict[str, Any], clean: dict[str, Any]) -> dict[str, Any]:
         """Record, delete (uid + resourceVersion preconditions), wait until gone, create.
 
-        Raises Conflict when the PV changed since it was read: then nothing was deleted
-        and the record is dropped again.
+        When the delete fails, the PV is read again (`_after_failed_delete`): the error is
+        raised, and the record dropped, only when the PV is there, unchanged, not deleting.
         """
         meta = pv["metadata"]
         self.record(pv, clean)
@@ -198,13 +272,47 @@ class Journal:
             self.kube.delete(
                 PV, meta["name"], uid=meta["uid"], resource_version=meta["resourceVersion"]
             )
-        except (Conflict, NotFound):
-            self.forget(meta["name"])
-            raise
+        except KubeError as exc:
+            return self._after_failed_delete(Entry(meta["name"], meta["uid"], clean), exc)
         failpoints.hit("after-delete")
         self._wait_gone(pv)
         created = self.kube.create(PV, clean)
+        failpoints.hit("after-create")
         self.forget(meta["name"])
+        return created
+
+    def _after_failed_delete(self, entry: Entry, error: KubeError) -> dict[str, Any]:
+        """Settle a delete whose outcome is unknown: a lost reply may hide a delete that
+        happened (and a resend would answer 404 or 409 for it).
+
+        The PV still there with the recorded uid and no deletionTimestamp: nothing was
+        deleted; drop the record and raise `error`. Being deleted: wait as replay does (the
+        record is kept if it takes too long). Gone, or another uid: create it from the record,
+        then drop the record. A failure to read or create keeps the record for the next run.
+        """
+        current = self.kube.get_or_none(PV, entry.name)
+        if current is not None and current["metadata"].get("uid") == entry.uid:
+            if not current["metadata"].get("deletionTimestamp"):
+                self.forget(entry.name)
+                raise error
+            self._wait_gone(current)
+        log.warning(
+            "pv/%s: the delete reported %s: %s, but the PV was deleted; re-creating it",
+            entry.name,
+            type(error).__name__,
+            error,
+        )
+        return self._create_from_record(entry)
+
+    def _create_from_record(self, entry: Entry) -> dict[str, Any]:
+        """Create the PV of `entry` (or find that someone did meanwhile), then drop the
+        record: never before the PV exists."""
+        try:
+            created = self.kube.create(PV, entry.pv)
+        except Conflict:  # created meanwhile by someone else
+            created = {}
+        failpoints.hit("after-create")
+        self.forget(entry.name)
         return created
 
     def replay(self, *, dry_run: bool = False) -> list[Replayed]:
@@ -233,6 +341,11 @@ class Journal:
         return done
 
     def _replay_one(self, entry: Entry, *, dry_run: bool) -> Replayed:
+        refusal = replay_refusal(entry.name, entry.uid, entry.pv)
+        if refusal is not None:
+            error = f"record refused, not replayed: {refusal} (kept: check and remove it)"
+            log.error("pv/%s: %s", entry.name, error)
+            return Replayed(entry.name, f"{entry.name}: {error}", error=error)
         current = self.kube.get_or_none(PV, entry.name)
         if current is not None and current["metadata"].get("uid") == entry.uid:
             if current["metadata"].get("deletionTimestamp"):
@@ -252,9 +365,7 @@ class Journal:
             return Replayed(entry.name, f"{entry.name}: already re-created; record dropped")
         if dry_run:
             return Replayed(entry.name, f"{entry.name}: would re-create from the record")
-        with contextlib.suppress(Conflict):  # created meanwhile by someone else
-            self.kube.create(PV, entry.pv)
-        self.forget(entry.name)
+        self._create_from_record(entry)
         log.warning("pv/%s re-created from the record a killed run left", entry.name)
         return Replayed(entry.name, f"{entry.name}: re-created from the record")
 

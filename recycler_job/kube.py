@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -33,9 +34,24 @@ LIST_PAGE_SIZE = 2000
 """Items per list page: fewer round trips than the usual 500 for a little more peak memory (one
 page of raw JSON and its dicts are held at once); the trade-off is measured in
 docs/performance.md ("Idle pass over 10,000 PVs")."""
-REQUEST_TIMEOUT = 30.0
-"""Seconds per attempt of an ordinary request. Lease renewals use a much shorter one
+TIMEOUT_ENV = "GLUSTER_RECYCLER_TEST_REQUEST_TIMEOUT"
+"""A test hook like failpoints.ENV: unset in production. Tests that hold back an API reply
+set a short timeout here instead of waiting 30 s."""
+
+
+def _request_timeout(default: float = 30.0) -> float:
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV) or default)
+    except ValueError:
+        return default
+    return value if 0 < value <= default else default
+
+
+REQUEST_TIMEOUT = _request_timeout()
+"""Seconds per attempt of an ordinary request (30). Lease renewals use a much shorter one
 (lease.renew_timeout), so a hung API server cannot hold up the renewer past its interval."""
+RETRIED_METHODS = frozenset({"GET", "HEAD"})
+"""The only methods sent again after their request may have reached the server."""
 LIST_RESTARTS = 5
 
 
@@ -115,6 +131,28 @@ class _KnownResources:
     @property
     def version(self) -> Any:
         return self._discovering().version
+
+
+def retry_policy() -> Any:
+    """urllib3's retries for every request: a read may be sent twice, a write never.
+
+    A write whose reply was lost (read timeout, dropped connection) may have been carried out:
+    a DELETE sent again then answers 404 or 409 for a PV it removed itself, and a PUT again
+    could undo a newer write. So only GET/HEAD are resent after the request went out; a
+    connection that could not be opened (nothing was sent) is retried once for every method.
+    Errors urllib3 counts as neither (an SSL error mid-reply) are not retried at all.
+    """
+    from urllib3.util.retry import Retry  # noqa: PLC0415 (keeps --help fast)
+
+    return Retry(
+        total=1,
+        connect=1,
+        read=1,
+        other=0,
+        status=0,
+        redirect=False,
+        allowed_methods=RETRIED_METHODS,
+    )
 
 
 @contextmanager
@@ -201,9 +239,10 @@ class Kube:
         from openshift.dynamic import DynamicClient  # noqa: PLC0415
 
         # Set before the client exists: its connection pool copies `retries` when created
-        # (urllib3's default is 3 retries, which would stretch each request's timeout 4-fold).
+        # (urllib3's default is 3 retries, which would stretch each request's timeout 4-fold,
+        # and resends DELETE and PUT after a lost reply).
         cfg = k8s_client.Configuration()
-        cfg.retries = 1
+        cfg.retries = retry_policy()
         cfg.debug = False  # the client's debug output prints bearer tokens
         try:
             if kubeconfig:
@@ -389,7 +428,7 @@ class Kube:
         """PUT an object; the body must carry metadata.resourceVersion (PVs allow
         unconditional updates, so without it a concurrent change would be silently lost).
 
-        `timeout` bounds each attempt (the client retries a failed request once): a Lease
+        `timeout` bounds the request (a write is sent once, see `retry_policy`): a Lease
         renewal passes one shorter than its renew interval."""
         meta = body.get("metadata") or {}
         if not meta.get("resourceVersion"):
@@ -440,7 +479,10 @@ class Kube:
         namespace: str | None = None,
         dry_run: bool = False,
     ) -> dict[str, Any]:
-        """DELETE with uid and resourceVersion preconditions: Conflict when either changed."""
+        """DELETE with uid and resourceVersion preconditions: Conflict when either changed.
+
+        Sent once: after any error the object may or may not be gone, and only reading it
+        again can tell (journal.Journal.recreate does)."""
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "DeleteOptions",

@@ -67,8 +67,14 @@ def retry_interval(duration: int) -> float:
 
 
 def renew_timeout(duration: int) -> float:
-    """Request timeout of a renewal: a third of the interval, because the client retries a
-    timed-out PUT once; two attempts then still end before the next renewal is due."""
+    """Request timeout of a renewal: a third of the interval.
+
+    The renewal's PUT is sent once (kube.retry_policy never resends a write), so a renewal that
+    hangs gives up a third of an interval after it was due, and two attempts fit before the
+    hold ends: in intervals after the last success, the first is sent at 1 and gives up by
+    1.33, the second `retry_interval` (0.2) later gives up by 1.87, the hold ends at 2. Only
+    the conflict path reads the Lease (a GET, which may be sent twice) before it writes again.
+    """
     return renew_interval(duration) / 3
 
 

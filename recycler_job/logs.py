@@ -2,8 +2,8 @@
 that keeps credentials out.
 
 --debug logs every API call and mount command; a redaction filter masks anything shaped like a
-bearer token or a PEM key anyway, because an earlier tool's debug mode printed the
-service-account token.
+bearer token, a PEM key or the user:password part of an URL anyway, because an earlier tool's
+debug mode printed the service-account token.
 """
 
 from __future__ import annotations
@@ -19,12 +19,20 @@ from typing import Any, TextIO
 FIELDS = ("pv", "outcome", "step", "exit_code", "counts")
 OUTPUT_LOGGER = "recycler_job.summary"
 
+# The user:password of an URL (authority up to its last "@"), e.g. a PUSHGATEWAY_URL's.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#\"'<>]+(?=@)")
 _SECRET_PATTERNS = (
     re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # JWT
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
     re.compile(r"(?i)((?:token|password|client-key-data)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"),
+    _URL_USERINFO,
 )
+
+
+def mask_url(url: str) -> str:
+    """`url` without its user:password part (`http://<redacted>@host`), for printing."""
+    return _URL_USERINFO.sub(lambda m: m.group(1) + "<redacted>", url)
 
 
 def redact(text: str) -> str:
@@ -98,7 +106,7 @@ def output_logger(log_format: str, stream: TextIO | None = None) -> logging.Logg
 def error_line(message: str, log_format: str) -> str:
     """A start-up error (before logging is set up) in the chosen format."""
     if log_format != "json":
-        return f"gluster-recycler: error: {message}"
+        return f"gluster-recycler: error: {redact(message)}"
     record = logging.LogRecord("recycler_job", logging.ERROR, "", 0, redact(message), None, None)
     return JsonFormatter().format(record)
 

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, Gauge
-from prometheus_client.exposition import push_to_gateway, pushadd_to_gateway
+from prometheus_client.exposition import (
+    basic_auth_handler,
+    default_handler,
+    push_to_gateway,
+    pushadd_to_gateway,
+)
 
+from recycler_job.logs import mask_url, redact
 from recycler_job.report import OUTCOMES, RunReport
 
 log = logging.getLogger(__name__)
@@ -50,20 +59,41 @@ def build_registry(report: RunReport, *, now: float) -> CollectorRegistry:
     return registry
 
 
+def with_basic_auth(gateway: str) -> tuple[str, Callable[..., Any]]:
+    """The gateway URL without user:password, and the handler that sends them as basic auth.
+
+    urllib takes `user:pass@host` for the host name, so an URL with credentials would never
+    reach the gateway; the credentials go in an Authorization header instead.
+    """
+    parts = urlsplit(gateway)
+    if parts.username is None:
+        return gateway, default_handler
+    user, password = unquote(parts.username), unquote(parts.password or "")
+    netloc = parts.netloc.rpartition("@")[2]
+
+    def handler(url: str, method: str, timeout: float | None, headers: Any, data: bytes) -> Any:
+        return basic_auth_handler(url, method, timeout, headers, data, user, password)
+
+    return urlunsplit(parts._replace(netloc=netloc)), handler
+
+
 def push(gateway: str, report: RunReport, *, namespace: str, now: float | None = None) -> bool:
     """Push the pass's metrics; log and return False on failure, never raise."""
     registry = build_registry(report, now=time.time() if now is None else now)
     send = push_to_gateway if report.exit_code == 0 else pushadd_to_gateway
+    url, handler = with_basic_auth(gateway)
     try:
         send(
-            gateway,
+            url,
             job=JOB,
             registry=registry,
             grouping_key={"namespace": namespace},
             timeout=PUSH_TIMEOUT,
+            handler=handler,
         )
     except Exception as exc:  # any failure here only costs the metrics
-        log.error("could not push metrics to %s: %s", gateway, exc)
+        # The URL may carry user:password (basic auth to the gateway): never print it.
+        log.error("could not push metrics to %s: %s", mask_url(gateway), redact(str(exc)))
         return False
-    log.debug("pushed metrics to %s", gateway)
+    log.debug("pushed metrics to %s", mask_url(gateway))
     return True

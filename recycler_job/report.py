@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from recycler_job.logs import redact
+
 STDOUT = "-"  # --report-file -: the report is stdout's only content (the summary goes to stderr)
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LIMIT = 4096  # the kubelet keeps at most 4 KiB
@@ -127,7 +129,7 @@ class RunReport:
         return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
 
     def write_json(self, path: str) -> None:
-        """Write the report atomically so a reader never sees half of it; `-` is stdout."""
+        return redact(json.dumps(self.to_json(), indent=2, sort_keys=True)) + "\n"
         if path == STDOUT:
             sys.stdout.write(self.json_text())
             sys.stdout.flush()
@@ -140,7 +142,7 @@ class RunReport:
 
     def termination_message(self) -> str:
         """The summary and the failures, cut to what the kubelet keeps."""
-        text = "\n".join([self.summary_line(), *self.failed_lines()])
+        text = redact("\n".join([self.summary_line(), *self.failed_lines()]))
         data = text.encode()[:TERMINATION_LIMIT]
         return data.decode(errors="ignore")
 

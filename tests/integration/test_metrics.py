@@ -48,3 +48,19 @@ def test_gateway_down_leaves_the_exit_code_alone(scenario: Scenario) -> None:
     assert result.code == 0, result.stderr
     assert result.volume(good)["outcome"] == "recycled"
     assert "could not push metrics" in result.stderr
+
+
+def test_a_gateway_password_is_never_printed(scenario: Scenario) -> None:
+    """PUSHGATEWAY_URL may carry basic auth: a failed push, --debug's effective
+    configuration and the report show the URL without it."""
+    good = scenario.released_volume("psecret", {"a": "x"})
+    url = f"http://metrics:pushpass99@127.0.0.1:{free_port()}"
+    result = scenario.run("--debug", env={"PUSHGATEWAY_URL": url})
+    assert result.code == 0, result.stderr
+    assert result.volume(good)["outcome"] == "recycled"
+    output = result.stdout + result.stderr
+    assert "could not push metrics to http://<redacted>@127.0.0.1:" in result.stderr
+    assert "effective configuration" in result.stderr
+    assert "'pushgateway': 'http://<redacted>@127.0.0.1:" in result.stderr
+    assert "pushpass99" not in output
+    assert "pushpass99" not in (scenario.tmp / "report.json").read_text()

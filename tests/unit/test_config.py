@@ -897,3 +897,11 @@ def test_gfapi_refuses_owner_and_mode_reset() -> None:
     assert "not supported with --backend gfapi" in error_of(
         ["--backend", "gfapi", "--reset-mode", "0775"]
     )
+
+
+def test_redacted_masks_the_password_of_an_url() -> None:
+    config = load(["--pushgateway", "http://metrics:pushpass99@gateway:9091"])
+    assert config.pushgateway == "http://metrics:pushpass99@gateway:9091"  # used as given
+    data = config.redacted()
+    assert data["pushgateway"] == "http://<redacted>@gateway:9091"
+    assert "pushpass99" not in json.dumps(data)

@@ -12,7 +12,6 @@ import pytest
 
 from recycler_job import gfapi
 from recycler_job.gfapi_wipe import (
-    client_list_name,
     split_subdir,
     volume_ids_match,
 )
@@ -62,12 +61,6 @@ def test_stat_kinds() -> None:
     assert d.is_dir and not d.is_symlink and d.known
     assert link.is_symlink and not link.is_dir
     assert not ghost.known
-
-
-def test_client_list_name_is_gfapi_and_the_process_name() -> None:
-    with open("/proc/self/comm", "rb") as f:
-        comm = f.read().rstrip(b"\n")
-    assert client_list_name() == "gfapi." + os.fsdecode(comm)
 
 
 def test_client_list_name_of_a_script_is_its_file_name_not_its_interpreter(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from urllib3.exceptions import ReadTimeoutError
 
 from recycler_job import lease as lease_module
 from recycler_job.api_errors import KubeError
@@ -236,30 +237,43 @@ def test_any_renewer_exception_marks_the_lease_lost(
 
 
 def test_check_is_safe_from_many_threads() -> None:
+    """Eight threads call check() while the clock moves past the deadline: each sees it pass,
+    then fail, and never pass again. The clock moves only once every thread has passed at
+    least once, while they keep checking; each stops only after it has seen the loss."""
     clock = FakeClock()
     keeper = LeaseKeeper(held_lock(LeaseApi(), clock))
     seen: list[list[bool]] = [[] for _ in range(8)]
-    barrier = threading.Barrier(len(seen) + 1)
+    passed = [threading.Event() for _ in seen]
+    start = threading.Barrier(len(seen) + 1)
+    give_up = time.monotonic() + 10
 
-    def worker(outcomes: list[bool]) -> None:
-        barrier.wait()
-        for _ in range(2000):
+    def worker(outcomes: list[bool], passed_once: threading.Event) -> None:
+        start.wait()
+        after_loss = 0
+        while after_loss < 200 and time.monotonic() < give_up:
             try:
                 keeper.check()
                 outcomes.append(True)
+                passed_once.set()
             except LeaseLost:
                 outcomes.append(False)
+                after_loss += 1
 
-    threads = [threading.Thread(target=worker, args=(s,)) for s in seen]
+    threads = [
+        threading.Thread(target=worker, args=args) for args in zip(seen, passed, strict=True)
+    ]
     for t in threads:
         t.start()
-    barrier.wait()
-    clock.now += 11
+    start.wait()
+    for event in passed:
+        assert event.wait(5), "a thread never saw the Lease held"
+    clock.now += 11  # past the hold deadline of a 15 s Lease (10 s), while threads check
     for t in threads:
         t.join()
     for outcomes in seen:  # in every thread: passing, then lost for good
+        assert True in outcomes and False in outcomes
         assert outcomes == sorted(outcomes, reverse=True)
-        assert outcomes[-1] is False
+        assert outcomes.count(False) == 200
     assert keeper.lost_reason.startswith("not renewed")
 
 
@@ -271,10 +285,12 @@ def wait_until(probe: Callable[[], bool], what: str, timeout: float = 5.0) -> No
 
 
 @pytest.mark.parametrize("duration", [15, 60, 3600])
-def test_a_renewal_with_its_retries_ends_before_the_next_is_due(
+def test_failed_renewals_leave_room_for_another_before_the_hold_ends(
     duration: int, tmp_path: Path
 ) -> None:
-    """The API client's own retries count: every attempt of a renewal gets `renew_timeout`."""
+    """The client sends a renewal's PUT once (its retries are for reads), so a renewal that
+    hangs ends `renew_timeout` after it was due, and another attempt `retry_interval` later
+    still ends before the hold does."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         yaml.safe_dump(
@@ -290,5 +306,9 @@ def test_a_renewal_with_its_retries_ends_before_the_next_is_due(
     )
     kube = Kube.connect(str(kubeconfig))
     retries = kube._dyn.client.rest_client.pool_manager.connection_pool_kw["retries"]
-    attempts = 1 + retries.total
-    assert attempts * renew_timeout(duration) < renew_interval(duration)
+    with pytest.raises(ReadTimeoutError):  # a PUT whose reply is late is not sent again
+        retries.increment("PUT", "/lease", error=ReadTimeoutError(None, "/lease", "timed out"))
+    timeout = renew_timeout(duration)
+    assert timeout < renew_interval(duration)
+    second_gives_up = renew_interval(duration) + timeout + retry_interval(duration) + timeout
+    assert second_gives_up < hold_deadline(0, duration)

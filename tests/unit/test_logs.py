@@ -9,7 +9,7 @@ import re
 import pytest
 
 from recycler_job.cli import main
-from recycler_job.logs import redact, setup_logging
+from recycler_job.logs import mask_url, redact, setup_logging
 
 JWT = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2lnbmF0dXJl"
 
@@ -23,6 +23,9 @@ JWT = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bn
         "token: s3cr3tvalue99",
         "client-key-data: LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQ==",
         "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+        "could not push metrics to http://metrics:pushpass99@gw:9091: refused",
+        "push to https://metrics:push@pass99@gw/metrics failed",
+        "{'pushgateway': 'http://pushpass99@gw:9091'}",
     ],
 )
 def test_secrets_are_masked(text: str) -> None:
@@ -30,6 +33,21 @@ def test_secrets_are_masked(text: str) -> None:
     assert "<redacted>" in masked
     for secret in (JWT, "abcdefgh12345678", "s3cr3tvalue99", "MIIEpAIBAAKCAQEA", "LS0tLS1C"):
         assert secret not in masked
+    assert "pushpass99" not in masked and "pass99" not in masked
+
+
+def test_an_url_keeps_all_but_its_user_and_password() -> None:
+    assert mask_url("http://u:p@gw:9091/x") == "http://<redacted>@gw:9091/x"
+    assert redact("to http://u:p@gw:9091/x.") == "to http://<redacted>@gw:9091/x."
+    for plain in ("http://gw:9091/a@b", "https://gw/?q=a@b", "mail ops@example.com"):
+        assert redact(plain) == plain
+
+
+def test_bad_config_error_never_shows_an_url_password(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--pushgateway", "http://u:pushpass99@gw bad"], {"HOME": "/"}) == 2
+    err = capsys.readouterr().err
+    assert "--pushgateway" in err
+    assert "pushpass99" not in err
 
 
 def test_plain_messages_are_untouched() -> None:
