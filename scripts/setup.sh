@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # buildah and debootstrap: the image test builds the Containerfile (scripts/image.sh).
-debs=(glusterfs-server glusterfs-client rsync attr psmisc procps prometheus-pushgateway
+debs=(glusterfs-server glusterfs-client rsync attr acl psmisc procps prometheus-pushgateway
   buildah debootstrap)
 missing=()
 for pkg in "${debs[@]}"; do
