@@ -956,7 +956,7 @@ def test_renamed_trash_is_emptied_last_and_tolerated(
             raise PermissionError(errno.EPERM, "refused like gluster's trash translator")
         real_rmdir(path, dir_fd=dir_fd)
 
-    monkeypatch.setattr(wipe.os, "rmdir", rmdir)
+    monkeypatch.setattr(os, "rmdir", rmdir)
     wipe_tree(str(root), trash={".Trash", ".trashcan"})
     assert listing(root) == [".Trash"]
     verify_empty(str(root), trash={".Trash"})
