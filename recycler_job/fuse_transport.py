@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from recycler_job import failpoints, tls, wipe
 from recycler_job.gluster import identity, mount
 from recycler_job.gluster.errors import GlusterError, MountError
+from recycler_job.gluster.trash import Trash
 from recycler_job.mountinfo import MountEntry
 from recycler_job.report import timed
 from recycler_job.transport import Opened, StopCheck, Target, volume_info_checked
@@ -52,6 +53,8 @@ def open_fuse(target: Target) -> Iterator[Opened]:
             mountpoint, hosts, source, timeout=config.mount_timeout
         )
         result.volume_id = info.volume_id
+        # The trash directories at a whole-volume root are emptied last (gluster/trash.py).
+        trash = frozenset() if source.subdir else Trash.of(info).root_names
         failpoints.hit("after-verify")
         # From here on the path is never looked up again: everything goes through this fd,
         # proven to be the root of the verified mount (its device, gluster's root inode).
@@ -60,7 +63,7 @@ def open_fuse(target: Target) -> Iterator[Opened]:
         ) as root:
 
             def run(stop: StopCheck) -> wipe.WipeStats:
-                stats = wipe.wipe_tree(root, workers=config.wipe_workers, stop=stop)
+                stats = wipe.wipe_tree(root, workers=config.wipe_workers, stop=stop, trash=trash)
                 if config.reset_owner is not None or config.reset_mode is not None:
                     wipe.reset_root(root, config.reset_owner, config.reset_mode)
                 return stats

@@ -10,6 +10,14 @@ is on).  The ids are per thread in libgfapi, so every thread that touches the vo
 One :class:`Volume` is one ``glfs_t``: ``glfs_fini`` runs on every exit path of the ``with``
 block (after a failed ``glfs_init`` as well), after the handles still open are closed.
 
+``glfs_init`` and ``glfs_fini`` have no timeout of their own (a frozen brick or glusterd
+holds ``glfs_init`` for as long as it is frozen), so each runs in a daemon thread of its own
+and is given up after ``timeout`` seconds (``glfs_init`` also as soon as ``interrupt``
+raises).  An ``glfs_init`` given up on raises :class:`GfapiTimeout` (or what ``interrupt``
+raised): no :class:`Volume` exists, so nothing can be wiped through it; its thread keeps the
+``glfs_t`` and calls ``glfs_fini`` itself if the call ever returns.  A ``glfs_fini`` given up
+on is left running (``fini_result`` stays None): the process exits at the end of the pass.
+
 Signatures follow ``/usr/include/glusterfs/api/glfs.h`` and ``glfs-handles.h`` (glusterfs 10).
 ``ctypes.CDLL`` releases the GIL for the length of each C call, so threads sharing one
 ``Volume`` really run their network round trips in parallel.
@@ -23,8 +31,9 @@ import os
 import platform
 import stat
 import threading
+import time
 import uuid
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -34,6 +43,7 @@ from recycler_job.errors import RecyclerError
 __all__ = [
     "DEFAULT_PORT",
     "GfapiError",
+    "GfapiTimeout",
     "GfapiUnavailable",
     "Handle",
     "Stat",
@@ -48,10 +58,16 @@ LOG_WARNING = 5  # gf_loglevel_t GF_LOG_WARNING
 _DIRENT_BUFFER = 512  # glfs.h: "512 byte buffer (for @dirent) is sufficient"
 _DIRENT_NAME_OFFSET = 19  # struct dirent: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name
 _SET_ATTR_MODE = 0x1  # GFAPI_SET_ATTR_MODE
+DEFAULT_TIMEOUT_S = 60.0  # glfs_init / glfs_fini bound when the caller gives none
+_WAIT_POLL_S = 0.05
 
 
 class GfapiError(RecyclerError, OSError):
     """A libgfapi call failed; ``errno`` is what the library set."""
+
+
+class GfapiTimeout(GfapiError):
+    """``glfs_init`` did not return within its bound; the connection was given up on."""
 
 
 class GfapiUnavailable(GfapiError):
@@ -165,6 +181,8 @@ class _Lib:
             "glfs_h_opendir": (p, [p, p]),
             "glfs_readdirplus_r": (c_int, [p, stat_p, p, ctypes.POINTER(p)]),
             "glfs_closedir": (c_int, [p]),
+            "glfs_h_getxattrs": (c_int, [p, p, c_char_p, p, c_size_t]),
+            "glfs_h_removexattrs": (c_int, [p, p, c_char_p]),
         }
         for name, (restype, argtypes) in signatures.items():
             fn = getattr(lib, name)
@@ -216,6 +234,49 @@ def as_root() -> None:
         raise _error("glfs_setfsgroups")
 
 
+class _Call:
+    """``fn(fs)`` (``glfs_init``, ``glfs_fini``) in a daemon thread of its own, so that the
+    caller can stop waiting for it."""
+
+    def __init__(self, fn: Any, fs: int, *, name: str) -> None:
+        self._fn = fn
+        self._fs = fs
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._abandoned: Any = None  # what to call on the glfs_t once it returns
+        self.result: int | None = None
+        self.errno = 0
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def _run(self) -> None:
+        ctypes.set_errno(0)
+        result = int(self._fn(self._fs))
+        with self._lock:
+            self.result, self.errno = result, ctypes.get_errno()
+            self._done.set()
+            then = self._abandoned
+        if then is not None:
+            then(self._fs)  # glfs_fini of an init given up on: its connection goes now
+
+    def wait(self, timeout: float, interrupt: Callable[[], None] | None) -> bool:
+        """True once the call returned; False after ``timeout``; ``interrupt`` may raise."""
+        deadline = time.monotonic() + timeout
+        while not self._done.wait(min(_WAIT_POLL_S, max(0.0, deadline - time.monotonic()))):
+            if interrupt is not None:
+                interrupt()
+            if time.monotonic() >= deadline:
+                return False
+        return True
+
+    def abandon(self, then: Any) -> bool:
+        """Stop waiting: ``then(fs)`` runs when the call returns. False if it already had."""
+        with self._lock:
+            if self._done.is_set():
+                return False
+            self._abandoned = then
+            return True
+
+
 def _check_name(name: bytes) -> None:
     """One directory entry: never a path, never ``.``/``..`` (no resolution beyond one step)."""
     if not name or b"/" in name or name in (b".", b"..") or b"\0" in name:
@@ -256,7 +317,9 @@ class Volume:
     ``log_file`` must be writable by the process (libgfapi logs there; the default would be
     below /var/log, not writable by a non-root user). ``xlator_options`` are
     ``(translator pattern, key, value)`` set before ``glfs_init``, as ``glusterfs
-    --xlator-option`` would (the TLS files, for one).
+    --xlator-option`` would (the TLS files, for one). ``timeout`` bounds ``glfs_init`` and
+    ``glfs_fini`` each; ``interrupt`` is called every 50 ms while ``glfs_init`` runs and gives
+    it up by raising (see the module doc).
     """
 
     def __init__(
@@ -268,6 +331,8 @@ class Volume:
         port: int = DEFAULT_PORT,
         log_level: int = LOG_WARNING,
         xlator_options: Sequence[tuple[str, str, str]] = (),
+        timeout: float = DEFAULT_TIMEOUT_S,
+        interrupt: Callable[[], None] | None = None,
     ) -> None:
         if not hosts:
             raise ValueError("at least one host is needed")
@@ -279,6 +344,8 @@ class Volume:
         self._handles_lock = threading.Lock()
         self.closed = False
         self.fini_result: int | None = None
+        self.timeout = timeout
+        self.fini_abandoned = False  # glfs_fini did not return within ``timeout``
         ctypes.set_errno(0)
         fs = self.lib.glfs_new(volume.encode())
         if not fs:
@@ -298,11 +365,33 @@ class Volume:
                     != 0
                 ):
                     raise _error("glfs_set_xlator_option", f"{pattern}.{key}")
-            if self.lib.glfs_init(fs) != 0:
-                raise _error(f"glfs_init of volume {volume} via {','.join(self.hosts)}")
         except BaseException:
             self.close()
             raise
+        self._init(interrupt)
+
+    def _init(self, interrupt: Callable[[], None] | None) -> None:
+        """``glfs_init`` in a daemon thread, waited for at most ``timeout`` seconds."""
+        what = f"glfs_init of volume {self.name} via {','.join(self.hosts)}"
+        call = _Call(self.lib.glfs_init, self._fs, name=f"glfs-init-{self.name}")
+        try:
+            finished = call.wait(self.timeout, interrupt)
+        except BaseException:  # interrupted: give up on the call, or fini if it just returned
+            if call.abandon(self.lib.glfs_fini):
+                self.closed = True  # the init thread owns the glfs_t now (and finis it)
+            else:
+                self.close()
+            raise
+        if not finished and call.abandon(self.lib.glfs_fini):
+            self.closed = True
+            raise GfapiTimeout(
+                errno.ETIMEDOUT, f"{what}: no answer within {self.timeout:g} s; given up"
+            )
+        if call.result != 0:
+            ctypes.set_errno(call.errno)
+            error = _error(what)
+            self.close()
+            raise error
 
     # ---- lifetime ------------------------------------------------------------------------
 
@@ -315,7 +404,11 @@ class Volume:
             left = list(self._handles)
         for handle in left:
             handle.close()
-        self.fini_result = int(self.lib.glfs_fini(self._fs))
+        call = _Call(self.lib.glfs_fini, self._fs, name=f"glfs-fini-{self.name}")
+        if call.wait(self.timeout, None):
+            self.fini_result = call.result
+        else:
+            self.fini_abandoned = True  # still running: the process exits soon anyway
 
     def __enter__(self) -> Volume:
         return self
@@ -421,6 +514,25 @@ class Volume:
         ctypes.set_errno(0)
         if self.lib.glfs_h_unlink(self.fs, parent.ptr, name) != 0:
             raise _error("unlink", name)
+
+    def listxattr(self, handle: Handle) -> list[bytes]:
+        """The names of the extended attributes of ``handle`` (``glfs_h_getxattrs`` with no
+        name lists them)."""
+        size = 4096
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            ctypes.set_errno(0)
+            got = self.lib.glfs_h_getxattrs(self.fs, handle.ptr, None, buf, size)
+            if got >= 0:
+                return [n for n in buf.raw[:got].split(b"\0") if n]
+            if ctypes.get_errno() != errno.ERANGE or size >= 1 << 20:
+                raise _error("listxattr")
+            size *= 4
+
+    def removexattr(self, handle: Handle, name: bytes) -> None:
+        ctypes.set_errno(0)
+        if self.lib.glfs_h_removexattrs(self.fs, handle.ptr, name) != 0:
+            raise _error("removexattr", name)
 
     def listdir(self, handle: Handle) -> Generator[tuple[bytes, Stat], None, None]:
         """Stream the entries of a directory (without ``.``/``..``) with their attributes.

@@ -1,8 +1,10 @@
 """The libgfapi transport: connect without a mount, prove the Volume ID, wipe by handle.
 
 The gluster CLI is asked first: a volume deleted and re-created under the same name in
-between shows up as a mismatch. No trash rule: gfapi sees `.trashcan/<subdir>` and empties
-it (see docs/decisions.md). libgfapi is loaded only when this transport is used.
+between shows up as a mismatch. Of the trash rules (gluster/trash.py) only the refusal of a
+PV in the trash applies: gfapi sees `<trash>/<subdir>` and empties it (see
+docs/decisions.md). libgfapi is loaded only when this transport is used; `glfs_init` and
+`glfs_fini` are bounded by `--mount-timeout`, and `glfs_init` is given up on at SIGTERM.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 
 from recycler_job import failpoints, wipe
 from recycler_job.gluster.errors import VolumeIdentityError
+from recycler_job.gluster.trash import Trash
 from recycler_job.report import timed
 from recycler_job.transport import Opened, StopCheck, Target, volume_info_checked
 
@@ -30,11 +33,20 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
     config = target.config
     pv_name, source, hosts, result = target.pv_name, target.source, target.hosts, target.result
     info = volume_info_checked(target)
+    trash = Trash.of(info)
+    trash.check_pv_path(source.volume, source.subdir)
     failpoints.hit("before-mount")
     target.guard()
     log_file = os.path.join(config.log_dir, f"gfapi-{pv_name}.log")
     volume: gfapi_wipe.GfapiVolume = timed(
-        result, "mount", gfapi_wipe.open_volume, source.volume, hosts, log_file=log_file
+        result,
+        "mount",
+        gfapi_wipe.open_volume,
+        source.volume,
+        hosts,
+        log_file=log_file,
+        timeout=config.mount_timeout,
+        interrupt=target.guard,  # SIGTERM (or a lost Lease) gives up a hanging glfs_init
     )
     closing_started: float | None = None
     try:
@@ -52,7 +64,9 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
                 workers = config.wipe_workers
 
                 def run(stop: StopCheck) -> wipe.WipeStats:
-                    return volume.wipe(source.subdir, workers=workers, stop=stop)
+                    return volume.wipe(
+                        source.subdir, workers=workers, stop=stop, trash=trash.root_names
+                    )
 
                 own = {gfapi_wipe.client_list_name(): 1}
                 yield Opened(volume_id=info.volume_id, own_clients=own, wipe=run)
@@ -61,7 +75,14 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
     finally:
         if closing_started is not None:
             result.durations["unmount"] = round(time.monotonic() - closing_started, 3)
-        if volume.volume.closed:
+        if volume.volume.fini_abandoned:
+            log.error(
+                "pv/%s: glfs_fini of volume %s did not return within %g s; given up",
+                pv_name,
+                source.volume,
+                config.mount_timeout,
+            )
+        elif volume.volume.closed:
             log.info(
                 "pv/%s: glfs_fini of volume %s returned %s",
                 pv_name,

@@ -19,9 +19,13 @@ The rules are wipe.py's, expressed for gfapi:
   PV directory: if the server squashes root (``server.root-squash on``) it is owned by the
   anonymous uid (or cannot be created at all), and the wipe stops with
   :class:`WipeRootSquashed` instead of failing half-way on the first file owned by someone else.
-* ``.trashcan`` at the volume root is handled as wipe.py does (kept last, emptied, removal
-  tried, an empty one tolerated).  For a subdir PV, ``.trashcan/<subdir>`` -- where the trash
-  translator put what this wipe unlinked -- is emptied and removed too.
+* The trash directory (``.trashcan``, or the name ``features.trash-dir`` gives: ``trash``
+  names them, see gluster/trash.py) at the volume root is handled as wipe.py does (kept last,
+  emptied, removal tried, an empty one tolerated; a file or symlink of that name is unlinked).
+  For a subdir PV, ``<trash>/<subdir>`` -- where the trash translator put what this wipe
+  unlinked -- is emptied and removed too.
+* The PV directory's own extended attributes of the old tenant (``user.*``, POSIX ACLs) are
+  removed once it is empty; gluster's ``trusted.*``/``security.*`` stay.
 * Parallel: a pool of threads shares the one ``glfs_t``.  Unlike a FUSE mount (where the
   kernel holds the parent directory's lock across each unlink), gfapi does not serialize
   unlinks within one directory, so the scanner of a directory hands batches of names (128, or
@@ -46,7 +50,7 @@ import errno
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 from recycler_job import gfapi, tls, wipe_engine
 from recycler_job.gfapi import GfapiError, Handle, Stat
@@ -58,7 +62,14 @@ from recycler_job.wipe import (
     WipeError,
     WipeStats,
 )
-from recycler_job.wipe_engine import Counts, Engine, LocalWork, Node, wipe_error
+from recycler_job.wipe_engine import (
+    Counts,
+    Engine,
+    LocalWork,
+    Node,
+    is_tenant_xattr,
+    wipe_error,
+)
 
 __all__ = [
     "GfapiVolume",
@@ -69,7 +80,7 @@ __all__ = [
     "volume_ids_match",
 ]
 
-_TRASH = TRASH_DIR.encode()
+_TRASH = frozenset({TRASH_DIR})
 _INTERNAL_OP = TRASH_INTERNAL_OP.encode()
 _UNLINK_BATCH = 128  # names handed to another worker at once
 # ... or fewer, once their sizes add up to this: the brick frees a large file's blocks inside
@@ -140,9 +151,17 @@ class _GfapiEngine(Engine[Handle, bytes]):
 
     thread_name = "gfapi-wipe"
 
-    def __init__(self, vol: gfapi.Volume, label: str, workers: int, stop: StopFlag | None) -> None:
+    def __init__(
+        self,
+        vol: gfapi.Volume,
+        label: str,
+        workers: int,
+        stop: StopFlag | None,
+        trash: frozenset[bytes] = frozenset(),
+    ) -> None:
         super().__init__(label, workers, stop)
         self.vol = vol
+        self.trash = trash  # names of trash directories at the volume root
 
     def worker_started(self) -> None:
         gfapi.as_root()
@@ -239,7 +258,7 @@ class _GfapiEngine(Engine[Handle, bytes]):
             parent.needs_rescan = True  # replaced by a non-directory: unlink it next pass
             return None
         node = _Dir(handle, parent, name, parent.depth + 1)
-        if parent.top and parent.name == _TRASH and name == _INTERNAL_OP:
+        if parent.top and parent.name in self.trash and name == _INTERNAL_OP:
             node.keep_on_eperm = True
         self.track(node)
         return node
@@ -281,9 +300,11 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
     ) -> Handle | None:
         """The handle of ``/parts...``: every component a real directory; None if missing.
 
-        ``wait_for_gfid``: a component that its parent lists but that cannot be looked up yet
-        (the trash translator's directories get their gfid about a second after they appear,
-        see wipe.py) is retried with a backoff instead of being taken for missing.
+        ``wait_for_gfid`` (looking for a trash directory): a component that its parent lists
+        but that cannot be looked up yet (the trash translator's directories get their gfid
+        about a second after they appear, see wipe.py) is retried with a backoff instead of
+        being taken for missing, and a component that is not a directory means there is no
+        trash there (it is a tenant's entry, wiped with the rest), not a refusal.
         """
         gfapi.as_root()
         try:
@@ -301,6 +322,9 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
                     return None
                 raise wipe_error("lookup", path, exc) from exc
             handle.close()
+            if wait_for_gfid and not st.is_dir:
+                child.close()
+                return None
             if st.is_symlink:
                 child.close()
                 raise WipeError(f"refusing to wipe {label}: {path} is a symlink")
@@ -370,19 +394,22 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
         *,
         workers: int = DEFAULT_WORKERS,
         stop: StopFlag | None = None,
+        trash: Collection[str] = _TRASH,
     ) -> WipeStats:
         """Remove everything below the PV directory (kept), then verify it is empty.
 
         Same contract as :func:`recycler_job.wipe.wipe_tree`: ``stop`` (an Event or a
         thread-safe callable) raises :class:`WipeInterrupted` promptly; any failure is a
-        :class:`WipeError` with ``errno`` and ``.stats``.
+        :class:`WipeError` with ``errno`` and ``.stats``. ``trash``: the names of the volume's
+        trash directories (``Trash.root_names``).
         """
         if workers < 1:
             raise ValueError("workers must be at least 1")
         parts = split_subdir(subdir)
         label = self._label(parts)
         started = time.monotonic()
-        engine = _GfapiEngine(self.volume, label, workers, stop)
+        names = frozenset(os.fsencode(n) for n in trash)
+        engine = _GfapiEngine(self.volume, label, workers, stop, names)
         top_handle = self._resolve(parts, label)
         if top_handle is None:
             raise WipeError(f"refusing to wipe {label}: it does not exist", errno=errno.ENOENT)
@@ -390,10 +417,12 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
         try:
             self._check_root_allowed(top_handle, label)
             if not parts:
-                top.skip = frozenset({_TRASH})
+                top.skip = names
             engine.run(top, label)
-            self._wipe_trash(parts, engine)
-            self._verify(top_handle, label, at_volume_root=not parts)
+            for name in sorted(names):
+                self._wipe_trash(parts, engine, name)
+            self._verify(top_handle, label, names if not parts else frozenset())
+            self._strip_tenant_xattrs(top_handle, label)
         except WipeError as exc:
             exc.stats = engine.stats()
             exc.stats.seconds = time.monotonic() - started
@@ -407,10 +436,13 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
         result.seconds = time.monotonic() - started
         return result
 
-    def _wipe_trash(self, parts: Sequence[bytes], engine: _GfapiEngine) -> None:
-        """Empty ``.trashcan`` (volume root PV) or ``.trashcan/<subdir>`` (subdir PV) last."""
-        trash_parts = [_TRASH, *parts]
+    def _wipe_trash(self, parts: Sequence[bytes], engine: _GfapiEngine, name: bytes) -> None:
+        """Empty the trash ``name`` (volume root PV) or ``<name>/<subdir>`` (subdir PV) last;
+        at the volume root, an entry ``name`` that is not a directory is unlinked."""
+        trash_parts = [name, *parts]
         label = self._label(trash_parts)
+        if not parts and self._unlink_if_not_dir(name, label, engine):
+            return
         handle = self._resolve(trash_parts, label, wait_for_gfid=True)
         if handle is None:
             return
@@ -438,11 +470,51 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
         finally:
             parent.close()
 
-    def _verify(self, handle: Handle, label: str, *, at_volume_root: bool) -> None:
+    def _unlink_if_not_dir(self, name: bytes, label: str, engine: _GfapiEngine) -> bool:
+        """Unlink the root's entry ``name`` (never followed) unless it is a directory; True
+        when it was not one (or is gone)."""
+        root, _ = self.volume.root()
+        try:
+            try:
+                child, st = self.volume.lookup(root, name)
+            except GfapiError as exc:
+                if exc.errno == errno.ENOENT:
+                    return False  # perhaps listed without a gfid yet: _resolve waits for it
+                raise wipe_error("lookup", label, exc) from exc
+            child.close()
+            if st.is_dir:
+                return False
+            try:
+                self.volume.unlink(root, name)
+            except GfapiError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise wipe_error("unlink", label, exc) from exc
+                return True
+            engine.main_counts.files += 1
+            engine.main_counts.bytes += st.size
+            return True
+        finally:
+            root.close()
+
+    def _strip_tenant_xattrs(self, handle: Handle, label: str) -> None:
+        """Remove the PV directory's extended attributes and ACLs of the old tenant
+        (``is_tenant_xattr``); gluster's own stay."""
+        try:
+            for name in self.volume.listxattr(handle):
+                if is_tenant_xattr(name):
+                    try:
+                        self.volume.removexattr(handle, name)
+                    except GfapiError as exc:
+                        if exc.errno != errno.ENODATA:
+                            raise
+        except GfapiError as exc:
+            raise wipe_error("remove the old tenant's xattrs of", label, exc) from exc
+
+    def _verify(self, handle: Handle, label: str, trash: frozenset[bytes]) -> None:
         def leftovers() -> Iterator[bytes]:
             for name, st in self.volume.listdir(handle):
-                if at_volume_root and name == _TRASH and st.is_dir:
-                    yield from self._trash_leftovers(handle)
+                if name in trash and st.is_dir:
+                    yield from self._trash_leftovers(handle, name)
                 else:
                     yield name
 
@@ -451,17 +523,17 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
         except GfapiError as exc:
             raise wipe_error("verify", label, exc) from exc
 
-    def _trash_leftovers(self, root: Handle) -> list[bytes]:
-        """What is left in ``.trashcan`` beyond an empty ``internal_op``."""
-        trash, _ = self.volume.lookup(root, _TRASH)
+    def _trash_leftovers(self, root: Handle, name: bytes) -> list[bytes]:
+        """What is left in the trash ``name`` beyond an empty ``internal_op``."""
+        trash, _ = self.volume.lookup(root, name)
         try:
             names = [(n, s) for n, s in self.volume.listdir(trash)]
             if [n for n, _ in names] != [_INTERNAL_OP] or not names[0][1].is_dir:
-                return [_TRASH + b"/" + n for n, _ in names]
+                return [name + b"/" + n for n, _ in names]
             inner, _ = self.volume.lookup(trash, _INTERNAL_OP)
             try:
                 return [
-                    _TRASH + b"/" + _INTERNAL_OP + b"/" + n for n, _ in self.volume.listdir(inner)
+                    name + b"/" + _INTERNAL_OP + b"/" + n for n, _ in self.volume.listdir(inner)
                 ]
             finally:
                 inner.close()
@@ -476,11 +548,15 @@ def open_volume(
     log_file: str,
     port: int = gfapi.DEFAULT_PORT,
     log_level: int = gfapi.LOG_WARNING,
+    timeout: float = gfapi.DEFAULT_TIMEOUT_S,
+    interrupt: Callable[[], None] | None = None,
 ) -> GfapiVolume:
     """Connect to ``volume`` through every host of ``hosts`` (failover); use it in ``with``.
 
     A failed connection is a :class:`WipeError` with errno; the ``glfs_t`` is freed on every
-    path (also when ``glfs_init`` fails).
+    path (also when ``glfs_init`` fails). ``glfs_init`` and ``glfs_fini`` are given up on
+    after ``timeout`` seconds each, ``glfs_init`` also when ``interrupt`` raises (what it
+    raises propagates); see gfapi.py.
     """
     start = tls.log_size(log_file)
     try:
@@ -491,6 +567,8 @@ def open_volume(
             port=port,
             log_level=log_level,
             xlator_options=tls.xlator_options(volume),
+            timeout=timeout,
+            interrupt=interrupt,
         )
     except GfapiError as exc:
         why = tls.explain(log_file, start=start)

@@ -126,10 +126,10 @@ class RunReport:
         return data
 
     def json_text(self) -> str:
-        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+        return redact(json.dumps(self.to_json(), indent=2, sort_keys=True)) + "\n"
 
     def write_json(self, path: str) -> None:
-        return redact(json.dumps(self.to_json(), indent=2, sort_keys=True)) + "\n"
+        """Write the report atomically so a reader never sees half of it; `-` is stdout."""
         if path == STDOUT:
             sys.stdout.write(self.json_text())
             sys.stdout.flush()

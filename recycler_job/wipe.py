@@ -15,7 +15,8 @@ are renamed up to the top of the tree so that the number of open directory descr
 bounded even for adversarially deep trees.
 
 Gluster's trash translator (``features.trash``) keeps a ``.trashcan`` directory at the volume
-root.  Observed on gluster 10.3 through a FUSE mount (see docs/wipe.md):
+root (or the name ``features.trash-dir`` gives: ``trash`` names every directory handled so,
+see gluster/trash.py).  Observed on gluster 10.3 through a FUSE mount (see docs/wipe.md):
 
 * ``features.trash`` never enabled: there is no ``.trashcan``.
 * ``features.trash on``: ``.trashcan`` appears at the root.  Unlinking a file (up to
@@ -39,10 +40,11 @@ import os
 import stat
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 from recycler_job.config import Config
+from recycler_job.gluster import trash as gluster_trash
 from recycler_job.wipe_engine import (
     SUBDIR_BATCH,
     Counts,
@@ -55,6 +57,7 @@ from recycler_job.wipe_engine import (
     WipeNotEmpty,
     WipeStats,
     ensure_empty,
+    is_tenant_xattr,
 )
 from recycler_job.wipe_engine import (
     wipe_error as _os_error,
@@ -79,8 +82,9 @@ __all__ = [
 
 DEFAULT_WORKERS = Config.wipe_workers
 """The configured default of --wipe-workers (its declaration is the one place it is set)."""
-TRASH_DIR = ".trashcan"
-TRASH_INTERNAL_OP = "internal_op"
+TRASH_DIR = gluster_trash.DEFAULT_NAME
+TRASH_INTERNAL_OP = gluster_trash.INTERNAL_OP
+_DEFAULT_TRASH = frozenset({TRASH_DIR})
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _SUBDIR_BATCH = SUBDIR_BATCH  # a module global, so that tests can make it small
@@ -185,9 +189,17 @@ def _open(root: str | VerifiedRoot) -> tuple[int, str]:
 class _FdEngine(Engine[int, str]):
     """The tree walk over a FUSE mount: everything relative to directory descriptors."""
 
-    def __init__(self, root: str, dev: int, workers: int, stop: StopFlag | None) -> None:
+    def __init__(
+        self,
+        root: str,
+        dev: int,
+        workers: int,
+        stop: StopFlag | None,
+        trash: frozenset[str] = _DEFAULT_TRASH,
+    ) -> None:
         super().__init__(root, workers, stop)
         self.dev = dev
+        self.trash = trash  # names of trash directories at the root (emptied last)
 
     def remove_dir(self, parent: _FdNode, node: _FdNode) -> None:
         os.rmdir(node.name, dir_fd=parent.ref)
@@ -308,7 +320,7 @@ class _FdEngine(Engine[int, str]):
                 os.fchmod(fd, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
         except OSError as exc:
             raise _os_error("open", self.path(parent, name), exc) from exc
-        if parent.top and parent.name == TRASH_DIR and name == TRASH_INTERNAL_OP:
+        if parent.top and parent.name in self.trash and name == TRASH_INTERNAL_OP:
             node.keep_on_eperm = True
         return node
 
@@ -347,9 +359,16 @@ class _FdEngine(Engine[int, str]):
 
 
 def wipe_tree(
-    root: str | VerifiedRoot, *, workers: int = DEFAULT_WORKERS, stop: StopFlag | None = None
+    root: str | VerifiedRoot,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    stop: StopFlag | None = None,
+    trash: Collection[str] = _DEFAULT_TRASH,
 ) -> WipeStats:
     """Remove everything below ``root`` (kept), then :func:`verify_empty` it.
+
+    ``trash``: the names at ``root`` handled as gluster's trash directory (``Trash.root_names``
+    for a whole-volume mount; none for a subdirectory mount).
 
     ``root`` is a path (opened here, symlink refused) or a :class:`VerifiedRoot`, which is
     used as it is: the path is never looked up again.
@@ -373,12 +392,14 @@ def wipe_tree(
                 os.fchmod(root_fd, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
         except OSError as exc:
             raise _os_error("stat", root, exc) from exc
-        engine = _FdEngine(root, st.st_dev, workers, stop)
+        engine = _FdEngine(root, st.st_dev, workers, stop, frozenset(trash))
         top = _FdNode(root_fd, None, "")
-        top.skip = frozenset({TRASH_DIR})
+        top.skip = engine.trash
         engine.run(top, root)
-        _wipe_trash(root, root_fd, engine)
-        _verify_dir(root_fd, root)
+        for name in sorted(engine.trash):
+            _wipe_trash(root, root_fd, engine, name)
+        _verify_dir(root_fd, root, engine.trash)
+        _strip_tenant_xattrs(root_fd, root)
     except WipeError as exc:
         if engine is not None:
             exc.stats = engine.stats()
@@ -394,11 +415,12 @@ def wipe_tree(
     return result
 
 
-def _wipe_trash(root: str, root_fd: int, engine: _FdEngine) -> None:
-    """Empty ``.trashcan`` last (the wipe itself may have filled it), then try to remove it."""
-    path = os.path.join(root, TRASH_DIR)
+def _wipe_trash(root: str, root_fd: int, engine: _FdEngine, name: str) -> None:
+    """Empty the trash ``name`` last (the wipe itself may have filled it), then try to remove
+    it; anything but a directory of that name is an ordinary entry: unlinked."""
+    path = os.path.join(root, name)
     try:
-        st = os.stat(TRASH_DIR, dir_fd=root_fd, follow_symlinks=False)
+        st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
     except FileNotFoundError:
         return
     except OSError as exc:
@@ -407,7 +429,7 @@ def _wipe_trash(root: str, root_fd: int, engine: _FdEngine) -> None:
         raise WipeCrossDevice(f"{path} is on another device; not removed")
     if not stat.S_ISDIR(st.st_mode):
         try:
-            os.unlink(TRASH_DIR, dir_fd=root_fd)
+            os.unlink(name, dir_fd=root_fd)
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -416,12 +438,12 @@ def _wipe_trash(root: str, root_fd: int, engine: _FdEngine) -> None:
         engine.main_counts.bytes += st.st_size
         return
     try:
-        fd = os.open(TRASH_DIR, _DIR_FLAGS, dir_fd=root_fd)
+        fd = os.open(name, _DIR_FLAGS, dir_fd=root_fd)
     except FileNotFoundError:
         return
     except OSError as exc:
         raise _os_error("open", path, exc) from exc
-    node = _FdNode(fd, None, TRASH_DIR)
+    node = _FdNode(fd, None, name)
     engine.track(node)
     try:
         if os.fstat(fd).st_dev != engine.dev:
@@ -431,7 +453,7 @@ def _wipe_trash(root: str, root_fd: int, engine: _FdEngine) -> None:
     engine.run(node, path)
     engine.release(node)
     try:
-        os.rmdir(TRASH_DIR, dir_fd=root_fd)
+        os.rmdir(name, dir_fd=root_fd)
     except FileNotFoundError:
         return
     except OSError as exc:
@@ -441,28 +463,28 @@ def _wipe_trash(root: str, root_fd: int, engine: _FdEngine) -> None:
     engine.main_counts.dirs += 1
 
 
-def verify_empty(root: str | VerifiedRoot) -> None:
+def verify_empty(root: str | VerifiedRoot, *, trash: Collection[str] = _DEFAULT_TRASH) -> None:
     """Raise :class:`WipeNotEmpty` unless ``root`` is empty.
 
-    The only thing tolerated is gluster's ``.trashcan`` (a real directory on the same device)
-    that is empty or holds nothing but an empty ``internal_op`` directory, because the server
-    refuses to remove those.
+    The only thing tolerated is gluster's trash directory (one of the names ``trash``, a real
+    directory on the same device) that is empty or holds nothing but an empty ``internal_op``
+    directory, because the server refuses to remove those.
     """
     fd, path = _open(root)
     try:
-        _verify_dir(fd, path)
+        _verify_dir(fd, path, frozenset(trash))
     finally:
         os.close(fd)
 
 
-def _verify_dir(fd: int, root: str) -> None:
+def _verify_dir(fd: int, root: str, trash: frozenset[str]) -> None:
     """:func:`verify_empty` on an open directory (``wipe_tree`` checks the very inode it wiped)."""
 
     def leftovers() -> Iterator[str]:
         dev = os.fstat(fd).st_dev
         with os.scandir(fd) as it:
             for entry in it:
-                inside = _trash_leftovers(fd, dev) if entry.name == TRASH_DIR else None
+                inside = _trash_leftovers(fd, dev, entry.name) if entry.name in trash else None
                 yield from [entry.name] if inside is None else inside
 
     try:
@@ -471,29 +493,47 @@ def _verify_dir(fd: int, root: str) -> None:
         raise _os_error("verify", root, exc) from exc
 
 
-def _trash_leftovers(root_fd: int, dev: int) -> list[str] | None:
-    """What is left inside ``.trashcan``; None when it is not an acceptable trash directory."""
+def _trash_leftovers(root_fd: int, dev: int, name: str) -> list[str] | None:
+    """What is left inside the trash ``name``; None when it is not an acceptable trash
+    directory."""
     try:
-        st = os.stat(TRASH_DIR, dir_fd=root_fd, follow_symlinks=False)
+        st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
     except FileNotFoundError:
         return []
     if not stat.S_ISDIR(st.st_mode) or st.st_dev != dev:
         return None
-    fd = os.open(TRASH_DIR, _DIR_FLAGS, dir_fd=root_fd)
+    fd = os.open(name, _DIR_FLAGS, dir_fd=root_fd)
     try:
         names = os.listdir(fd)
         if names != [TRASH_INTERNAL_OP]:
-            return [f"{TRASH_DIR}/{n}" for n in names]
+            return [f"{name}/{n}" for n in names]
         ist = os.stat(TRASH_INTERNAL_OP, dir_fd=fd, follow_symlinks=False)
         if not stat.S_ISDIR(ist.st_mode) or ist.st_dev != dev:
-            return [f"{TRASH_DIR}/{TRASH_INTERNAL_OP}"]
+            return [f"{name}/{TRASH_INTERNAL_OP}"]
         ifd = os.open(TRASH_INTERNAL_OP, _DIR_FLAGS, dir_fd=fd)
         try:
-            return [f"{TRASH_DIR}/{TRASH_INTERNAL_OP}/{n}" for n in os.listdir(ifd)]
+            return [f"{name}/{TRASH_INTERNAL_OP}/{n}" for n in os.listdir(ifd)]
         finally:
             os.close(ifd)
     finally:
         os.close(fd)
+
+
+def _strip_tenant_xattrs(fd: int, root: str) -> None:
+    """Remove the root's extended attributes and ACLs the old tenant set (``is_tenant_xattr``),
+    through the verified descriptor; gluster's own (``trusted.*``, ``security.*``) stay."""
+    try:
+        for name in os.listxattr(fd):
+            if is_tenant_xattr(name):
+                try:
+                    os.removexattr(fd, name)
+                except OSError as exc:
+                    if exc.errno != errno.ENODATA:
+                        raise _os_error(f"remove xattr {name} of", root, exc) from exc
+    except OSError as exc:
+        if exc.errno == errno.ENOTSUP:
+            return  # no extended attributes at all on this file system
+        raise _os_error("list xattrs of", root, exc) from exc
 
 
 def reset_root(root: str | VerifiedRoot, owner: tuple[int, int] | None, mode: int | None) -> None:

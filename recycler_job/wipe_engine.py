@@ -95,6 +95,18 @@ def ensure_empty(label: str, leftovers: Iterable[object]) -> None:
         raise WipeNotEmpty(f"{label} is not empty after the wipe: {', '.join(shown)}{more}")
 
 
+# The root directory (kept) keeps its extended attributes through a wipe unless they are removed:
+# the tenant's `user.*` and its POSIX ACLs go; gluster's own `trusted.*` (gfid, layout,
+# volume-id), `security.*` (SELinux labels) and any other `system.*` name stay.
+_TENANT_ACLS = frozenset({"system.posix_acl_access", "system.posix_acl_default"})
+
+
+def is_tenant_xattr(name: str | bytes) -> bool:
+    """Whether the root's extended attribute ``name`` is the old tenant's, removed by a wipe."""
+    text = name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else name
+    return text.startswith("user.") or text in _TENANT_ACLS
+
+
 def stop_callable(stop: StopFlag | None) -> Callable[[], bool] | None:
     """The stop flag as a thread-safe callable (an Event's ``is_set``)."""
     if stop is None:

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # prometheus: its promtool checks and unit-tests the PrometheusRule (tests/unit/test_monitoring.py;
 # the package's service is not started here). shellcheck: actionlint checks the workflows'
 # shell steps with it.
-debs=(glusterfs-server glusterfs-client rsync attr psmisc procps prometheus-pushgateway
+debs=(glusterfs-server glusterfs-client rsync attr acl psmisc procps prometheus-pushgateway
   buildah debootstrap prometheus shellcheck)
 missing=()
 for pkg in "${debs[@]}"; do

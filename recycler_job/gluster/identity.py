@@ -8,6 +8,7 @@ from recycler_job.gluster import cli, probe
 from recycler_job.gluster.errors import GlusterError, TrashInTheWay, VolumeIdentityError, one_line
 from recycler_job.gluster.hosts import resolve_addresses
 from recycler_job.gluster.parse import UUID, VolumeBrick, VolumeInfo
+from recycler_job.gluster.trash import Trash
 from recycler_job.sources.glusterfs import GlusterSource
 
 # The xattrs a FUSE mount answers on its root: the bricks serving it (host and path), and
@@ -93,20 +94,24 @@ def check_volume_identity(
         )
 
 
-def check_trash(info: VolumeInfo, source: GlusterSource) -> None:
-    """Refuse a subdirectory PV on a volume whose trash translator is on (TrashInTheWay).
+def check_trash(info: VolumeInfo, source: GlusterSource) -> Trash:
+    """Refuse a PV in the trash directory, or a subdirectory PV while the trash is on.
 
-    An unlink then moves the file to `.trashcan/<subdir>/...` at the volume root, which a
-    subdirectory mount cannot see: the wipe would "succeed" and leave the data on the volume.
-    A PV of the whole volume empties `.trashcan` itself (see wipe.py).
+    An unlink then moves the file to `<trash>/<subdir>/...` at the volume root (the trash's
+    name is `features.trash-dir`), which a subdirectory mount cannot see: the wipe would
+    "succeed" and leave the data on the volume. A PV of the whole volume empties the trash
+    itself (see wipe.py); the returned `Trash` names it.
     """
-    if source.subdir and info.trash:
+    trash = Trash.of(info)
+    trash.check_pv_path(info.name, source.subdir)
+    if source.subdir and trash.on:
         raise TrashInTheWay(
             f"volume {info.name} has features.trash on ({info.options['features.trash']!r}): "
             f"files wiped in subdirectory {source.subdir!r} would be kept in "
-            f"{info.name}/.trashcan, out of this mount's reach; not wiped "
+            f"{info.name}/{trash.name}, out of this mount's reach; not wiped "
             f"(turn features.trash off, or empty the trash as an admin)"
         )
+    return trash
 
 
 def verify_volume_identity(

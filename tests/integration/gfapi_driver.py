@@ -32,6 +32,7 @@ from recycler_job.gfapi_wipe import (
     open_volume,
 )
 from recycler_job.gluster import cli as gluster_cli
+from recycler_job.gluster.trash import Trash
 from recycler_job.wipe import WipeError, WipeInterrupted
 
 
@@ -92,7 +93,18 @@ def main(argv: list[str]) -> int:
     status = 0
     vol = None
     try:
-        vol = open_volume(spec["volume"], spec["hosts"], log_file=spec["log_file"])
+
+        def interrupt() -> None:
+            if stop.is_set():
+                raise WipeInterrupted("stop requested while connecting")
+
+        vol = open_volume(
+            spec["volume"],
+            spec["hosts"],
+            log_file=spec["log_file"],
+            timeout=float(spec.get("timeout", 60)),
+            interrupt=interrupt,
+        )
         with vol:
             result["client_name"] = client_list_name()
             result["volume_id"] = vol.volume_id()
@@ -107,8 +119,14 @@ def main(argv: list[str]) -> int:
             elif spec["op"] == "populate":
                 populate(vol, spec["tree"])
             elif spec["op"] == "wipe":
+                # The trash names as the transport takes them: from `gluster volume info`.
+                gluster_cli.set_cli_log_file(spec["log_file"] + ".cli")
+                info = gluster_cli.volume_info(spec["hosts"], spec["volume"], timeout=60)
                 stats = vol.wipe(
-                    spec.get("subdir"), workers=int(spec.get("workers", 8)), stop=stop_flag
+                    spec.get("subdir"),
+                    workers=int(spec.get("workers", 8)),
+                    stop=stop_flag,
+                    trash=Trash.of(info).root_names,
                 )
                 result["stats"] = asdict(stats)
     except WipeError as exc:

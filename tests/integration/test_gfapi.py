@@ -510,3 +510,112 @@ def test_large_files_of_one_directory_go_to_several_workers(
         b"f3",
     ]
     assert brick_listing(volume) == ["big"]  # the PV directory itself stays
+
+
+# ---- the trash by its configured name, the old tenant's xattrs, bounded glfs_init ----------
+
+
+def test_renamed_trash_of_a_subdir_pv_is_purged(
+    gluster_server: GlusterServer, gluster_volume: VolumeFactory, scratch: Path
+) -> None:
+    """features.trash-dir .Trash: what the wipe unlinks lands in `.Trash/<subdir>`: purged."""
+    volume = gluster_volume(
+        subdir="pv/data", options={"features.trash": "on", "features.trash-dir": ".Trash"}
+    )
+    with gluster_server.mounted(volume) as root:
+        write(f"{root}/pv/data/x/y", b"secret")
+        write(f"{root}/pv/data/old", b"deleted earlier")
+        os.unlink(f"{root}/pv/data/old")
+        write(f"{root}/other/old", b"sibling trash")
+        os.unlink(f"{root}/other/old")
+    rc, result = run_driver(spec_for(volume, scratch, subdir="pv/data"))
+    assert rc == 0, result
+    left = brick_listing(volume)
+    assert not [p for p in left if p.startswith(".Trash/pv/")], left
+    assert any(p.startswith(".Trash/pv") for p in left)  # the trash did hold it
+    assert any(p.startswith(".Trash/other/old") for p in left), left
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink"])
+def test_tenant_entry_named_trashcan_with_trash_off_is_removed(
+    gluster_server: GlusterServer, gluster_volume: VolumeFactory, scratch: Path, kind: str
+) -> None:
+    """With the trash off, `.trashcan` at the root is an ordinary entry: unlinked, never
+    followed (the symlink points at the volume root)."""
+    volume = gluster_volume()
+    with gluster_server.mounted(volume) as root:
+        write(f"{root}/keep-me-not", b"x")
+        if kind == "file":
+            write(f"{root}/.trashcan", b"tenant file")
+        else:
+            os.symlink("/", f"{root}/.trashcan")
+    rc, result = run_driver(spec_for(volume, scratch))
+    assert rc == 0, result
+    assert brick_listing(volume) == []
+
+
+def _tenant_attrs(gluster_server: GlusterServer, volume: GlusterVolumeHandle, rel: str) -> None:
+    with gluster_server.mounted(volume, options=["acl"]) as root:
+        path = os.path.join(root, rel)
+        write(f"{path}/f", b"x")
+        os.setxattr(path, "user.secret", b"old tenant")
+        subprocess.run(["setfacl", "-d", "-m", "u:1234:rwx", path], check=True)
+        subprocess.run(["setfacl", "-m", "u:4321:rx", path], check=True)
+        assert {"user.secret", "system.posix_acl_default", "system.posix_acl_access"} <= set(
+            os.listxattr(path)
+        )
+
+
+def brick_xattrs(path: str) -> set[str]:
+    return set(os.listxattr(path))
+
+
+@pytest.mark.parametrize("subdir", [None, "pv/data"])
+def test_old_tenants_xattrs_and_acls_of_the_pv_directory_are_removed(
+    gluster_server: GlusterServer,
+    gluster_volume: VolumeFactory,
+    scratch: Path,
+    subdir: str | None,
+) -> None:
+    volume = gluster_volume(subdir=subdir)
+    _tenant_attrs(gluster_server, volume, subdir or "")
+    rc, result = run_driver(spec_for(volume, scratch, subdir=subdir))
+    assert rc == 0, result
+    on_brick = brick_xattrs(os.path.join(volume.bricks[0], subdir or ""))
+    assert not [n for n in on_brick if n.startswith(("user.", "system.posix_acl"))], on_brick
+    assert "trusted.gfid" in on_brick  # gluster's own stay
+
+
+def test_glfs_init_against_a_frozen_brick_is_given_up_within_the_bound(
+    gluster_server: GlusterServer, gluster_volume: VolumeFactory, scratch: Path
+) -> None:
+    volume = gluster_volume()
+    with gluster_server.bricks_frozen(volume):
+        started = time.monotonic()
+        rc, result = run_driver(spec_for(volume, scratch, op="volume-id", timeout=3), timeout=60)
+        took = time.monotonic() - started
+    assert rc == 3, result
+    assert "no answer within 3 s" in result["error"]["message"], result
+    assert result["error"]["errno"] == errno.ETIMEDOUT
+    assert took < 3 + 7, took  # the bound, plus starting Python and exiting
+
+
+def test_sigterm_during_a_frozen_glfs_init_exits_4_promptly(
+    gluster_server: GlusterServer, gluster_volume: VolumeFactory, scratch: Path
+) -> None:
+    volume = gluster_volume()
+    with gluster_server.bricks_frozen(volume):
+        driver = Driver(spec_for(volume, scratch, op="volume-id", timeout=600))
+        try:
+            time.sleep(3)  # inside glfs_init by now, waiting for the frozen brick
+            assert driver.proc.poll() is None
+            sent = time.monotonic()
+            driver.proc.send_signal(signal.SIGTERM)
+            result = driver.next_event()
+            rc = driver.finish(timeout=30)
+            took = time.monotonic() - sent
+        finally:
+            driver.kill()
+    assert rc == 4, result
+    assert result["error"]["type"] == "WipeInterrupted", result
+    assert took < 10, took

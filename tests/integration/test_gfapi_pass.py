@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -303,3 +304,72 @@ def test_subdir_pv_on_a_trash_volume_is_wiped_with_its_trash(nobody: NobodyScena
         assert not os.path.exists(os.path.join(trash, "pv", "data"))
         others = os.listdir(os.path.join(trash, "other"))
         assert [n for n in others if n.startswith("keep")], others
+
+
+def test_glfs_init_against_a_frozen_brick_fails_the_volume_within_the_bound(
+    nobody: NobodyScenario,
+) -> None:
+    """The brick of our own volume is frozen (SIGSTOP) right before glfs_init: the volume
+    fails within --mount-timeout, nothing is removed, the PV is not released."""
+    pv = nobody.released_volume("gf-frozen", {"precious": "x"})
+    handle = nobody.volumes[pv]
+    run = Follow(nobody.start("--mount-timeout", "5s", env={ENV: "before-mount=sleep:1"}))
+    try:
+        run.wait_for_line("failpoint before-mount")
+        with nobody.gluster.bricks_frozen(handle):
+            frozen_at = time.monotonic()
+            code = run.wait(timeout=60)
+            took = time.monotonic() - frozen_at
+    finally:
+        run.kill()
+    assert code == 1, run.stderr
+    assert "no answer within 5 s" in run.stderr, run.stderr
+    assert took < 5 + 15, took
+    assert nobody.listing(pv) == ["precious"]
+    assert nobody.pv(pv)["spec"].get("claimRef")
+    assert not _lease_holder(nobody)
+
+
+def test_sigterm_during_a_frozen_glfs_init_exits_4_within_10_s(nobody: NobodyScenario) -> None:
+    pv = nobody.released_volume("gf-frozen-term", {"precious": "x"})
+    handle = nobody.volumes[pv]
+    run = Follow(nobody.start(env={ENV: "before-mount=sleep:1"}))
+    try:
+        run.wait_for_line("failpoint before-mount")
+        with nobody.gluster.bricks_frozen(handle):
+            time.sleep(4)  # the pass is inside glfs_init by now (60 s bound)
+            assert run.proc.poll() is None, run.stderr
+            sent = time.monotonic()
+            run.proc.send_signal(signal.SIGTERM)
+            code = run.wait(timeout=60)
+            took = time.monotonic() - sent
+    finally:
+        run.kill()
+    assert code == 4, run.stderr
+    assert took < 10, took
+    assert nobody.listing(pv) == ["precious"]
+    assert nobody.pv(pv)["spec"].get("claimRef")
+    assert not _lease_holder(nobody)
+
+
+@pytest.mark.parametrize(
+    ("subdir", "options"),
+    [
+        (".Trash/internal_op", {"features.trash": "on", "features.trash-dir": ".Trash"}),
+        (".trashcan/pv", {}),  # the trash never enabled: refused all the same
+    ],
+)
+def test_pv_in_the_trash_is_refused_and_nothing_removed(
+    nobody: NobodyScenario, subdir: str, options: dict[str, str]
+) -> None:
+    handle = nobody.volume_factory(subdir=subdir, options=options)
+    nobody.gluster.write_files(handle, {f"{subdir}/gluster-own": "x"})
+    pv = nobody.released_volume("gf-in-trash", path=handle.path)
+    nobody.volumes[pv] = handle
+    result = nobody.run()
+    assert result.code == 1, result.stderr
+    vol = result.volume(pv)
+    assert "lies in gluster's trash directory" in vol["error"], vol
+    with nobody.gluster.mounted(handle) as root:
+        assert os.listdir(os.path.join(root, subdir)) == ["gluster-own"]
+    assert nobody.pv(pv)["spec"].get("claimRef")

@@ -163,3 +163,21 @@ def test_subdirectory_pv_on_a_trash_volume_is_refused(scenario: Scenario) -> Non
                 trashed += [os.path.join(dirpath, f) for f in files]
         assert trashed == [], "nothing may have been moved to the trash"
     assert scenario.pv(pv)["spec"].get("claimRef")
+
+
+def test_subdirectory_pv_inside_the_trash_is_refused_with_the_trash_off(
+    scenario: Scenario,
+) -> None:
+    """A PV at `vol/.trashcan/...` would empty gluster's trash: refused even with the trash
+    off (where the FUSE trash rule for subdirectory PVs does not apply)."""
+    handle = scenario.volume_factory(subdir=".trashcan/other")
+    scenario.gluster.write_files(handle, {".trashcan/other/old_2024": "another path's trash"})
+    pv = scenario.released_volume("in-trash", path=handle.path)
+    scenario.volumes[pv] = handle
+    result = scenario.run()
+    assert result.code == 1, result.stderr
+    vol = result.volume(pv)
+    assert vol["outcome"] == "failed", vol
+    assert "lies in gluster's trash directory" in vol["error"], vol
+    assert scenario.listing(pv) == ["old_2024"]
+    assert scenario.pv(pv)["spec"].get("claimRef")

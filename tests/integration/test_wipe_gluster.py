@@ -7,6 +7,7 @@ import errno
 import hashlib
 import os
 import stat
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from recycler_job.gluster import cli
+from recycler_job.gluster.trash import Trash
 from recycler_job.wipe import TRASH_DIR, WipeError, WipeInterrupted, verify_empty, wipe_tree
 from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle
 from tests.sandbox.gluster_fixtures import VolumeFactory
@@ -269,3 +272,37 @@ def test_stop_event_on_gluster(volume: Volume) -> None:
     with pytest.raises(WipeInterrupted):
         wipe_tree(str(root), workers=4, stop=stop)
     assert len(os.listdir(root / "d")) > 200
+
+
+def test_renamed_trash_is_emptied_and_kept(volume: Volume) -> None:
+    """features.trash-dir .Trash: the trash gluster refuses to remove is `.Trash`; the wipe
+    takes the names from `volume info` (gluster/trash.py) and empties it last."""
+    volume.set("features.trash", "on")
+    volume.set("features.trash-dir", ".Trash")
+    root = volume.mnt
+    for _ in range(50):
+        if (root / ".Trash").is_dir():
+            break
+        time.sleep(0.1)
+    write(root / "deleted-by-tenant", b"old secret")
+    os.unlink(root / "deleted-by-tenant")
+    write(root / "a" / "b", b"secret")
+    info = cli.volume_info(volume.handle.hosts, volume.name, timeout=60)
+    wipe_tree(str(root), trash=Trash.of(info).root_names)
+    assert volume.brick_listing() == [".Trash"]
+
+
+def test_old_tenants_xattrs_and_acls_of_the_root_are_removed(
+    volume: Volume, tmp_path: Path
+) -> None:
+    """Set through an `acl` mount, removed through the recycler's plain one; gluster's own
+    xattrs stay on the brick."""
+    with volume.server.mounted(volume.handle, tmp_path / "acl", options=["acl"]) as other:
+        os.setxattr(other, "user.secret", b"old tenant")
+        subprocess.run(["setfacl", "-d", "-m", "u:1234:rwx", other], check=True)
+        subprocess.run(["setfacl", "-m", "u:4321:rx", other], check=True)
+        write(Path(other) / "f")
+    wipe_tree(str(volume.mnt))
+    on_brick = set(os.listxattr(volume.brick))
+    assert not [n for n in on_brick if n.startswith(("user.", "system.posix_acl"))], on_brick
+    assert {"trusted.gfid", "trusted.glusterfs.volume-id"} <= on_brick

@@ -26,13 +26,14 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -284,14 +285,32 @@ class GlusterServer:
                 states[f"{node.findtext('hostname')}:{path}"] = node.findtext("status") == "1"
         return states
 
-    def brick_pids(self, name: str) -> list[int]:
-        """The process ids of `name`'s online bricks (gluster's XML status)."""
-        root = self._status_xml(name)
+    def brick_pids(self, volume: GlusterVolumeHandle | str) -> list[int]:
+        """The pids of the online brick processes of `volume` (never glusterd's)."""
+        root = self._status_xml(self._name(volume))
         return [
             int(node.findtext("pid") or 0)
             for node in root.iter("node")
-            if (node.findtext("path") or "").startswith("/") and node.findtext("status") == "1"
+            if (node.findtext("path") or "").startswith("/")
+            and node.findtext("status") == "1"
+            and int(node.findtext("pid") or 0) > 0
         ]
+
+    @contextlib.contextmanager
+    def bricks_frozen(self, volume: GlusterVolumeHandle | str) -> Iterator[list[int]]:
+        """SIGSTOP the bricks of `volume` (a scratch volume of ours) for a `with` block;
+        SIGCONT on every way out."""
+        pids = self.brick_pids(volume)
+        stopped: list[int] = []
+        try:
+            for pid in pids:
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+            yield pids
+        finally:
+            for pid in stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
     def brick_connection_counts(self, name: str) -> list[int]:
         """How many client connections each brick of `name` has (gluster's XML status)."""
@@ -355,8 +374,11 @@ class GlusterServer:
         *,
         subdir: str | None = None,
         read_only: bool = False,
+        options: Sequence[str] = (),
     ) -> str:
         """Mount `volume` (or its `subdir`) with plain `mount -t glusterfs`; returns the path.
+
+        `options` are more `-o` options (`acl`, to set POSIX ACLs through the mount).
 
         The mountpoint is created when missing (a fresh one under the workdir by default).
         Raises GlusterSandboxError when nothing got mounted.
@@ -368,8 +390,9 @@ class GlusterServer:
         os.makedirs(path, exist_ok=True)
         remote = f"/{handle.name}/{subdir.strip('/')}" if subdir else f"/{handle.name}"
         argv = [_binary("mount"), "-t", "glusterfs"]
-        if read_only:
-            argv += ["-o", "ro"]
+        opts = [*(["ro"] if read_only else []), *options]
+        if opts:
+            argv += ["-o", ",".join(opts)]
         argv += [f"{handle.hosts[0]}:{remote}", path]
         result = subprocess.run(
             argv, capture_output=True, text=True, timeout=self.timeout, check=False
@@ -400,9 +423,12 @@ class GlusterServer:
         *,
         subdir: str | None = None,
         read_only: bool = False,
+        options: Sequence[str] = (),
     ) -> Iterator[str]:
         """`fuse_mount` for the length of a `with` block (a second client, for instance)."""
-        path = self.fuse_mount(volume, mountpoint, subdir=subdir, read_only=read_only)
+        path = self.fuse_mount(
+            volume, mountpoint, subdir=subdir, read_only=read_only, options=options
+        )
         try:
             yield path
         finally:

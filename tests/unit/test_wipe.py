@@ -808,7 +808,7 @@ def test_wipe_tree_verifies_at_the_end(root: Path, monkeypatch: pytest.MonkeyPat
     write(root / "f")
     seen: list[str] = []
 
-    def verify(fd: int, path: str) -> None:
+    def verify(fd: int, path: str, trash: frozenset[str]) -> None:
         assert os.fstat(fd).st_ino == root.stat().st_ino  # the very directory it wiped
         seen.append(path)
         raise WipeNotEmpty(f"{path} is not empty after the wipe: 'ghost'")
@@ -940,3 +940,55 @@ def test_the_engines_take_the_configured_worker_count_by_default() -> None:
     assert inspect.signature(wipe_tree).parameters["workers"].default == configured
     wipe_of_gfapi = inspect.signature(gfapi_wipe.GfapiVolume.wipe)
     assert wipe_of_gfapi.parameters["workers"].default == configured
+
+
+# ---- renamed trash, the old tenant's xattrs ------------------------------------------------
+
+
+def test_renamed_trash_is_emptied_last_and_tolerated(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With features.trash-dir .Trash, the directory gluster refuses to remove is .Trash."""
+    write(root / ".Trash" / "pv" / "old_2024")
+    write(root / "f")
+    real_rmdir = os.rmdir
+
+    def rmdir(path: str, *, dir_fd: int | None = None) -> None:
+        if path == ".Trash":
+            raise PermissionError(errno.EPERM, "refused like gluster's trash translator")
+        real_rmdir(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "rmdir", rmdir)
+    wipe_tree(str(root), trash={".Trash", ".trashcan"})
+    assert listing(root) == [".Trash"]
+    verify_empty(str(root), trash={".Trash"})
+    with pytest.raises(WipeNotEmpty, match=r"\.Trash"):
+        verify_empty(str(root))  # not a trash name by default
+
+
+def test_tenant_xattrs_of_the_root_are_removed(root: Path) -> None:
+    try:
+        os.setxattr(root, "user.secret", b"old tenant")
+    except OSError as exc:
+        pytest.skip(f"no user xattrs here: {exc}")
+    write(root / "f")
+    wipe_tree(str(root))
+    assert [n for n in os.listxattr(root) if n.startswith("user.")] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "tenant"),
+    [
+        ("user.secret", True),
+        (b"user.x", True),
+        ("system.posix_acl_default", True),
+        ("system.posix_acl_access", True),
+        ("trusted.gfid", False),
+        ("trusted.glusterfs.volume-id", False),
+        ("security.selinux", False),
+        ("system.nfs4_acl", False),
+        ("users.x", False),
+    ],
+)
+def test_which_xattrs_are_the_tenants(name: str | bytes, tenant: bool) -> None:
+    assert wipe_engine.is_tenant_xattr(name) is tenant

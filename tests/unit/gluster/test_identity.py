@@ -138,3 +138,17 @@ def test_trash_values(value: str, on: bool) -> None:
             check_trash(info, captured_source("v", "a"))
     else:
         check_trash(info, captured_source("v", "a"))
+
+
+def test_renamed_trash_is_named_in_the_refusal() -> None:
+    info = VolumeInfo("v", NODE, (), {"features.trash": "on", "features.trash-dir": ".Trash"})
+    with pytest.raises(TrashInTheWay, match=r"v/\.Trash, out of this mount's reach"):
+        check_trash(info, captured_source("v", "a"))
+
+
+@pytest.mark.parametrize("trash", ["on", "off"])
+def test_pv_in_the_trash_is_refused_by_the_fuse_check(trash: str) -> None:
+    info = VolumeInfo("v", NODE, (), {"features.trash": trash, "features.trash-dir": ".Trash"})
+    for subdir in (".Trash/internal_op", ".trashcan/other"):
+        with pytest.raises(TrashInTheWay, match="lies in gluster's trash directory"):
+            check_trash(info, captured_source("v", subdir))
