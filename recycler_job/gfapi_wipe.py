@@ -50,6 +50,7 @@ from collections.abc import Iterator, Sequence
 
 from recycler_job import gfapi, tls, wipe_engine
 from recycler_job.gfapi import GfapiError, Handle, Stat
+from recycler_job.gluster import client_cache
 from recycler_job.wipe import (
     DEFAULT_WORKERS,
     TRASH_DIR,
@@ -490,7 +491,8 @@ def open_volume(
             log_file,
             port=port,
             log_level=log_level,
-            xlator_options=tls.xlator_options(volume),
+            # md-cache keeps readdirplus attributes: one brick fop per file (client_cache.py)
+            xlator_options=[*tls.xlator_options(volume), *client_cache.xlator_options(volume)],
         )
     except GfapiError as exc:
         why = tls.explain(log_file, start=start)
