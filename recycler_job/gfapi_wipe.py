@@ -158,11 +158,11 @@ class _GfapiEngine(Engine[Handle, bytes]):
         return name.decode("utf-8", "backslashreplace")
 
     def scan(self, node: _Dir, local: LocalWork[Handle, bytes], counts: Counts) -> None:
-        """Stream ``node``: hand out batches of non-directories, collect subdirectories."""
+        """Stream ``node``: hand out batches of non-directories, dispatch subdirectories."""
         found = False
         batch: list[tuple[bytes, int]] = []
         batch_bytes = 0
-        subdirs: list[bytes] = []
+        subdirs = 0
         try:
             entries = self.vol.listdir(node.ref)
             try:
@@ -175,8 +175,10 @@ class _GfapiEngine(Engine[Handle, bytes]):
                     if st is None:
                         continue
                     if st.is_dir:
-                        subdirs.append(name)
-                        if len(subdirs) >= wipe_engine.SUBDIR_BATCH:
+                        # To the pool at once, not after the scan (see wipe.py's scan).
+                        self.dispatch_child(node, name, local)
+                        subdirs += 1
+                        if subdirs >= wipe_engine.SUBDIR_BATCH:
                             node.more = True
                             break
                         continue
@@ -192,8 +194,6 @@ class _GfapiEngine(Engine[Handle, bytes]):
             raise wipe_error("scan", self.path(node), exc) from exc
         if batch:
             self.unlink_batch(node, batch, counts)
-        for name in subdirs:
-            self.dispatch_child(node, name, local)
         node.found = found
 
     def _lookup(self, node: _Dir, name: bytes) -> tuple[Handle, Stat] | None:
