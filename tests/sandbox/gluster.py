@@ -363,8 +363,10 @@ class GlusterServer:
         *,
         subdir: str | None = None,
         read_only: bool = False,
+        options: Iterable[str] = (),
     ) -> str:
-        """Mount `volume` (or its `subdir`) with plain `mount -t glusterfs`; returns the path.
+        """Mount `volume` (or its `subdir`) with plain `mount -t glusterfs` (plus `-o options`);
+        returns the path.
 
         The mountpoint is created when missing (a fresh one under the workdir by default).
         Raises GlusterSandboxError when nothing got mounted.
@@ -376,8 +378,9 @@ class GlusterServer:
         os.makedirs(path, exist_ok=True)
         remote = f"/{handle.name}/{subdir.strip('/')}" if subdir else f"/{handle.name}"
         argv = [_binary("mount"), "-t", "glusterfs"]
-        if read_only:
-            argv += ["-o", "ro"]
+        mount_options = [*(["ro"] if read_only else []), *options]
+        if mount_options:
+            argv += ["-o", ",".join(mount_options)]
         argv += [f"{handle.hosts[0]}:{remote}", path]
         result = subprocess.run(
             argv, capture_output=True, text=True, timeout=self.timeout, check=False
