@@ -54,6 +54,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 
 from recycler_job import gfapi, tls, wipe_engine
 from recycler_job.gfapi import GfapiError, Handle, Stat
+from recycler_job.gluster import client_cache
 from recycler_job.wipe import (
     DEFAULT_WORKERS,
     TRASH_DIR,
@@ -176,11 +177,11 @@ class _GfapiEngine(Engine[Handle, bytes]):
         return name.decode("utf-8", "backslashreplace")
 
     def scan(self, node: _Dir, local: LocalWork[Handle, bytes], counts: Counts) -> None:
-        """Stream ``node``: hand out batches of non-directories, collect subdirectories."""
+        """Stream ``node``: hand out batches of non-directories, dispatch subdirectories."""
         found = False
         batch: list[tuple[bytes, int]] = []
         batch_bytes = 0
-        subdirs: list[bytes] = []
+        subdirs = 0
         try:
             entries = self.vol.listdir(node.ref)
             try:
@@ -193,8 +194,10 @@ class _GfapiEngine(Engine[Handle, bytes]):
                     if st is None:
                         continue
                     if st.is_dir:
-                        subdirs.append(name)
-                        if len(subdirs) >= wipe_engine.SUBDIR_BATCH:
+                        # To the pool at once, not after the scan (see wipe.py's scan).
+                        self.dispatch_child(node, name, local)
+                        subdirs += 1
+                        if subdirs >= wipe_engine.SUBDIR_BATCH:
                             node.more = True
                             break
                         continue
@@ -210,8 +213,6 @@ class _GfapiEngine(Engine[Handle, bytes]):
             raise wipe_error("scan", self.path(node), exc) from exc
         if batch:
             self.unlink_batch(node, batch, counts)
-        for name in subdirs:
-            self.dispatch_child(node, name, local)
         node.found = found
 
     def _lookup(self, node: _Dir, name: bytes) -> tuple[Handle, Stat] | None:
@@ -566,7 +567,8 @@ def open_volume(
             log_file,
             port=port,
             log_level=log_level,
-            xlator_options=tls.xlator_options(volume),
+            # md-cache keeps readdirplus attributes: one brick fop per file (client_cache.py)
+            xlator_options=[*tls.xlator_options(volume), *client_cache.xlator_options(volume)],
             timeout=timeout,
             interrupt=interrupt,
         )

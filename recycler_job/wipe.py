@@ -220,7 +220,7 @@ class _FdEngine(Engine[int, str]):
         """
         found = False
         early = False
-        subdirs: list[str] = []
+        subdirs = 0
         try:
             with os.scandir(node.ref) as it:
                 for entry in it:
@@ -240,16 +240,18 @@ class _FdEngine(Engine[int, str]):
                         )
                     found = True
                     if stat.S_ISDIR(st.st_mode):
-                        subdirs.append(name)
-                        if len(subdirs) >= _SUBDIR_BATCH:
+                        # Handed to the pool at once: another worker empties it while this
+                        # scan goes on (the scan's own count in ``pending`` keeps this
+                        # directory from being settled before its entries are gone).
+                        self.dispatch_child(node, name, local)
+                        subdirs += 1
+                        if subdirs >= _SUBDIR_BATCH:
                             early = True
                             break
                     else:
                         self._unlink(node, name, st.st_size, counts)
         except OSError as exc:
             raise _os_error("scan", self.path(node), exc) from exc
-        for name in subdirs:
-            self.dispatch_child(node, name, local)
         node.found = found
         if early:
             node.more = True

@@ -9,7 +9,7 @@ import stat
 from collections.abc import Sequence
 
 from recycler_job import mountinfo, names, tls
-from recycler_job.gluster import probe
+from recycler_job.gluster import client_cache, probe
 from recycler_job.gluster.errors import GlusterError, MountError
 from recycler_job.gluster.hosts import check_hosts, expected_sources, mount_source_and_options
 from recycler_job.gluster.process import run
@@ -192,6 +192,8 @@ def mount_volume(
         raise MountError(f"mountpoint {path} exists and is not a directory")
 
     mount_source, options = mount_source_and_options(valid, source)
+    # One brick fop per removed file: see gluster/client_cache.py.
+    options.append(client_cache.fuse_mount_option(source.volume))
     try:
         write_record(path, mount_source)
     except BaseException:
@@ -203,6 +205,8 @@ def mount_volume(
     args += [mount_source, path]
     # With TLS files, `glusterfs` itself: mount.glusterfs passes on one xlator-option only.
     tls_args = tls.fuse_command(valid, source.volume, source.subdir, path, read_only=False)
+    if tls_args is not None:
+        tls_args[-1:-1] = client_cache.fuse_args(source.volume)  # before the mountpoint
     program, args = ("glusterfs", tls_args) if tls_args is not None else ("mount", args)
     try:
         result = run(program, args, timeout=timeout)

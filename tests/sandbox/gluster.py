@@ -332,6 +332,27 @@ class GlusterServer:
         """The brick directories of `volume` on this machine."""
         return list(self._handle(volume).bricks)
 
+    def profile_start(self, volume: GlusterVolumeHandle | str) -> None:
+        """`gluster volume profile VOL start`, then zero the counts (`profile_fops` reads
+        what came after)."""
+        name = self._name(volume)
+        self.gluster("volume", "profile", name, "start")
+        self.profile_fops(name)
+
+    def profile_fops(self, volume: GlusterVolumeHandle | str) -> dict[str, int]:
+        """Fops each brick served since the last call (`profile info incremental`), summed
+        over the bricks: {"LOOKUP": n, "UNLINK": n, ...}."""
+        name = self._name(volume)
+        result = self.gluster("volume", "profile", name, "info", "incremental", "--xml")
+        root = ET.fromstring(result.stdout)
+        intervals = list(root.iter("intervalStats")) or [root]
+        counts: dict[str, int] = {}
+        for interval in intervals:
+            for fop in interval.iter("fop"):
+                fop_name = fop.findtext("name") or "?"
+                counts[fop_name] = counts.get(fop_name, 0) + int(fop.findtext("hits") or 0)
+        return counts
+
     def stop_volume(self, volume: GlusterVolumeHandle | str) -> None:
         """`gluster volume stop --force`; a volume that is not started is fine."""
         name = self._name(volume)
@@ -376,7 +397,8 @@ class GlusterServer:
         read_only: bool = False,
         options: Sequence[str] = (),
     ) -> str:
-        """Mount `volume` (or its `subdir`) with plain `mount -t glusterfs`; returns the path.
+        """Mount `volume` (or its `subdir`) with plain `mount -t glusterfs` (plus `-o options`);
+        returns the path.
 
         `options` are more `-o` options (`acl`, to set POSIX ACLs through the mount).
 

@@ -185,6 +185,51 @@ def test_wide_directories_and_many_files(root: Path, monkeypatch: pytest.MonkeyP
     assert (stats.files, stats.dirs, stats.bytes) == (580, 41, 40 * 7 * 2 + 300)
 
 
+class _ScanInOrder:
+    """``os.scandir`` of a directory, its entries in name order (the test decides where the
+    subdirectory comes in the scan)."""
+
+    def __init__(self, real: Callable[..., object], fd: object) -> None:
+        with real(fd) as it:  # type: ignore[attr-defined]
+            self.entries = sorted(it, key=lambda e: e.name)
+
+    def __enter__(self) -> Iterator[os.DirEntry[str]]:
+        return iter(self.entries)
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def test_a_subdirectory_is_emptied_while_its_parent_is_still_scanned(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan hands a subdirectory to the pool when it sees it, not when it is done: the
+    files listed after it wait here until another worker has opened it."""
+    for i in range(20):
+        write(root / f"a{i:02d}")
+        write(root / f"z{i:02d}")
+    write(root / "m" / "inside")
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda fd: _ScanInOrder(real_scandir, fd))
+    opened = threading.Event()
+    monkeypatch.setattr(wipe, "_before_open_dir", lambda fd, name: opened.set())
+    late: list[str] = []
+    original = wipe._FdEngine._unlink
+
+    def unlink(
+        self: wipe._FdEngine, node: wipe._FdNode, name: str, size: int, counts: object
+    ) -> None:
+        if name.startswith("z") and not late and not opened.wait(2):
+            late.append(name)  # the scan went on, the subdirectory had not been handed out
+        original(self, node, name, size, counts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(wipe._FdEngine, "_unlink", unlink)
+    stats = wipe_tree(str(root), workers=2)
+    assert late == []
+    assert listing(root) == []
+    assert (stats.files, stats.dirs) == (41, 1)
+
+
 def test_read_only_dirs_and_files(root: Path) -> None:
     write(root / "ro" / "f")
     write(root / "ro" / "sub" / "g")

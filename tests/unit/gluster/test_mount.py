@@ -152,7 +152,8 @@ def test_mount_exiting_zero_without_mounting_is_refused(
         "-t",
         "glusterfs",
         "-o",
-        "backup-volfile-servers=h2:h3",
+        # the md-cache option: one brick fop per removed file (gluster/client_cache.py)
+        "backup-volfile-servers=h2:h3,xlator-option=vol_a-md-cache.md-cache-timeout=600",
         "h1:/vol_a/sub",
         str(mountpoint),
     ]
