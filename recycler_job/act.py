@@ -34,17 +34,23 @@ from recycler_job.errors import RecyclerError
 from recycler_job.events import EventRecorder
 from recycler_job.fuse_transport import open_fuse
 from recycler_job.gfapi_transport import open_gfapi
+from recycler_job.gluster.bricks import BrickRuns, bricks_running, ensure_same_runs
 from recycler_job.gluster.cli import volume_info
 from recycler_job.gluster.clients import ClientReport, client_report, ensure_not_in_use
-from recycler_job.gluster.errors import GlusterError, VolumeIdentityError, VolumeInUse
-from recycler_job.gluster.hosts import ensure_same_pool
+from recycler_job.gluster.errors import (
+    BrickOffline,
+    GlusterError,
+    VolumeIdentityError,
+    VolumeInUse,
+)
+from recycler_job.hosts_lookup import HostsRefused, gluster_hosts
 from recycler_job.journal import (
     BOUND_BY_CONTROLLER,
     Journal,
     clean_copy,
     released_claim_ref,
 )
-from recycler_job.kube import ENDPOINTS, LEASE, PV, PVC, Kube
+from recycler_job.kube import LEASE, PV, PVC, Kube
 from recycler_job.lease import LeaseKeeper, LeaseLost
 from recycler_job.report import VolumeResult, timed
 from recycler_job.sources import GlusterSource, describe_source
@@ -140,9 +146,10 @@ class Actor:
                 try:
                     if self.config.client_check:
                         timed(result, "client_check", self._client_check, hosts, source)
+                    timed(result, "bricks", self._bricks_running, hosts, source)
                     if tls.current() is not None:
                         timed(result, "tls", self._tls_check, hosts, source)
-                except (VolumeInUse, tls.TlsError) as exc:
+                except (VolumeInUse, BrickOffline, tls.TlsError) as exc:
                     # What a real run would do today: leave it for a later run. Not a
                     # failure of the dry run.
                     result.outcome = "would-refuse"
@@ -154,9 +161,10 @@ class Actor:
                 _log(logging.INFO, result, "dry run: would recycle (%s)", result.reason)
                 return result
             timed(result, "rehearse", self._rehearse_release, pv)
-            self._wipe_volume(pv, source, hosts, result)
+            bricks = self._wipe_volume(pv, source, hosts, result)
             failpoints.hit("before-release")
             self._guard()
+            timed(result, "bricks_again", self._bricks_unchanged, hosts, source, bricks)
             timed(result, "release", self._make_available, pv)
             result.outcome = "recycled"
             message = (
@@ -263,66 +271,11 @@ class Actor:
         return pv
 
     def _hosts(self, pv: dict[str, Any], source: GlusterSource) -> tuple[str, ...]:
-        """--gluster-hosts, else the hosts of the Endpoints the PV names.
-
-        With both, the Endpoints must share an address with --gluster-hosts: a PV naming
-        servers of another pool is refused (its volume may have the same name as one here).
-        """
-        configured = self.config.gluster_hosts
-        found = self._endpoints_hosts(pv, source, required=not configured)
-        if not configured:
-            assert found is not None  # required
-            return found[1]
-        if found is not None:
-            what, hosts = found
-            try:
-                ensure_same_pool(configured, hosts, what=what)
-            except VolumeIdentityError as exc:
-                raise VolumeFailure(str(exc)) from exc
-        return configured
-
-    def _endpoints_hosts(
-        self, pv: dict[str, Any], source: GlusterSource, *, required: bool
-    ) -> tuple[str, tuple[str, ...]] | None:
-        """("Endpoints NS/NAME", its addresses) for the Endpoints the PV names; None when
-        there are none and they are not `required` (VolumeFailure when they are).
-
-        The namespace is the PV's `endpointsNamespace`, else --endpoints-namespace. The former
-        claim's namespace only with --endpoints-from-claim-namespace: its users control the
-        Endpoints there, and could point the wipe at any gluster server.
-        """
-        namespace = source.endpoints_namespace or self.config.endpoints_namespace
-        if not namespace and self.config.endpoints_from_claim_namespace:
-            namespace = ((pv.get("spec") or {}).get("claimRef") or {}).get("namespace")
-        if not namespace:
-            if not required:
-                return None
-            raise VolumeFailure(
-                f"no namespace for Endpoints {source.endpoints!r}: the PV sets no "
-                "endpointsNamespace; set --gluster-hosts or --endpoints-namespace "
-                "(the former claim's namespace is read only with "
-                "--endpoints-from-claim-namespace)"
-            )
-        what = f"Endpoints {namespace}/{source.endpoints}"
+        """The servers to wipe on, from admin-controlled data only (hosts_lookup.py)."""
         try:
-            endpoints = self.kube.get(ENDPOINTS, source.endpoints, namespace)
-        except NotFound as exc:
-            if not required:
-                return None
-            raise VolumeFailure(
-                f"{what} not found: set --gluster-hosts or create the Endpoints"
-            ) from exc
-        hosts: list[str] = []
-        for subset in endpoints.get("subsets") or []:
-            for address in subset.get("addresses") or []:
-                host = address.get("ip") or address.get("hostname")
-                if host and host not in hosts:
-                    hosts.append(host)
-        if not hosts:
-            if not required:
-                return None
-            raise VolumeFailure(f"{what} lists no address")
-        return what, tuple(hosts)
+            return gluster_hosts(self.kube, pv, source, self.config)
+        except (HostsRefused, VolumeIdentityError) as exc:
+            raise VolumeFailure(str(exc)) from exc
 
     def _tls_check(self, hosts: tuple[str, ...], source: GlusterSource) -> None:
         """TlsError when the volume uses TLS and the configured files cannot serve it."""
@@ -332,14 +285,28 @@ class Actor:
     def _client_check(self, hosts: tuple[str, ...], source: GlusterSource) -> None:
         ensure_not_in_use(hosts, source.volume, timeout=self.config.mount_timeout)
 
+    def _bricks_running(self, hosts: tuple[str, ...], source: GlusterSource) -> BrickRuns:
+        """Every brick of the volume online (BrickOffline otherwise), whatever CLIENT_CHECK
+        says: a wipe with a brick down misses that brick's files."""
+        return bricks_running(hosts, source.volume, timeout=self.config.mount_timeout)
+
+    def _bricks_unchanged(
+        self, hosts: tuple[str, ...], source: GlusterSource, before: BrickRuns
+    ) -> None:
+        """Before the release: every brick still online, run by the process that ran it
+        before the first unlink (a brick down for a while is back with another pid)."""
+        now = self._bricks_running(hosts, source)
+        ensure_same_runs(source.volume, before, now)
+
     def _wipe_volume(
         self,
         pv: dict[str, Any],
         source: GlusterSource,
         hosts: tuple[str, ...],
         result: VolumeResult,
-    ) -> None:
-        """Client check, then open the volume with the configured transport and wipe it.
+    ) -> BrickRuns:
+        """Client check, then open the volume with the configured transport, check that every
+        brick runs, and wipe it; returns the brick processes seen right before the wipe.
 
         Both transports (transport.py) hand `_wipe_root` an `Opened`: a volume proven to be
         `source`'s, the client name(s) it adds to the volume, and the wipe to run.
@@ -351,7 +318,9 @@ class Actor:
         target = Target(self.config, self._guard, pv["metadata"]["name"], source, hosts, result)
         with transport(target) as opened:
             result.volume_id = opened.volume_id
+            bricks = timed(result, "bricks", self._bricks_running, hosts, source)
             self._wipe_root(pv, target, opened)
+        return bricks
 
     def _wipe_root(self, pv: dict[str, Any], target: Target, opened: Opened) -> None:
         """Re-check, then wipe while a watcher stops it at the first sign of an owner.

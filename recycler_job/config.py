@@ -497,8 +497,17 @@ class Config:
         False,
         "GLUSTER_ENDPOINTS_FROM_CLAIM_NAMESPACE",
         _to_bool,
-        "as a last resort, read a PV's Endpoints in its former claim's namespace. Risky: "
-        "anyone who can edit Endpoints there can point the wipe at another gluster pool",
+        "trust Endpoints in tenants' namespaces (the former claim's namespace, the "
+        "provisioner's glusterfs-dynamic-*), and read a PV's Endpoints in its former claim's "
+        "namespace as a last resort. Risky: anyone who can edit Endpoints there can point the "
+        "wipe at another gluster pool",
+    )
+    gluster_hosts_only_pool: bool = _option(
+        False,
+        "GLUSTER_HOSTS_ONLY_POOL",
+        _to_bool,
+        "assert that every selected PV's volume is on the --gluster-hosts pool: a PV whose "
+        "Endpoints an admin controls cannot be read is wiped there instead of refused",
     )
     phases: frozenset[str] = _option(
         frozenset({"Failed"}),

@@ -3,9 +3,10 @@
 * `errors`: the exceptions, each with a one-line message.
 * `process`: runs `mount`, `umount` and `gluster` in their own process group, with a timeout.
 * `hosts`: validates host lists, builds mount sources and options, compares pools by address.
-* `parse`: pure parsers of the `gluster` CLI's output (volume info XML, status clients text).
+* `parse`: pure parsers of the `gluster` CLI's output (volume info and status XML, client texts).
 * `cli`: runs the `gluster` CLI against the hosts in turn and parses what it answers.
 * `clients`: the connected-client check (is the volume in use by anyone but gluster itself?).
+* `bricks`: brick health (every brick online, the same brick processes before and after).
 * `probe`: looks at a mount path without hanging on a dead FUSE mount; reads mountinfo.
 * `identity`: proves a verified mount is the volume the PV names (bricks, node uuids, trash).
 * `records`: the mark that tells this tool's own mounts from everybody else's.

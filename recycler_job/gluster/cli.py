@@ -9,10 +9,12 @@ from recycler_job.gluster.errors import GlusterError
 from recycler_job.gluster.hosts import check_hosts
 from recycler_job.gluster.parse import (
     BrickClients,
+    BrickState,
     VolumeInfo,
     parse_client_list,
     parse_volume_clients,
     parse_volume_info,
+    parse_volume_status,
 )
 
 _CONNECTION_FAILURES = ("Connection failed", "Request timed out", "Transport endpoint")
@@ -78,3 +80,9 @@ def volume_info(hosts: Sequence[str], volume: str, *, timeout: float) -> VolumeI
     """`gluster volume info VOL --xml` from `hosts`, parsed."""
     text = run(hosts, ["volume", "info", volume, "--xml"], timeout=timeout)
     return parse_volume_info(text, volume)
+
+
+def volume_status(hosts: Sequence[str], volume: str, *, timeout: float) -> list[BrickState]:
+    """`gluster volume status VOL --xml` from `hosts`, parsed: the bricks glusterd knows of."""
+    text = run(hosts, ["volume", "status", volume, "--xml"], timeout=timeout)
+    return parse_volume_status(text, volume)

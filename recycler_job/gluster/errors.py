@@ -30,3 +30,7 @@ class VolumeIdentityError(MountError):
 
 class TrashInTheWay(GlusterError):
     """The trash translator would keep copies of the wiped files out of the mount's reach."""
+
+
+class BrickOffline(GlusterError):
+    """A brick of the volume is not running (or was restarted): a wipe would miss its files."""

@@ -204,3 +204,61 @@ def parse_volume_info(text: str, volume: str) -> VolumeInfo:
         if key:
             options[key] = (option.findtext("value") or "").strip()
     return VolumeInfo(name=volume, volume_id=volume_id, bricks=tuple(bricks), options=options)
+
+
+@dataclass(frozen=True)
+class BrickState:
+    """One brick of `gluster volume status VOL --xml`: where it is and whether its process runs.
+
+    `pid` tells one run of the brick process from the next: a brick that died and came
+    back while a volume was wiped has another pid.
+    """
+
+    host: str
+    path: str
+    node_uuid: str
+    online: bool
+    pid: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}:{self.path}"
+
+
+def parse_volume_status(text: str, volume: str) -> list[BrickState]:
+    """Parse `gluster volume status VOL --xml`: its bricks (daemons such as the self-heal
+    daemon, listed with a non-path `path`, are left out); GlusterError on anything unexpected.
+
+    The CLI exits 0 also for a volume that does not exist or is not started: `opRet` -1
+    says so. The bricks of a server whose glusterd is not connected are not listed at all.
+    """
+    try:
+        root = ET.fromstring(text.strip())  # noqa: S314 -- our own gluster CLI call
+    except ET.ParseError as exc:
+        raise GlusterError(f"unreadable `volume status {volume} --xml` output: {exc}") from None
+    if root.findtext("opRet") != "0":
+        reason = root.findtext("opErrstr") or f"opRet {root.findtext('opRet')}"
+        raise GlusterError(f"`volume status {volume}` failed: {reason}")
+    found = [v for v in root.iter("volume") if v.findtext("volName") == volume]
+    if len(found) != 1:
+        raise GlusterError(f"`volume status {volume}` described {len(found)} volumes named so")
+    bricks: list[BrickState] = []
+    for node in found[0].iter("node"):
+        path = (node.findtext("path") or "").strip()
+        if not path.startswith("/"):
+            continue  # a daemon (Self-heal Daemon, NFS Server, ...), not a brick
+        host = (node.findtext("hostname") or "").strip()
+        status = (node.findtext("status") or "").strip()
+        pid_text = (node.findtext("pid") or "").strip()
+        if not host or status not in ("0", "1") or not re.fullmatch(r"-?\d+", pid_text):
+            raise GlusterError(f"`volume status {volume}`: unexpected brick entry for {path!r}")
+        bricks.append(
+            BrickState(
+                host=host,
+                path=path.rstrip("/") or "/",
+                node_uuid=(node.findtext("peerid") or "").strip().lower(),
+                online=status == "1",
+                pid=int(pid_text),
+            )
+        )
+    return bricks

@@ -44,8 +44,12 @@ class Scenario:
     volume_factory: Any
     unique: str
     tmp: Path
-    namespace: str = "default"
+    namespace: str = "default"  # the claims' (tenants') namespace
+    # The admin's Endpoints: a namespace no claim lives in (Endpoints in the former claim's
+    # namespace are the tenant's, and never choose the servers).
+    endpoints_namespace: str = "grt-gluster-endpoints"
     volumes: dict[str, GlusterVolumeHandle] = field(default_factory=dict)
+    _endpoints_namespace_made: bool = False
 
     @property
     def label(self) -> str:
@@ -60,7 +64,13 @@ class Scenario:
         return f"lease-{self.unique}"
 
     def ensure_endpoints(self) -> None:
-        self.plane.apply(endpoints("glusterfs-cluster", self.namespace, list(self.gluster.hosts)))
+        if not self._endpoints_namespace_made:
+            namespace = {"metadata": {"name": self.endpoints_namespace}}
+            self.plane.apply({"apiVersion": "v1", "kind": "Namespace", **namespace})
+            self._endpoints_namespace_made = True
+        self.plane.apply(
+            endpoints("glusterfs-cluster", self.endpoints_namespace, list(self.gluster.hosts))
+        )
 
     def released_volume(
         self,
@@ -78,6 +88,7 @@ class Scenario:
         prebound: bool = False,
         finalizers: list[str] | None = None,
         endpoints_name: str = "glusterfs-cluster",
+        endpoints_namespace: str | None = None,
     ) -> str:
         """A gluster volume with `files`, a PV for it that was bound and whose claim was
         deleted; returns the PV name once the real controller moved it to Failed/Released.
@@ -110,6 +121,7 @@ class Scenario:
                 claim_ref=(self.namespace, claim) if prebound else None,
                 finalizers=finalizers,
                 endpoints=endpoints_name,
+                endpoints_namespace=endpoints_namespace,
             )
         )
         self.plane.apply(
@@ -179,9 +191,8 @@ class Scenario:
             self.lease,
             "--lease-namespace",
             "default",
-            # The Endpoints live next to the claims; reading the claim's namespace is opt-in.
             "--endpoints-namespace",
-            self.namespace,
+            self.endpoints_namespace,
             "--mount-root",
             str(self.mount_root),
             "--min-age",

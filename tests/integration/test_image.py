@@ -117,9 +117,13 @@ def in_cluster(plane: ControlPlane) -> dict[str, str]:
 def failed_pv(plane: ControlPlane, volume: Any, unique: str) -> str:
     """A glusterfs PV with Recycle policy whose claim was deleted: phase Failed."""
     ns = name = f"img-{unique}"
+    admin = f"gl-{unique}"  # the admin's Endpoints: not in the claim's (tenant's) namespace
     plane.run_kubectl("create", "namespace", ns)
-    plane.apply(endpoints("glusterfs-cluster", ns, list(volume.hosts)))
-    plane.apply(gluster_pv(name, volume.path, endpoints_namespace=ns, labels={"grt-image": unique}))
+    plane.run_kubectl("create", "namespace", admin)
+    plane.apply(endpoints("glusterfs-cluster", admin, list(volume.hosts)))
+    plane.apply(
+        gluster_pv(name, volume.path, endpoints_namespace=admin, labels={"grt-image": unique})
+    )
     plane.apply(pvc("claim", ns, volume_name=name))
     wait_for(lambda: phase(plane, name) == "Bound", what="the PV to bind")
     plane.run_kubectl("delete", "pvc", "claim", "-n", ns, "--wait=false")
@@ -326,6 +330,7 @@ def test_cronjob_pod_dry_runs_then_recycles_a_volume(
     assert reaped and int(reaped.group(1)) >= 1, run.stderr[-2000:]
     installed.run_kubectl("delete", "pv", name, "--wait=false")
     installed.run_kubectl("delete", "namespace", name, "--wait=false")
+    installed.run_kubectl("delete", "namespace", f"gl-{unique}", "--wait=false")
 
 
 @pytest.mark.gluster
@@ -385,3 +390,4 @@ def test_restricted_pod_recycles_with_gfapi_as_10001_without_capabilities(
     assert entries(gluster_server, volume) == []
     installed.run_kubectl("delete", "pv", name, "--wait=false")
     installed.run_kubectl("delete", "namespace", name, "--wait=false")
+    installed.run_kubectl("delete", "namespace", f"gl-{unique}", "--wait=false")

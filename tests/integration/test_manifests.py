@@ -930,9 +930,11 @@ def test_openshift_template_applies_as_plain_objects(installed: ControlPlane) ->
 def failed_gluster_pv(plane: ControlPlane, volume: Any, unique: str, label: str) -> str:
     """A glusterfs PV with Recycle policy whose claim was deleted: phase Failed."""
     ns, name = f"app-{unique}", f"grt-mf-{unique}"
+    admin = f"gl-{unique}"  # the admin's Endpoints: not in the claim's (tenant's) namespace
     plane.run_kubectl("create", "namespace", ns)
-    plane.apply(endpoints("glusterfs-cluster", ns, list(volume.hosts)))
-    plane.apply(gluster_pv(name, volume.path, endpoints_namespace=ns, labels={label: unique}))
+    plane.run_kubectl("create", "namespace", admin)
+    plane.apply(endpoints("glusterfs-cluster", admin, list(volume.hosts)))
+    plane.apply(gluster_pv(name, volume.path, endpoints_namespace=admin, labels={label: unique}))
     plane.apply(pvc("data", ns, volume_name=name))
     wait_for(lambda: phase(plane, name) == "Bound", what="the PV to bind")
     plane.run_kubectl("delete", "pvc", "data", "-n", ns, "--wait=false")

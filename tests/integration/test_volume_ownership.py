@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from recycler_job.failpoints import ENV
-from tests.integration.scenario import Scenario
+from tests.integration.scenario import RunResult, Scenario
 from tests.sandbox.objects import endpoints, gluster_pv
 
 pytestmark = [pytest.mark.cluster, pytest.mark.gluster]
@@ -93,7 +93,7 @@ def test_recheck_sees_a_pv_created_after_the_snapshot(scenario: Scenario) -> Non
 def test_endpoints_of_another_pool_are_refused(scenario: Scenario) -> None:
     """--gluster-hosts names the real server; the PV's Endpoints name another address."""
     elsewhere = f"elsewhere-{scenario.unique}"
-    scenario.plane.apply(endpoints(elsewhere, scenario.namespace, ["198.51.100.7"]))
+    scenario.plane.apply(endpoints(elsewhere, scenario.endpoints_namespace, ["198.51.100.7"]))
     foreign = scenario.released_volume("foreign", TENANT, endpoints_name=elsewhere)
     local = scenario.released_volume("local", {"f": "x"})
     result = scenario.run("--gluster-hosts", scenario.gluster.address)
@@ -113,6 +113,8 @@ def test_endpoints_of_another_pool_are_refused(scenario: Scenario) -> None:
 
 def test_claim_namespace_endpoints_are_read_only_when_asked(scenario: Scenario) -> None:
     pv = scenario.released_volume("claimns", TENANT)
+    hosts = list(scenario.gluster.hosts)
+    scenario.plane.apply(endpoints("glusterfs-cluster", scenario.namespace, hosts))
     refused = scenario.run("--endpoints-namespace", "")
     assert refused.code == 1, refused.stderr
     assert "--endpoints-from-claim-namespace" in refused.volume(pv)["error"]
@@ -121,6 +123,64 @@ def test_claim_namespace_endpoints_are_read_only_when_asked(scenario: Scenario) 
     assert allowed.code == 0, allowed.stderr
     assert allowed.volume(pv)["outcome"] == "recycled", allowed.volume(pv)
     assert scenario.listing(pv) == []
+
+
+def tenant_pv(scenario: Scenario, name: str, hosts: list[str]) -> str:
+    """A PV as the dynamic provisioner writes it: endpointsNamespace is the claim's own
+    namespace, where the (former) tenant can edit the Endpoints; they list `hosts`."""
+    endpoints_name = f"glusterfs-dynamic-{name}-{scenario.unique}"
+    scenario.plane.apply(endpoints(endpoints_name, scenario.namespace, hosts))
+    return scenario.released_volume(
+        name, TENANT, endpoints_name=endpoints_name, endpoints_namespace=scenario.namespace
+    )
+
+
+def assert_untouched(scenario: Scenario, result: RunResult, pv: str, reason: str) -> None:
+    vol = result.volume(pv)
+    assert vol["outcome"] == "failed" and reason in vol["error"], vol
+    assert "mount" not in vol["durations"], "refused before mounting"
+    assert scenario.listing(pv) == ["dir", "dir/inner", "keep"]
+    assert scenario.pv(pv)["spec"].get("claimRef"), "the PV must stay unreleased"
+
+
+def test_tenant_endpoints_never_choose_the_servers(scenario: Scenario) -> None:
+    """Without --gluster-hosts, Endpoints in the former claim's namespace are refused, whether
+    they point elsewhere or (as an attacker's could) at a real server."""
+    wrong = tenant_pv(scenario, "tenant-wrong", ["198.51.100.7"])
+    real = tenant_pv(scenario, "tenant-real", list(scenario.gluster.hosts))
+    result = scenario.run()
+    assert result.code == 1, result.stderr
+    for pv in (wrong, real):
+        assert_untouched(scenario, result, pv, "in the former claim's namespace default")
+        warnings = [e["message"] for e in scenario.events(pv) if e["reason"] == "RecycleFailed"]
+        assert any("former claim's namespace" in m for m in warnings), warnings
+
+
+def test_with_gluster_hosts_tenant_endpoints_only_refuse(scenario: Scenario) -> None:
+    """With --gluster-hosts: tenant Endpoints that disagree refuse (also with the only-pool
+    assertion); tenant Endpoints that agree prove nothing; admin Endpoints that are missing
+    prove nothing either. --gluster-hosts-only-pool wipes those two on --gluster-hosts."""
+    disagreeing = tenant_pv(scenario, "tenant-other", ["198.51.100.7"])
+    agreeing = tenant_pv(scenario, "tenant-same", list(scenario.gluster.hosts))
+    missing = scenario.released_volume(
+        "admin-missing", TENANT, endpoints_name=f"missing-{scenario.unique}"
+    )
+    proven = scenario.released_volume("admin-same", {"f": "x"})
+    pool = ("--gluster-hosts", scenario.gluster.address)
+    first = scenario.run(*pool)
+    assert first.code == 1, first.stderr
+    assert_untouched(scenario, first, disagreeing, "another gluster pool")
+    assert_untouched(scenario, first, agreeing, "prove nothing about the pool")
+    assert_untouched(scenario, first, missing, "not found; nothing admin-controlled shows")
+    assert first.volume(proven)["outcome"] == "recycled", first.volume(proven)
+    assert scenario.listing(proven) == []
+
+    second = scenario.run(*pool, "--gluster-hosts-only-pool")
+    assert second.code == 1, second.stderr
+    assert_untouched(scenario, second, disagreeing, "another gluster pool")
+    for pv in (agreeing, missing):
+        assert second.volume(pv)["outcome"] == "recycled", second.volume(pv)
+        assert scenario.listing(pv) == []
 
 
 def test_volume_id_is_proven_and_recorded(scenario: Scenario) -> None:

@@ -328,6 +328,29 @@ class GlusterServer:
                 raise GlusterSandboxError(f"{name}: connections per brick {counts}")
             time.sleep(0.3)
 
+    def brick_pid(self, volume: GlusterVolumeHandle | str, index: int) -> int:
+        """The pid of the process serving brick `index` of `volume` (a harness volume); 0 when
+        gluster reports it offline."""
+        handle = self._handle(volume)
+        for node in self._status_xml(handle.name).iter("node"):
+            if node.findtext("path") == handle.bricks[index]:
+                return int(node.findtext("pid") or 0) if node.findtext("status") == "1" else 0
+        raise GlusterSandboxError(f"brick {index} of {handle.name} not in `volume status`")
+
+    def kill_brick(self, volume: GlusterVolumeHandle | str, index: int) -> None:
+        """SIGKILL the brick process of brick `index` of `volume` (started by glusterd for a
+        volume of this harness) and wait until gluster reports it offline; `start_volume`
+        brings it back."""
+        pid = self.brick_pid(volume, index)
+        if not pid:
+            raise GlusterSandboxError(f"brick {index} of {self._name(volume)} is not running")
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while self.brick_pid(volume, index):
+            if time.monotonic() > deadline:
+                raise GlusterSandboxError(f"brick {index} of {self._name(volume)} still online")
+            time.sleep(0.2)
+
     def brick_paths(self, volume: GlusterVolumeHandle | str) -> list[str]:
         """The brick directories of `volume` on this machine."""
         return list(self._handle(volume).bricks)
