@@ -66,6 +66,13 @@ RECYCLED_ANNOTATION = "gluster-recycler/last-recycled"
 _PROBE_TIMEOUT = 5.0
 
 
+def gluster_probe_bound(hosts: tuple[str, ...]) -> float:
+    """How long one poll of the volume's clients may take: two CLI calls (`clients`,
+    `client-list`), each trying the hosts in turn, each host bounded by the CLI's --timeout
+    plus the backstop of gluster.cli.run (`_PROBE_TIMEOUT + min(_PROBE_TIMEOUT, 5)`)."""
+    return 2 * len(hosts) * (_PROBE_TIMEOUT + min(_PROBE_TIMEOUT, 5.0)) + 1.0
+
+
 def _beyond(kinds: dict[str, int], allowed: dict[str, int]) -> dict[str, int]:
     """Client kinds counted more often than `allowed` allows, with the excess."""
     return {k: n - allowed.get(k, 0) for k, n in kinds.items() if n > allowed.get(k, 0)}
@@ -337,7 +344,10 @@ class Actor:
         )
         self._recheck_unchanged(pv)
         self._guard()
-        watcher = watch.Watcher(self._probes(pv, hosts, source, clients, opened.own_clients))
+        watcher = watch.Watcher(
+            self._probes(pv, hosts, source, clients, opened.own_clients),
+            bounds={"gluster clients": gluster_probe_bound(hosts)},
+        )
         with watcher:
             try:
                 stats = timed(
