@@ -36,10 +36,15 @@ def test_recycle_pv_binds_then_fails_with_the_controllers_own_message(
     assert status["message"] == "No recycler plugin found for the volume!"
     # Beta (on by default) from 1.29; before, the program falls back to its first-seen mark.
     assert bool(status.get("lastPhaseTransitionTime")) == control_plane.at_least(29), status
-    events = control_plane.get_json(
-        "events", "-n", "default", f"--field-selector=involvedObject.name={name}"
-    )
-    assert any(e["reason"] == "VolumeFailedRecycle" for e in events["items"])
+
+    def recorded() -> bool:
+        # The controller's event recorder writes asynchronously, after the status update.
+        events = control_plane.get_json(
+            "events", "-n", "default", f"--field-selector=involvedObject.name={name}"
+        )
+        return any(e["reason"] == "VolumeFailedRecycle" for e in events["items"])
+
+    wait_for(recorded, what="the controller's VolumeFailedRecycle Event")
 
 
 def test_retain_pv_goes_released(control_plane: ControlPlane, unique: str) -> None:
