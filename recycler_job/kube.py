@@ -7,12 +7,13 @@ and, with --debug, logged as method, path and status: never headers, so never a 
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,18 @@ REQUEST_TIMEOUT = 30.0
 """Seconds per attempt of an ordinary request. Lease renewals use a much shorter one
 (lease.renew_timeout), so a hung API server cannot hold up the renewer past its interval."""
 LIST_RESTARTS = 5
+WATCH_CONNECT_TIMEOUT = 2.0
+"""Seconds to connect a watch: a watch that cannot be resumed within 2 s stops a wipe anyway
+(view.py), so waiting longer for a connection gains nothing."""
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A whole list: its items, the pages it took and its resourceVersion."""
+
+    items: list[dict[str, Any]]
+    pages: int
+    resource_version: str
 
 
 @dataclass(frozen=True)
@@ -192,6 +205,7 @@ class Kube:
         self._resources: dict[ResourceKind, Any] = {}
         self._lock = threading.Lock()
         self.requests = 0
+        self.watches = 0  # of `requests`, the watch requests
 
     @classmethod
     def connect(cls, kubeconfig: str | None) -> Kube:
@@ -282,16 +296,40 @@ class Kube:
         JSON, which nothing here reads): dropped page by page, that keeps 10,000 PVs and their
         claims ~60 MiB smaller. `get` returns objects whole.
         """
+        listed = self.list_collection(
+            kind, namespace=namespace, label_selector=label_selector, page_size=page_size
+        )
+        return listed.items, listed.pages
+
+    def list_collection(
+        self,
+        kind: ResourceKind,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = LIST_PAGE_SIZE,
+        keep: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> Listed:
+        """`list_items`, with the list's resourceVersion (where a watch resumes from) and
+        `keep` applied to each item page by page (so only what it keeps stays in memory)."""
         with gc_paused():
-            return self._list_pages(kind, namespace, label_selector, page_size)
+            return self._list_pages(
+                kind,
+                {"namespace": namespace, "label_selector": label_selector},
+                field_selector,
+                page_size,
+                keep,
+            )
 
     def _list_pages(
         self,
         kind: ResourceKind,
-        namespace: str | None,
-        label_selector: str | None,
+        where: dict[str, str | None],
+        field_selector: str | None,
         page_size: int,
-    ) -> tuple[list[dict[str, Any]], int]:
+        keep: Callable[[dict[str, Any]], dict[str, Any]] | None,
+    ) -> Listed:
         items: list[dict[str, Any]] = []
         pages = restarts = 0
         token: str | None = None
@@ -301,8 +339,8 @@ class Kube:
                     "get",
                     kind,
                     f"list {kind.kind}",
-                    namespace=namespace,
-                    label_selector=label_selector,
+                    **where,
+                    field_selector=field_selector,
                     limit=page_size,
                     _continue=token,
                 )
@@ -319,10 +357,62 @@ class Kube:
                 meta = item.get("metadata")
                 if isinstance(meta, dict):
                     meta.pop("managedFields", None)
-            items.extend(page)
-            token = (body.get("metadata") or {}).get("continue") or None
+            items.extend(page if keep is None else [keep(item) for item in page])
+            list_meta = body.get("metadata") or {}
+            token = list_meta.get("continue") or None
             if not token:
-                return items, pages
+                return Listed(items, pages, str(list_meta.get("resourceVersion") or ""))
+
+    def collection_version(self, kind: ResourceKind) -> str:
+        """The resourceVersion a collection has now: one `limit=1` list, which the API server
+        reads from etcd (a quorum read), never from its watch cache."""
+        body = self._call("get", kind, f"list {kind.kind} (limit=1)", limit=1)
+        return str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+    def watch(
+        self,
+        kind: ResourceKind,
+        *,
+        resource_version: str,
+        timeout_seconds: int,
+        namespace: str | None = None,
+        field_selector: str | None = None,
+        watcher: Any = None,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(type, object) of each event of one watch request from `resource_version`, with
+        bookmarks, until the server ends it after `timeout_seconds`.
+
+        Uses the client's own `kubernetes.watch.Watch` for the stream (pass one as `watcher`
+        to be able to `stop()` it from another thread); an ERROR event (410 Gone: the version
+        is too old) raises our `Expired`. The watch is not resumed here: the caller decides
+        (view.py relists after a 410). Each call counts as one request.
+        """
+        from kubernetes import watch as k8s_watch  # noqa: PLC0415
+
+        resource = self._resource(kind)
+        with self._lock:
+            self.requests += 1
+            self.watches += 1
+        stream = watcher if watcher is not None else k8s_watch.Watch()
+        what = f"watch {kind.kind}"
+        log.debug("api WATCH %s from resourceVersion %s", kind.kind, resource_version)
+        try:
+            for event in stream.stream(
+                functools.partial(self._dyn.get, resource),
+                namespace=namespace,
+                field_selector=field_selector,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=timeout_seconds,
+                serialize=False,
+                _request_timeout=(WATCH_CONNECT_TIMEOUT, timeout_seconds + 3.0),
+            ):
+                obj = event.get("raw_object")
+                yield str(event.get("type")), obj if isinstance(obj, dict) else {}
+        except KubeError:
+            raise
+        except Exception as exc:
+            raise _translate(exc, what) from exc
 
     def get(
         self,

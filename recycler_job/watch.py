@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 # Well below the 2 s the wipe may run blind after a change; each probe is one or two requests.
 DEFAULT_INTERVAL = 1.0
+DEFAULT_BOUND = 10.0
+"""Seconds one probe may take, unless its caller gives it a bound of its own (`bounds`)."""
 
 Probe = Callable[[], None]
 
@@ -29,13 +31,25 @@ class VolumeChanged(RecyclerError):
 
 
 class Watcher:
-    """Runs `probes` (name -> callable raising VolumeChanged) until stopped or one fires."""
+    """Runs `probes` (name -> callable raising VolumeChanged) until stopped or one fires.
 
-    def __init__(self, probes: Mapping[str, Probe], *, interval: float = DEFAULT_INTERVAL) -> None:
+    `bounds` (name -> seconds, default DEFAULT_BOUND) is how long one run of a probe may take
+    at most; `stop()` waits that long for a probe still running, so its answer counts.
+    Others (the cluster view, view.py) raise the flag through `fire`.
+    """
+
+    def __init__(
+        self,
+        probes: Mapping[str, Probe],
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        bounds: Mapping[str, float] | None = None,
+    ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self._probes = dict(probes)
         self._interval = interval
+        self._bounds = {name: (bounds or {}).get(name, DEFAULT_BOUND) for name in self._probes}
         self._changed = threading.Event()
         self._done = threading.Event()
         self._lock = threading.Lock()
@@ -53,10 +67,23 @@ class Watcher:
         return self
 
     def stop(self) -> None:
-        """Stop probing; a probe blocked in a request is not waited for beyond a moment."""
+        """Stop probing and wait for each probe's final answer, which counts like any other.
+
+        A probe still running is waited for up to its bound; one that has not answered by then
+        raises the flag ("could not check"): a wipe ends only on answers, never on silence.
+        """
         self._done.set()
-        for thread in self._threads:
-            thread.join(timeout=2 * self._interval)
+        stopped = time.monotonic()
+        for thread, name in zip(self._threads, self._probes, strict=True):
+            if not thread.is_alive() or self._changed.is_set():
+                continue  # (once the flag is up, no later answer can lower it)
+            thread.join(timeout=max(0.0, stopped + self._bounds[name] - time.monotonic()))
+            if thread.is_alive():
+                self._fire(f"could not check {name}: no answer within {self._bounds[name]:g}s")
+
+    def fire(self, reason: str) -> None:
+        """Raise the flag from outside the probes (thread-safe; the first reason is kept)."""
+        self._fire(reason)
 
     def changed(self) -> bool:
         """The wipe's stop flag: True once a probe saw a change (thread-safe)."""

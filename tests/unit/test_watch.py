@@ -79,3 +79,37 @@ def test_no_probe_after_stop() -> None:
 def test_interval_must_be_positive() -> None:
     with pytest.raises(ValueError):
         Watcher({}, interval=0)
+
+
+def test_a_probe_still_running_when_the_wipe_ends_is_heard() -> None:
+    """Issue 17 item 6: a probe that raises 1.5 s after the last entry went still stops the
+    release (it used to be dropped after 2 intervals)."""
+    started = threading.Event()
+
+    def slow() -> None:
+        started.set()
+        time.sleep(1.5)
+        raise RuntimeError("glusterd did not answer")
+
+    watcher = Watcher({"gluster clients": slow}, interval=0.05, bounds={"gluster clients": 5.0})
+    with watcher:
+        assert started.wait(2)
+    assert watcher.changed()
+    with pytest.raises(VolumeChanged, match="could not check gluster clients"):
+        watcher.check()
+
+
+def test_a_probe_that_outlives_its_bound_counts_as_could_not_check() -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def hung() -> None:
+        started.set()
+        release.wait(10)
+
+    watcher = Watcher({"gluster clients": hung}, interval=0.05, bounds={"gluster clients": 0.3})
+    with watcher:
+        assert started.wait(2)
+    release.set()
+    with pytest.raises(VolumeChanged, match=r"no answer within 0\.3s"):
+        watcher.check()
