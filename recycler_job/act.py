@@ -28,7 +28,6 @@ from recycler_job.decide import (
     Action,
     DecideSettings,
     Decision,
-    decide,
 )
 from recycler_job.errors import RecyclerError
 from recycler_job.events import EventRecorder
@@ -50,19 +49,19 @@ from recycler_job.journal import (
     clean_copy,
     released_claim_ref,
 )
-from recycler_job.kube import LEASE, PV, PVC, Kube
+from recycler_job.kube import PV, Kube
 from recycler_job.lease import LeaseKeeper, LeaseLost
 from recycler_job.report import VolumeResult, timed
 from recycler_job.sources import GlusterSource, describe_source
-from recycler_job.state import ClusterSnapshot
 from recycler_job.transport import Opened, Target, Transport
+from recycler_job.view import ClusterView, NotCurrent
 
 log = logging.getLogger(__name__)
 
 RECYCLED_ANNOTATION = "gluster-recycler/last-recycled"
 
 
-# How long one poll of the volume's clients may take during a wipe (it runs blind meanwhile).
+# How long one gluster CLI call of a client poll may take per host during a wipe.
 _PROBE_TIMEOUT = 5.0
 
 
@@ -129,7 +128,7 @@ class Actor:
     clock: Clock
     deadline: float | None = None  # time.monotonic() after which no volume starts
     fatal: threading.Event = field(default_factory=threading.Event)  # 401/403 seen
-    snapshot: ClusterSnapshot | None = None  # the pass's own reading, reused by dry runs
+    view: ClusterView | None = None  # the pass's watched view of PVs and claims (view.py)
 
     # ---- entry point -----------------------------------------------------------------------
 
@@ -210,6 +209,7 @@ class Actor:
             _log(logging.ERROR, result, "not recycled: %s; stopping the pass", exc)
         except (
             VolumeFailure,
+            NotCurrent,
             LeaseLost,
             GlusterError,
             wipe.WipeError,
@@ -253,26 +253,22 @@ class Actor:
             self.keeper.check()
 
     def _recheck(self, name: str) -> dict[str, Any]:
-        """Read the PV, every PV and every claim again and decide again: the snapshot may be
-        minutes old, and a PV created since may share this one's gluster volume."""
+        """Read the PV again and decide again against the pass's view of every PV and claim:
+        the listing may be minutes old, and a PV created since may share this one's volume.
+
+        The view is kept current by its watches (view.py), so this costs one GET, not a list
+        of the cluster; a view that is not current refuses the volume. In a dry run nothing is
+        removed and the view is not watched: its lists are fresh enough.
+        """
+        view = self.view
+        assert view is not None  # the runner always gives one
+        if not self.config.dry_run and (stale := view.not_current()) is not None:
+            raise VolumeFailure(f"re-check before wiping: the view is not current: {stale}")
         try:
-            pv = self.kube.get(PV, name)
+            pv: dict[str, Any] = view.retrying(f"get pv/{name}", lambda: self.kube.get(PV, name))
         except NotFound as exc:
             raise VolumeFailure(f"pv/{name} no longer exists") from exc
-        if self.config.dry_run and self.snapshot is not None:
-            # Nothing is removed in a dry run: the pass's own lists are fresh enough, and
-            # re-listing every PV and claim per volume would dominate a large dry run.
-            fresh = ClusterSnapshot(
-                pvs=[pv],
-                claims=self.snapshot.claims,
-                claims_by_volume=self.snapshot.claims_by_volume,
-                volume_index_of=self.snapshot,
-            )
-        else:
-            pvs, _ = self.kube.list_items(PV)
-            claims, _ = self.kube.list_items(PVC)
-            fresh = ClusterSnapshot.build([pv], claims, others=pvs)
-        again = decide(pv, fresh, self.settings, self.clock())
+        again = view.decide(pv, self.settings, self.clock())
         if again.action is not Action.RECYCLE:
             raise VolumeFailure(f"re-check before wiping: {again.reason}")
         return pv
@@ -344,11 +340,13 @@ class Actor:
         )
         self._recheck_unchanged(pv)
         self._guard()
+        view = self.view
+        assert view is not None
         watcher = watch.Watcher(
-            self._probes(pv, hosts, source, clients, opened.own_clients),
+            self._probes(hosts, source, clients, opened.own_clients),
             bounds={"gluster clients": gluster_probe_bound(hosts)},
         )
-        with watcher:
+        with watcher, view.watch_volume(pv, self.settings, self.clock, watcher.fire):
             try:
                 stats = timed(
                     result,
@@ -367,16 +365,23 @@ class Actor:
                         f"{result.files} files (the rest is left, the PV is not released)"
                     ) from exc
                 raise
-        # Checked once the probes have been stopped and joined: a probe that was still in
-        # flight when the last entry went may have seen a change, and that counts too.
+        # Checked once every probe has given its final answer (Watcher.stop waits for each,
+        # within its bound): a probe still in flight when the last entry went counts too.
         try:
             watcher.check()
         except watch.VolumeChanged as exc:
             raise ChangedDuringWipe(f"changed during the wipe: {exc}") from exc
 
     def _recheck_unchanged(self, pv: dict[str, Any]) -> None:
-        """The re-check right before the first unlink: same decision, same resourceVersion."""
+        """The re-check right before the first unlink: the view proven current (no change
+        made before now is missing from it), then the same decision, same resourceVersion."""
         name = pv["metadata"]["name"]
+        view = self.view
+        assert view is not None
+        try:
+            view.prove_current()
+        except NotCurrent as exc:
+            raise VolumeFailure(f"re-check before wiping: {exc}") from exc
         fresh = self._recheck(name)
         before, now = pv["metadata"]["resourceVersion"], fresh["metadata"]["resourceVersion"]
         if now != before:
@@ -399,34 +404,19 @@ class Actor:
 
     def _probes(
         self,
-        pv: dict[str, Any],
         hosts: tuple[str, ...],
         source: GlusterSource,
         clients: ClientReport | None,
         own: dict[str, int],
     ) -> dict[str, watch.Probe]:
-        """What the watcher polls during the wipe; each raises VolumeChanged on a change."""
-        name = pv["metadata"]["name"]
-        read_version = pv["metadata"]["resourceVersion"]
+        """What the watcher polls during the wipe; each raises VolumeChanged on a change.
 
-        def pv_and_claims() -> None:
-            try:
-                current = self.kube.get(PV, name)
-            except NotFound as exc:
-                raise watch.VolumeChanged(f"pv/{name} was deleted") from exc
-            version = current["metadata"]["resourceVersion"]
-            if version != read_version:
-                raise watch.VolumeChanged(
-                    f"pv/{name} was modified (resourceVersion {read_version} -> {version})"
-                )
-            claims, _ = self.kube.list_items(PVC)
-            again = decide(
-                current, ClusterSnapshot.build([current], claims), self.settings, self.clock()
-            )
-            if again.action is not Action.RECYCLE:
-                raise watch.VolumeChanged(again.reason)
-
-        probes: dict[str, watch.Probe] = {"pv and claims": pv_and_claims}
+        The PV, its claims, the PVs on its volume and the Lease's holder are not polled: the
+        view's watches apply every rule again on each change (view.watch_volume). Gluster has
+        no watch, so the volume's clients are polled; the Lease's own deadline is checked
+        without a request.
+        """
+        probes: dict[str, watch.Probe] = {}
         if clients is not None:
             allowed = {**own, **clients.foreign_kinds}
 
@@ -441,25 +431,15 @@ class Actor:
             probes["gluster clients"] = gluster_clients
         keeper = self.keeper
         if keeper is not None:
-            lock = keeper.lock
 
             def lease() -> None:
-                # A probe of its own: no API request (which may hang) delays this check.
+                # No API request (which may hang) delays this check.
                 try:
                     keeper.check()
                 except LeaseLost as exc:
                     raise watch.VolumeChanged(f"the Lease is no longer ours: {exc}") from exc
 
-            def lease_holder() -> None:
-                current = self.kube.get_or_none(LEASE, lock.name, lock.namespace)
-                holder = ((current or {}).get("spec") or {}).get("holderIdentity")
-                if holder != lock.identity:
-                    raise watch.VolumeChanged(
-                        f"Lease {lock.namespace}/{lock.name} is now held by {holder or 'nobody'}"
-                    )
-
             probes["lease"] = lease
-            probes["lease holder"] = lease_holder
         return probes
 
     def _rehearse_release(self, pv: dict[str, Any]) -> None:

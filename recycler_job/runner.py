@@ -28,11 +28,11 @@ from recycler_job.exit_codes import ExitCode
 from recycler_job.gluster import cli as gluster_cli
 from recycler_job.gluster import mount
 from recycler_job.journal import Journal
-from recycler_job.kube import LEASE, PV, PVC, Kube, gc_paused
+from recycler_job.kube import LEASE, PV, Kube, gc_paused
 from recycler_job.lease import LeaseKeeper, LeaseLock
 from recycler_job.report import RunReport, VolumeResult
 from recycler_job.sources import describe_source
-from recycler_job.state import ClusterSnapshot
+from recycler_job.view import ClusterView
 
 log = logging.getLogger(__name__)
 
@@ -238,11 +238,14 @@ class Runner:
             for path in self.report.stale_mounts_cleaned:
                 log.warning("cleaned up a mount left by a killed run: %s", path)
 
-        pvs, pages, claims, snapshot = self._read_snapshot(kube)
+        view = self._read_view(kube, keeper)
+        snapshot = view.snapshot()
+        pvs, pages = snapshot.pvs, view.pages
         self.report.pvs_seen = len(pvs)
         self.report.list_pages = pages
         settings = DecideSettings.from_config(config)
         decisions = decide_all(snapshot, settings, self.clock())
+        del snapshot  # the view's own indexes serve the volumes from here on
 
         by_name = {pv["metadata"]["name"]: pv for pv in pvs}
         to_recycle: list[Decision] = []
@@ -262,7 +265,7 @@ class Runner:
             "%d PVs listed in %d pages, %d claims; %d eligible",
             len(pvs),
             pages,
-            len(claims),
+            view.claim_count(),
             len(to_recycle),
         )
         if not to_recycle:
@@ -282,10 +285,18 @@ class Runner:
             stop=self.stop,
             clock=self.clock,
             deadline=deadline,
-            snapshot=snapshot,
+            view=view,
         )
-        with ThreadPoolExecutor(max_workers=config.parallel, thread_name_prefix="volume") as pool:
-            results = list(pool.map(actor.recycle, to_recycle))
+        if not config.dry_run:
+            # Nothing is removed in a dry run: the pass's own lists are fresh enough.
+            view.start()
+        try:
+            with ThreadPoolExecutor(
+                max_workers=config.parallel, thread_name_prefix="volume"
+            ) as pool:
+                results = list(pool.map(actor.recycle, to_recycle))
+        finally:
+            view.stop()
         self.report.volumes.extend(results)
         if actor.fatal.is_set():
             self.report.outcome = "cluster-unavailable"
@@ -293,26 +304,29 @@ class Runner:
         elif any(r.outcome == "interrupted" for r in results) and self.stop.is_set():
             self.report.outcome = "interrupted"
 
-    def _read_snapshot(
-        self, kube: Kube
-    ) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]], ClusterSnapshot]:
-        """List every PV and claim once, then freeze them out of the garbage collector's sight.
+    def _read_view(self, kube: Kube, keeper: LeaseKeeper | None) -> ClusterView:
+        """List every PV and claim once into the pass's view, then freeze it out of the garbage
+        collector's sight.
 
-        The snapshot (about a million dicts and lists for 10,000 PVs) lives for the whole pass.
-        Left to the collector, it is walked again by every full collection that later
-        allocations trigger (deciding, the report, each volume's re-check listing every claim
-        again): together with `gc_paused` this takes an idle pass on 10,000 PVs from 1.4 to
-        0.9 CPU-seconds (docs/performance.md). JSON holds no reference cycles, so `gc.freeze()`
-        loses nothing (reference counting still frees it); run() unfreezes what is left.
+        The view (slim records, a few dicts per object) lives for the whole pass. Left to the
+        collector, it is walked again by every full collection that later allocations trigger:
+        together with `gc_paused` this keeps an idle pass on 10,000 PVs under a CPU-second
+        (docs/performance.md). Its records hold no reference cycles, so `gc.freeze()` loses
+        nothing (reference counting still frees them); run() unfreezes what is left.
+
+        Every PV is listed, not only the selected ones: a PV outside --selector may share a
+        gluster volume with a selected one (decide applies the selector itself). With a Lease,
+        the view watches it too (a new holder stops every wipe).
         """
+        lease = None
+        if keeper is not None:
+            lock = keeper.lock
+            lease = (lock.namespace, lock.name, lock.identity)
+        view = ClusterView(kube, lease=lease)
         with gc_paused():
-            # Every PV, not only the selected ones: a PV outside --selector may share a gluster
-            # volume with a selected one (decide applies the selector itself).
-            pvs, pages = kube.list_items(PV)
-            claims, _ = kube.list_items(PVC)
-            snapshot = ClusterSnapshot.build(pvs, claims)
+            view.load()
             gc.freeze()
-        return pvs, pages, claims, snapshot
+        return view
 
     @staticmethod
     def _not_recycled(decision: Decision) -> VolumeResult:

@@ -15,8 +15,6 @@ view is trusted only while it is current: each watch request is ended by the ser
 `STALE_AFTER_S` (a cut connection, a frozen API server, a watch that cannot be resumed) stops
 every wipe. Before the first unlink, `prove_current` shows with two small requests that no
 change made before that moment is missing (the argument is in docs/decisions.md, 2026-12-05).
-
-Not yet used by the pass: act.py still re-reads the cluster per volume (docs/decisions.md).
 """
 
 from __future__ import annotations

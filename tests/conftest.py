@@ -44,7 +44,7 @@ COMPAT: dict[str, set[str] | None] = {  # file -> test names (None: the whole fi
     "tests/integration/test_grace.py": None,
     "tests/integration/test_uninstall.py": None,
     "tests/integration/test_migration.py": None,
-    # The cluster view: watches, bookmarks, the proof of currency.
+    # The cluster view: watches, bookmarks, the proof of currency and the relist after 410.
     "tests/integration/test_view.py": None,
 }
 # The GlusterFS server-version matrix (9.2, 10.3, 11.1; tests/sandbox/gluster_versions.py):

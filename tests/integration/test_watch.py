@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,13 +25,14 @@ from recycler_job.api_errors import Conflict
 from recycler_job.failpoints import ENV
 from recycler_job.kube import LEASE, Kube
 from tests.integration.scenario import Scenario
-from tests.sandbox.objects import pvc, wait_for
+from tests.sandbox.objects import gluster_pv, pvc, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.gluster]
 
 # Long enough to take several seconds with one worker on this machine.
 DIRS, PER_DIR = 40, 150
-LIMIT_S = 3.0
+LIMIT_S = 3.0  # a new gluster client: polled (gluster has no watch), and the view frozen
+API_LIMIT_S = 1.0  # a change in the API: the view's watch delivers it
 
 
 def big_volume(scenario: Scenario, name: str) -> str:
@@ -93,9 +96,14 @@ def report_volume(scenario: Scenario, pv: str) -> dict[str, Any]:
 
 
 def assert_stopped_and_not_released(
-    scenario: Scenario, pv: str, proc: subprocess.Popen[str], last_removal: float, reason: str
+    scenario: Scenario,
+    pv: str,
+    proc: subprocess.Popen[str],
+    last_removal: float,
+    reason: str,
+    limit: float = API_LIMIT_S,
 ) -> dict[str, Any]:
-    assert last_removal <= LIMIT_S, f"files were still removed {last_removal:.2f}s after it"
+    assert last_removal <= limit, f"files were still removed {last_removal:.2f}s after it"
     assert proc.returncode == 1
     vol = report_volume(scenario, pv)
     assert vol["outcome"] == "failed"
@@ -186,5 +194,54 @@ def test_a_second_client_mounting_during_the_wipe_stops_it(scenario: Scenario) -
     finally:
         for path in mounted:
             scenario.gluster.fuse_unmount(path)
-    after = assert_stopped_and_not_released(scenario, pv, proc, last, "new gluster client")
+    after = assert_stopped_and_not_released(scenario, pv, proc, last, "new gluster client", LIMIT_S)
     assert after["spec"]["claimRef"] == claim_ref
+
+
+def test_a_patch_of_the_pv_during_the_wipe_stops_it(scenario: Scenario) -> None:
+    pv = big_volume(scenario, "patched")
+
+    def patch() -> None:
+        scenario.plane.run_kubectl("annotate", "pv", pv, "example.com/touched=yes", "--overwrite")
+
+    proc, _, last = change_during_wipe(scenario, pv, patch)
+    assert_stopped_and_not_released(scenario, pv, proc, last, "was modified")
+
+
+def test_a_new_pv_on_an_overlapping_path_during_the_wipe_stops_it(scenario: Scenario) -> None:
+    pv = big_volume(scenario, "overlap")
+    volume = scenario.volumes[pv].name
+    inner = f"inner-{pv}"
+
+    def create() -> None:
+        scenario.plane.apply(gluster_pv(inner, f"{volume}/d00", policy="Retain"))
+
+    try:
+        proc, _, last = change_during_wipe(scenario, pv, create)
+        assert_stopped_and_not_released(scenario, pv, proc, last, f"overlaps pv/{inner}")
+    finally:
+        scenario.plane.run_kubectl("delete", "pv", inner, "--wait=false")
+
+
+def test_the_api_server_frozen_during_the_wipe_stops_it(scenario: Scenario) -> None:
+    """SIGSTOP of this session's own kube-apiserver: no watch is heard from, the wipe stops."""
+    pv = big_volume(scenario, "frozen")
+    apiserver = scenario.plane.procs["kube-apiserver"]
+    stopped: list[bool] = []
+
+    def freeze() -> None:
+        os.kill(apiserver.pid, signal.SIGSTOP)
+        stopped.append(True)
+        threading.Timer(6.0, lambda: os.kill(apiserver.pid, signal.SIGCONT)).start()
+
+    try:
+        proc, _, last = change_during_wipe(scenario, pv, freeze)
+    finally:
+        if stopped:
+            os.kill(apiserver.pid, signal.SIGCONT)
+    assert last <= LIMIT_S, f"files were still removed {last:.2f}s after the freeze"
+    assert proc.returncode == 1
+    vol = report_volume(scenario, pv)
+    assert "not current" in vol["error"], vol["error"]
+    assert brick_files(scenario, pv) > 0
+    assert RECYCLED_ANNOTATION not in (scenario.pv(pv)["metadata"].get("annotations") or {})
