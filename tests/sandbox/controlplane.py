@@ -135,6 +135,9 @@ class ControlPlane:
 
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="grt-kube-")))
     pv_sync_period: str = "2s"
+    # Extra kube-apiserver flags (a later one wins: `--etcd-compaction-interval=1s`).
+    apiserver_args: tuple[str, ...] = ()
+    controller_manager: bool = True
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     api_port: int = 0
     bin_dir: Path | None = None
@@ -205,10 +208,13 @@ class ControlPlane:
                     f"--audit-policy-file={self._write_audit_policy()}",
                     "--audit-log-format=json",
                     "--v=0",
+                    *self.apiserver_args,
                 ],
             )
             self._wait_ready(started + timeout)
             self.server_version = self._read_server_version()
+            if not self.controller_manager:
+                return self
             self._write_kubeconfig(
                 self.workdir / "controller-manager.kubeconfig", "controller-manager"
             )
@@ -227,6 +233,9 @@ class ControlPlane:
                     f"--pvclaimbinder-sync-period={self.pv_sync_period}",
                     "--controllers=*",
                     "--v=1",
+                    # Before 1.24 it also serves plain HTTP on 10252, so a second sandbox of
+                    # the same machine could not start: not served at all here.
+                    *(["--port=0"] if self.server_version < (1, 24) else []),
                 ],
             )
             self._wait_controller_manager(started + timeout)
