@@ -12,9 +12,10 @@ a claim its claimRef names or whose spec.volumeName is the PV, any PV on the sam
 volume) applies every rule of `decide` again, and a change calls the wipe's stop callback. The
 view is trusted only while it is current: each watch request is ended by the server after
 `WATCH_TIMEOUT_S`, so a live watch is heard from at least that often; one not heard from for
-`STALE_AFTER_S` (a cut connection, a frozen API server, a watch that cannot be resumed) stops
-every wipe. Before the first unlink, `prove_current` shows with two small requests that no
-change made before that moment is missing (the argument is in docs/decisions.md, 2026-12-05).
+`STALE_AFTER_S` (a frozen API server, a silent connection), or whose requests have failed for
+`RESUME_WITHIN_S` (a cut connection that cannot be resumed), stops every wipe. Before the first
+unlink, `prove_current` shows with two small requests that no change made before that moment is
+missing (the argument is in docs/decisions.md, 2026-12-05).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ connection cannot prove. Watch requests cost the server a registration in its wa
 carry no objects unless something changed."""
 STALE_AFTER_S = 2.0
 """A watch not heard from for this long makes the view not current: every wipe stops."""
+RESUME_WITHIN_S = 1.5
+"""A watch whose requests fail (refused, reset, an error answer) for this long, counted from its
+first failure, makes the view not current. A failure is a positive sign of a break, so it gets
+less time than silence; with the request in flight at a cut (ended by the server up to
+`WATCH_TIMEOUT_S` later) a cut stops the wipes within 2.5 s."""
 PROOF_TIMEOUT_S = 3.0
 """How long `prove_current` waits for the watches to reach the versions it read."""
 RETRY_BUDGET_S = 30.0
@@ -156,6 +162,7 @@ class _Kind:
     clean_start: float = -1.0  # when the last request the server ended had started
     relists: int = 0
     error: str = ""
+    failing_since: float | None = None  # the first failure since the watch was last heard from
 
 
 @dataclass
@@ -221,6 +228,7 @@ class ClusterView:
             self._replace(state.kind, listed.items)
             state.resource_version = listed.resource_version
             state.heard_at = self.monotonic()
+            state.failing_since = None
             if not initial:
                 state.relists += 1
                 log.info("%s: watch expired (410); listed again", state.kind.kind)
@@ -251,6 +259,7 @@ class ClusterView:
                 if isinstance(version, str) and version:
                     state.resource_version = version
                 state.heard_at = self.monotonic()
+                state.failing_since = None
             self._reconsider(touched)
             return touched
 
@@ -392,6 +401,7 @@ class ClusterView:
                         state.heard_at = self.monotonic()
                         state.clean_start = started
                         state.error = ""
+                        state.failing_since = None
             except Expired:
                 try:
                     self._relist(state)
@@ -405,6 +415,8 @@ class ClusterView:
     def _watch_failed(self, state: _Kind, reason: str) -> None:
         with self._lock:
             state.error = reason
+            if state.failing_since is None:
+                state.failing_since = self.monotonic()
         log.debug("watch %s failed: %s", state.kind.kind, reason)
         self._stop.wait(0.2)
 
@@ -428,6 +440,12 @@ class ClusterView:
                 if silent > STALE_AFTER_S:
                     why = f" ({state.error})" if state.error else ""
                     return f"the {state.kind.kind} watch was not heard from for {silent:.1f}s{why}"
+                since = state.failing_since
+                if since is not None and now - since > RESUME_WITHIN_S:
+                    return (
+                        f"the {state.kind.kind} watch broke {now - since:.1f}s ago and could "
+                        f"not be resumed ({state.error})"
+                    )
         return None
 
     # ---- the proof before the first unlink ------------------------------------------------

@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 # buildah and debootstrap: the image test builds the Containerfile (scripts/image.sh).
 # prometheus: its promtool checks and unit-tests the PrometheusRule (tests/unit/test_monitoring.py;
 # the package's service is not started here). shellcheck: actionlint checks the workflows'
-# shell steps with it.
+# shell steps with it. iptables: a watch test cuts the API server's connections
+# (tests/integration/test_watch.py).
 debs=(glusterfs-server glusterfs-client rsync attr acl psmisc procps prometheus-pushgateway
-  buildah debootstrap prometheus shellcheck)
+  buildah debootstrap prometheus shellcheck iptables)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -35,9 +35,9 @@ LIMIT_S = 3.0  # a new gluster client: polled (gluster has no watch), and the vi
 API_LIMIT_S = 1.0  # a change in the API: the view's watch delivers it
 
 
-def big_volume(scenario: Scenario, name: str) -> str:
+def big_volume(scenario: Scenario, name: str, dirs: int = DIRS) -> str:
     files: dict[str, bytes | str] = {
-        f"d{i:02}/f{j:03}": "x" for i in range(DIRS) for j in range(PER_DIR)
+        f"d{i:02}/f{j:03}": "x" for i in range(dirs) for j in range(PER_DIR)
     }
     return scenario.released_volume(name, files)
 
@@ -240,6 +240,38 @@ def test_the_api_server_frozen_during_the_wipe_stops_it(scenario: Scenario) -> N
         if stopped:
             os.kill(apiserver.pid, signal.SIGCONT)
     assert last <= LIMIT_S, f"files were still removed {last:.2f}s after the freeze"
+    assert proc.returncode == 1
+    vol = report_volume(scenario, pv)
+    assert "not current" in vol["error"], vol["error"]
+    assert brick_files(scenario, pv) > 0
+    assert RECYCLED_ANNOTATION not in (scenario.pv(pv)["metadata"].get("annotations") or {})
+
+
+def test_the_watch_connection_cut_during_the_wipe_stops_it(scenario: Scenario) -> None:
+    """Every connection to the API server is reset and new ones are refused (an iptables
+    rule on this machine's loopback, removed after 6 s): the watches cannot be resumed, the
+    view is no longer current, the wipe stops."""
+    pv = big_volume(scenario, "cut", dirs=2 * DIRS)  # a cut is noticed up to 2.5 s later
+    rule = [
+        "OUTPUT", "-p", "tcp", "-d", "127.0.0.1", "--dport", str(scenario.plane.api_port),
+        "-j", "REJECT", "--reject-with", "tcp-reset",
+    ]  # fmt: skip
+    added: list[bool] = []
+
+    def lift() -> None:
+        if added and subprocess.run(["iptables", "-D", *rule], check=False).returncode == 0:
+            added.clear()
+
+    def cut() -> None:
+        subprocess.run(["iptables", "-I", *rule], check=True)
+        added.append(True)
+        threading.Timer(6.0, lift).start()
+
+    try:
+        proc, _, last = change_during_wipe(scenario, pv, cut)
+    finally:
+        lift()
+    assert last <= LIMIT_S, f"files were still removed {last:.2f}s after the cut"
     assert proc.returncode == 1
     vol = report_volume(scenario, pv)
     assert "not current" in vol["error"], vol["error"]

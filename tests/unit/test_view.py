@@ -283,6 +283,29 @@ def test_not_current_once_a_watch_is_silent_for_two_seconds() -> None:
     assert reason is not None and "PersistentVolumeClaim watch" in reason
 
 
+def test_not_current_once_a_broken_watch_is_not_resumed_in_time() -> None:
+    """A failing watch (refused, reset) is given `RESUME_WITHIN_S` from its first failure,
+    less than silence; a failure resumed in time, or any event, starts the count over."""
+    clock = Clock()
+    view, _ = loaded([pv()], [], clock=clock)
+    running(view)
+    for state in view._kinds.values():
+        state.heard_at = clock.now
+    claims = view._kinds[PVC]
+    view._stop.set()  # _watch_failed's short pause returns at once
+    view._watch_failed(claims, "cannot reach the API server")
+    clock.now += view_module.RESUME_WITHIN_S - 0.1
+    view._watch_failed(claims, "cannot reach the API server")  # still the first failure's count
+    assert view.not_current() is None
+    clock.now += 0.2
+    reason = view.not_current()
+    assert reason is not None and "PersistentVolumeClaim watch broke" in reason, reason
+    assert "cannot reach the API server" in reason
+    view.apply(PVC, "BOOKMARK", {"metadata": {"resourceVersion": "31"}})
+    view.apply(PV, "BOOKMARK", {"metadata": {"resourceVersion": "31"}})
+    assert view.not_current() is None
+
+
 def test_the_proof_waits_for_the_watch_to_reach_the_version_read() -> None:
     clock = Clock()
     view, kube = loaded([pv()], [], clock=clock)
