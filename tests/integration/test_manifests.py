@@ -722,9 +722,13 @@ EXPECTED_CLUSTER_RULES = [
     {
         "apiGroups": [""],
         "resources": ["persistentvolumes"],
-        "verbs": ["get", "list", "patch", "create", "delete"],
+        "verbs": ["get", "list", "watch", "patch", "create", "delete"],
     },
-    {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list"]},
+    {
+        "apiGroups": [""],
+        "resources": ["persistentvolumeclaims"],
+        "verbs": ["get", "list", "watch"],
+    },
     {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "create", "patch"]},
 ]
@@ -734,7 +738,7 @@ EXPECTED_NAMESPACE_RULES = [
         "apiGroups": ["coordination.k8s.io"],
         "resources": ["leases"],
         "resourceNames": ["gluster-recycler"],
-        "verbs": ["get", "update"],
+        "verbs": ["get", "list", "watch", "update"],
     },
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
     {
@@ -760,9 +764,10 @@ def test_service_account_may_do_what_a_pass_needs(installed: ControlPlane) -> No
     allowed = [
         *(
             (verb, "persistentvolumes", None)
-            for verb in ("get", "list", "patch", "create", "delete")
+            for verb in ("get", "list", "watch", "patch", "create", "delete")
         ),
         ("list", "persistentvolumeclaims", None),
+        ("watch", "persistentvolumeclaims", None),
         ("get", "persistentvolumeclaims", "some-app"),
         ("get", "endpoints", "some-app"),
         ("create", "events", "default"),
@@ -770,6 +775,8 @@ def test_service_account_may_do_what_a_pass_needs(installed: ControlPlane) -> No
         ("patch", "events", "default"),
         ("create", "leases.coordination.k8s.io", NS),
         ("get", "leases.coordination.k8s.io/gluster-recycler", NS),
+        ("list", "leases.coordination.k8s.io/gluster-recycler", NS),
+        ("watch", "leases.coordination.k8s.io/gluster-recycler", NS),
         ("update", "leases.coordination.k8s.io/gluster-recycler", NS),
         ("create", "configmaps", NS),
         ("get", "configmaps/gluster-recycler-recreate", NS),
@@ -794,7 +801,8 @@ def test_service_account_is_denied_everything_else(installed: ControlPlane) -> N
         ("patch", "persistentvolumeclaims", "some-app"),
         ("update", "persistentvolumes", None),
         ("deletecollection", "persistentvolumes", None),
-        ("watch", "persistentvolumes", None),
+        ("list", "leases.coordination.k8s.io", NS),
+        ("watch", "leases.coordination.k8s.io", NS),
         ("get", "nodes", None),
         ("list", "nodes", None),
         ("create", "pods", NS),
