@@ -481,7 +481,7 @@ def test_a_release_the_cluster_would_refuse_stops_the_pass_before_any_wipe(
         "create",
         "clusterrole",
         role,
-        "--verb=get,list",
+        "--verb=get,list,watch",
         "--resource=persistentvolumes,persistentvolumeclaims,endpoints",
     )
     kc("create", "clusterrolebinding", role, f"--clusterrole={role}", f"--serviceaccount={ns}:r")
@@ -491,7 +491,7 @@ def test_a_release_the_cluster_would_refuse_stops_the_pass_before_any_wipe(
         role,
         "-n",
         "default",
-        "--verb=get,create,update",
+        "--verb=get,list,watch,create,update",
         "--resource=leases,configmaps,events",
     )
     kc("create", "rolebinding", role, "-n", "default", f"--role={role}", f"--serviceaccount={ns}:r")
