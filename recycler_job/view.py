@@ -39,7 +39,7 @@ from recycler_job.decide import (
     DecideSettings,
     decide,
 )
-from recycler_job.errors import RecyclerError
+from recycler_job.errors import VolumeError
 from recycler_job.kube import LEASE, PV, PVC, Kube, ResourceKind
 from recycler_job.state import ClaimKey, ClusterSnapshot, gluster_path_parts
 
@@ -69,7 +69,7 @@ Now = Callable[[], datetime]
 _PV_ANNOTATIONS = (SKIP_ANNOTATION, FIRST_SEEN_ANNOTATION, APPUIO_FAILED_AT_ANNOTATION)
 
 
-class NotCurrent(RecyclerError):
+class NotCurrent(VolumeError):
     """The view cannot be proven current: what it says may miss a change."""
 
 
