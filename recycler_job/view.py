@@ -41,7 +41,7 @@ from recycler_job.decide import (
 )
 from recycler_job.errors import VolumeError
 from recycler_job.kube import LEASE, PV, PVC, Kube, ResourceKind
-from recycler_job.state import ClaimKey, ClusterSnapshot, gluster_path_parts
+from recycler_job.snapshot import ClaimKey, ClusterSnapshot, gluster_path_parts
 
 log = logging.getLogger(__name__)
 
