@@ -456,13 +456,13 @@ class Actor:
                 meta["name"],
                 uid=meta["uid"],
                 resource_version=meta["resourceVersion"],
-                dry_run=True,
+                server_dry_run=True,
             )
             # Allowed when the only objection is that the PV still exists (409).
             with contextlib.suppress(Conflict):
-                self.kube.create(PV, self._recreated(pv, now), dry_run=True)
+                self.kube.create(PV, self._recreated(pv, now), server_dry_run=True)
             return
-        self.kube.merge_patch(PV, meta["name"], self._release_patch(pv, now), dry_run=True)
+        self.kube.merge_patch(PV, meta["name"], self._release_patch(pv, now), server_dry_run=True)
 
     @staticmethod
     def _release_patch(pv: dict[str, Any], now: str) -> dict[str, Any]:

@@ -492,19 +492,20 @@ class Kube:
         body: dict[str, Any],
         namespace: str | None = None,
         *,
-        dry_run: bool = False,
+        server_dry_run: bool = False,
     ) -> dict[str, Any]:
-        """POST a new object; Conflict when it already exists."""
+        """POST a new object; Conflict when it already exists. `server_dry_run`: see
+        `merge_patch`."""
         name = (body.get("metadata") or {}).get("name") or (body.get("metadata") or {}).get(
             "generateName", "?"
         )
         return self._call(
             "create",
             kind,
-            f"create {kind.kind} {name}" + (" (dry run)" if dry_run else ""),
+            f"create {kind.kind} {name}" + (" (dry run)" if server_dry_run else ""),
             body=body,
             namespace=namespace,
-            dry_run="All" if dry_run else None,
+            dry_run="All" if server_dry_run else None,
         )
 
     def replace(
@@ -539,24 +540,25 @@ class Kube:
         patch: dict[str, Any],
         namespace: str | None = None,
         *,
-        dry_run: bool = False,
+        server_dry_run: bool = False,
     ) -> dict[str, Any]:
         """JSON merge patch. Callers put metadata.resourceVersion in `patch` as a precondition.
 
-        `dry_run` asks the server to authorize, admit and validate the write without storing
-        it: a rehearsal before an irreversible step.
+        `server_dry_run` asks the server to authorize, admit and validate the write without
+        storing it (dryRun=All): a rehearsal before an irreversible step, not the run's
+        `--dry-run`, which sends no write at all.
         """
         if not (patch.get("metadata") or {}).get("resourceVersion"):
             raise ValueError("merge_patch needs metadata.resourceVersion as a precondition")
         return self._call(
             "patch",
             kind,
-            f"patch {kind.kind} {name}" + (" (dry run)" if dry_run else ""),
+            f"patch {kind.kind} {name}" + (" (dry run)" if server_dry_run else ""),
             name=name,
             namespace=namespace,
             body=patch,
             content_type="application/merge-patch+json",
-            dry_run="All" if dry_run else None,
+            dry_run="All" if server_dry_run else None,
         )
 
     def delete(
@@ -567,23 +569,23 @@ class Kube:
         uid: str,
         resource_version: str,
         namespace: str | None = None,
-        dry_run: bool = False,
+        server_dry_run: bool = False,
     ) -> dict[str, Any]:
         """DELETE with uid and resourceVersion preconditions: Conflict when either changed.
 
         Sent once: after any error the object may or may not be gone, and only reading it
-        again can tell (journal.Journal.recreate does)."""
+        again can tell (journal.Journal.recreate does). `server_dry_run`: see `merge_patch`."""
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "DeleteOptions",
             "preconditions": {"uid": uid, "resourceVersion": resource_version},
         }
-        if dry_run:
+        if server_dry_run:
             body["dryRun"] = ["All"]
         return self._call(
             "delete",
             kind,
-            f"delete {kind.kind} {name}" + (" (dry run)" if dry_run else ""),
+            f"delete {kind.kind} {name}" + (" (dry run)" if server_dry_run else ""),
             name=name,
             namespace=namespace,
             body=body,
