@@ -187,6 +187,14 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def watch_stream() -> Any:
+    """A stream for `Kube.watch(..., watcher=...)` that another thread can `stop()`: the
+    client's own `kubernetes.watch.Watch`, made here so only this module imports the client."""
+    from kubernetes import watch as k8s_watch  # noqa: PLC0415 (keeps --help fast)
+
+    return k8s_watch.Watch()
+
+
 def _translate(exc: BaseException, what: str) -> KubeError:
     """Turn a client exception into one of ours, with a one-line message and the API's Status."""
     status = getattr(exc, "status", None)
@@ -426,13 +434,11 @@ class Kube:
         is too old) raises our `Expired`. The watch is not resumed here: the caller decides
         (view.py relists after a 410). Each call counts as one request.
         """
-        from kubernetes import watch as k8s_watch  # noqa: PLC0415
-
         resource = self._resource(kind)
         with self._lock:
             self.requests += 1
             self.watches += 1
-        stream = watcher if watcher is not None else k8s_watch.Watch()
+        stream = watcher if watcher is not None else watch_stream()
         what = f"watch {kind.kind}"
         log.debug("api WATCH %s from resourceVersion %s", kind.kind, resource_version)
         try:
