@@ -9,6 +9,10 @@
   module of the standard library, no package module outside PURE (imports under
   `if TYPE_CHECKING:` are for types only and do not count).
 
+- Beyond these, each module belongs to one layer of LAYERS (docs/design.md lists them in this
+  order) and imports only from its own layer and the ones before it; a new module must be
+  given a layer here.
+
 The imports are read from the source (ast), so a function-local import counts too.
 """
 
@@ -51,6 +55,30 @@ PURE = frozenset(
         "sources.glusterfs",
     }
 )
+LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("pure", PURE),
+    ("shared", frozenset({"logs", "failpoints", "report"})),
+    ("settings", frozenset({"config"})),
+    ("gluster", frozenset({"gluster", "mountinfo", "tls"})),
+    ("api", frozenset({CLIENT_DOOR, "lease", "events", "journal", "hosts_lookup", "view"})),
+    (
+        "wipe",
+        frozenset(
+            {
+                "wipe_engine",
+                "wipe",
+                "gfapi",
+                "gfapi_wipe",
+                "transport",
+                "fuse_transport",
+                "gfapi_transport",
+            }
+        ),
+    ),
+    ("volume", frozenset({"watch", "act"})),
+    ("pass", frozenset({"runner", "metrics", "cli", "__main__", ""})),
+)
+"""Lowest first; a package name covers its modules (`gluster` covers `gluster.mount`)."""
 STDLIB_IO = frozenset(
     {
         "ctypes",
@@ -144,10 +172,31 @@ def _in(name: str, layer: "tuple[str, ...] | frozenset[str]") -> bool:
     return any(name == item or name.startswith(item + ".") for item in layer)
 
 
+def layer_of(name: str) -> int | None:
+    """The index in LAYERS of the layer `name` belongs to (None: no layer)."""
+    for index, (_, members) in enumerate(LAYERS):
+        if name in members or _in(name, tuple(m for m in members if m)):
+            return index
+    return None
+
+
+def _order(name: str, imports: Imports) -> list[str]:
+    """An import of a later layer, or a module in no layer."""
+    mine = layer_of(name)
+    if mine is None:
+        return [f"{name} is in no layer: give it one in tests/unit/test_layers.py LAYERS"]
+    return [
+        f"{name} ({LAYERS[mine][0]}) imports {dep} ({LAYERS[theirs][0]}): a later layer"
+        for dep in sorted(imports.package)
+        if (theirs := layer_of(dep)) is not None and theirs > mine
+    ]
+
+
 def violations(modules: dict[str, Imports]) -> list[str]:
     """One line per import that crosses a layer."""
     found: list[str] = []
     for name, imports in sorted(modules.items()):
+        found += _order(name, imports)
         if name != CLIENT_DOOR:
             found += [
                 f"{name} imports {ext}: only {CLIENT_DOOR} may use the Kubernetes client"
@@ -200,12 +249,29 @@ def test_the_rules_see_every_kind_of_crossing() -> None:
         "report": imports_of("from recycler_job.kube import PV\n"),
     }
     assert violations(bad) == [
+        "decide (pure) imports kube (api): a later layer",
         "decide imports kube: not one of the API callers " + str(sorted(API_CALLERS)),
         "decide imports kube: a pure module imports only pure ones",
         "events imports kubernetes: only kube may use the Kubernetes client",
+        "gluster.cli (gluster) imports fuse_transport (wipe): a later layer",
         "gluster.cli imports fuse_transport: gluster/ is below the actor, runner and transports",
+        "gluster.mount (gluster) imports act (volume): a later layer",
         "gluster.mount imports act: gluster/ is below the actor, runner and transports",
+        "report (shared) imports kube (api): a later layer",
         "report imports kube: not one of the API callers " + str(sorted(API_CALLERS)),
         "snapshot imports socket: a pure module does no I/O",
         "snapshot imports yaml: a pure module does no I/O",
     ]
+
+
+def test_a_module_in_no_layer_is_reported() -> None:
+    assert violations({"newthing": imports_of("import re\n")}) == [
+        "newthing is in no layer: give it one in tests/unit/test_layers.py LAYERS"
+    ]
+
+
+def test_every_layer_member_exists() -> None:
+    """A layer that names a module the package no longer has is out of date."""
+    modules = set(package_imports())
+    for layer, members in LAYERS:
+        assert all(member in modules for member in members), layer
