@@ -217,14 +217,14 @@ def mode_options(mode: str) -> dict[str, str]:
 
 
 def default_wipe_workers() -> int:
-    """WIPE_WORKERS's default, read from its one declaration (recycler_job/config.py)."""
+    """WIPE_WORKERS's default, read from its one declaration (config/options.py)."""
     from recycler_job.config import Config
 
     return Config().wipe_workers
 
 
 def default_parallel() -> int:
-    """PARALLEL_VOLUMES's default, read from its one declaration (recycler_job/config.py)."""
+    """PARALLEL_VOLUMES's default, read from its one declaration (config/options.py)."""
     from recycler_job.config import Config
 
     return Config().parallel

@@ -29,7 +29,7 @@ per contender is built, then the contenders run back to back, their order rotate
 
 each one process timed the same way, from fork to exit (the mounts exist before; the wipes'
 interpreter start, and gfapi's init and fini are inside the time and also reported apart), with
-the default number of workers (``WIPE_WORKERS``'s default in recycler_job/config.py). The load
+the default number of workers (``WIPE_WORKERS``'s default in config/options.py). The load
 average (/proc/loadavg) is recorded before each measurement, and ``gluster volume profile``
 counts the fops the brick served for it. Per tree, the headline ratio is, per round, the best
 tool's time over our backend's (the best of both; gfapi alone for the one directory), and the
@@ -69,7 +69,7 @@ from tests.sandbox.requirements import gluster_unavailable_reason
 TOOLS = ("find", "rm", "rsync", "xargs")  # what an admin would run
 OURS = ("fuse", "gfapi")
 CONTENDERS = (*TOOLS, *OURS)
-DEFAULT_BACKEND = "fuse"  # recycler_job/config.py: Config.backend
+DEFAULT_BACKEND = "fuse"  # recycler_job/config/options.py: Config.backend
 BUILD_THREADS = 16
 XARGS_PROCS = 16
 MIN_ROUNDS = 3

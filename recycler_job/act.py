@@ -29,7 +29,7 @@ from recycler_job.decide import (
     DecideSettings,
     Decision,
 )
-from recycler_job.errors import RecyclerError
+from recycler_job.errors import VolumeError
 from recycler_job.events import EventRecorder
 from recycler_job.fuse_transport import open_fuse
 from recycler_job.gfapi_transport import open_gfapi
@@ -38,7 +38,6 @@ from recycler_job.gluster.cli import volume_info
 from recycler_job.gluster.clients import ClientReport, client_report, ensure_not_in_use
 from recycler_job.gluster.errors import (
     BrickOffline,
-    GlusterError,
     VolumeIdentityError,
     VolumeInUse,
 )
@@ -81,7 +80,7 @@ def _kinds(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
 
 
-class VolumeFailure(RecyclerError):
+class VolumeFailure(VolumeError):
     """This volume cannot be recycled now; the message says why (shown to admins)."""
 
 
@@ -89,11 +88,11 @@ class ChangedDuringWipe(VolumeFailure):
     """The PV, a claim, the volume's clients or the Lease changed while the volume was wiped."""
 
 
-class Interrupted(RecyclerError):
+class Interrupted(VolumeError):
     """SIGTERM/SIGINT arrived: no new step starts."""
 
 
-class DeadlineReached(RecyclerError):
+class DeadlineReached(VolumeError):
     """The run's --deadline passed before this volume started; the next run takes it."""
 
 
@@ -184,15 +183,30 @@ class Actor:
                 )
             self.events.normal(pv, "Recycled", message)
             _log(logging.INFO, result, "recycled: %s", message)
-        except DeadlineReached as exc:
+        except VolumeError as exc:  # the one family (errors.py); its kind picks the outcome
+            self._outcome(decision, pv, result, exc)
+        except Exception as exc:  # a bug must not stop the other volumes either
+            log.exception("pv/%s: unexpected error", decision.pv_name, extra=_fields(result))
+            result.error = f"unexpected {type(exc).__name__}: {exc}"
+            if not self.config.dry_run:
+                self.events.warning(pv, "RecycleFailed", _failure_text(result))
+        finally:
+            result.durations["total"] = round(time.monotonic() - started, 3)
+        return result
+
+    def _outcome(
+        self, decision: Decision, pv: dict[str, Any], result: VolumeResult, exc: VolumeError
+    ) -> None:
+        """The volume's outcome, log line and Event for the kind of failure that stopped it."""
+        if isinstance(exc, DeadlineReached):
             result.outcome = "waiting"
             result.reason = f"{exc}; the next run takes it"
             _log(logging.INFO, result, "%s", result.reason)
-        except Interrupted as exc:
+        elif isinstance(exc, Interrupted):
             result.outcome = "interrupted"
             result.error = str(exc)
             _log(logging.WARNING, result, "interrupted: %s; the PV stays unreleased", exc)
-        except VolumeInUse as exc:
+        elif isinstance(exc, VolumeInUse):
             # Raised before the first unlink (the checks before and right after our own
             # mount): nothing was removed, and it heals by itself once the last client goes.
             # Busy is not a failure (exit 0); the Warning Event and the `busy` count keep a
@@ -202,20 +216,12 @@ class Actor:
             result.reason = f"{decision.reason}; in use, left for a later run: {exc}"
             _log(logging.WARNING, result, "in use, left for a later run: %s", exc)
             self.events.warning(pv, "VolumeInUse", f"{exc}; not wiped, the next run retries")
-        except ClusterUnavailable as exc:
+        elif isinstance(exc, ClusterUnavailable):
             # Unauthorized or forbidden will be so for every volume: start no other one.
             self.fatal.set()
             result.error = f"cannot use the cluster: {exc}"
             _log(logging.ERROR, result, "not recycled: %s; stopping the pass", exc)
-        except (
-            VolumeFailure,
-            NotCurrent,
-            LeaseLost,
-            GlusterError,
-            wipe.WipeError,
-            KubeError,
-            tls.TlsError,
-        ) as exc:
+        else:
             if isinstance(exc, wipe.WipeInterrupted):
                 result.outcome = "interrupted"
             result.error = str(exc)
@@ -224,14 +230,6 @@ class Actor:
             _log(logging.ERROR, result, "not recycled: %s", result.error)
             if result.outcome == "failed" and not self.config.dry_run:
                 self.events.warning(pv, "RecycleFailed", _failure_text(result))
-        except Exception as exc:  # a bug must not stop the other volumes either
-            log.exception("pv/%s: unexpected error", decision.pv_name, extra=_fields(result))
-            result.error = f"unexpected {type(exc).__name__}: {exc}"
-            if not self.config.dry_run:
-                self.events.warning(pv, "RecycleFailed", _failure_text(result))
-        finally:
-            result.durations["total"] = round(time.monotonic() - started, 3)
-        return result
 
     # ---- steps -----------------------------------------------------------------------------
 
@@ -458,13 +456,13 @@ class Actor:
                 meta["name"],
                 uid=meta["uid"],
                 resource_version=meta["resourceVersion"],
-                dry_run=True,
+                server_dry_run=True,
             )
             # Allowed when the only objection is that the PV still exists (409).
             with contextlib.suppress(Conflict):
-                self.kube.create(PV, self._recreated(pv, now), dry_run=True)
+                self.kube.create(PV, self._recreated(pv, now), server_dry_run=True)
             return
-        self.kube.merge_patch(PV, meta["name"], self._release_patch(pv, now), dry_run=True)
+        self.kube.merge_patch(PV, meta["name"], self._release_patch(pv, now), server_dry_run=True)
 
     @staticmethod
     def _release_patch(pv: dict[str, Any], now: str) -> dict[str, Any]:

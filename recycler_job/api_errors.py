@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from recycler_job.errors import RecyclerError
+from recycler_job.errors import VolumeError
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class ApiStatus:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-class KubeError(RecyclerError):
+class KubeError(VolumeError):
     """An API request failed for a reason the caller may want to report.
 
     `transient` tells a failure that may pass by itself (no answer, a timeout, 5xx, 429) from

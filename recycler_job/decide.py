@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from recycler_job.clock import format_time, parse_time
 from recycler_job.selector import Selector, parse_selector
+from recycler_job.snapshot import ClusterSnapshot
 from recycler_job.sources import GlusterSource, describe_source
-from recycler_job.state import ClusterSnapshot
 
 if TYPE_CHECKING:
     from recycler_job.config import Config

@@ -187,6 +187,14 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def watch_stream() -> Any:
+    """A stream for `Kube.watch(..., watcher=...)` that another thread can `stop()`: the
+    client's own `kubernetes.watch.Watch`, made here so only this module imports the client."""
+    from kubernetes import watch as k8s_watch  # noqa: PLC0415 (keeps --help fast)
+
+    return k8s_watch.Watch()
+
+
 def _translate(exc: BaseException, what: str) -> KubeError:
     """Turn a client exception into one of ours, with a one-line message and the API's Status."""
     status = getattr(exc, "status", None)
@@ -426,13 +434,11 @@ class Kube:
         is too old) raises our `Expired`. The watch is not resumed here: the caller decides
         (view.py relists after a 410). Each call counts as one request.
         """
-        from kubernetes import watch as k8s_watch  # noqa: PLC0415
-
         resource = self._resource(kind)
         with self._lock:
             self.requests += 1
             self.watches += 1
-        stream = watcher if watcher is not None else k8s_watch.Watch()
+        stream = watcher if watcher is not None else watch_stream()
         what = f"watch {kind.kind}"
         log.debug("api WATCH %s from resourceVersion %s", kind.kind, resource_version)
         try:
@@ -492,19 +498,20 @@ class Kube:
         body: dict[str, Any],
         namespace: str | None = None,
         *,
-        dry_run: bool = False,
+        server_dry_run: bool = False,
     ) -> dict[str, Any]:
-        """POST a new object; Conflict when it already exists."""
+        """POST a new object; Conflict when it already exists. `server_dry_run`: see
+        `merge_patch`."""
         name = (body.get("metadata") or {}).get("name") or (body.get("metadata") or {}).get(
             "generateName", "?"
         )
         return self._call(
             "create",
             kind,
-            f"create {kind.kind} {name}" + (" (dry run)" if dry_run else ""),
+            f"create {kind.kind} {name}" + (" (dry run)" if server_dry_run else ""),
             body=body,
             namespace=namespace,
-            dry_run="All" if dry_run else None,
+            dry_run="All" if server_dry_run else None,
         )
 
     def replace(
@@ -539,24 +546,25 @@ class Kube:
         patch: dict[str, Any],
         namespace: str | None = None,
         *,
-        dry_run: bool = False,
+        server_dry_run: bool = False,
     ) -> dict[str, Any]:
         """JSON merge patch. Callers put metadata.resourceVersion in `patch` as a precondition.
 
-        `dry_run` asks the server to authorize, admit and validate the write without storing
-        it: a rehearsal before an irreversible step.
+        `server_dry_run` asks the server to authorize, admit and validate the write without
+        storing it (dryRun=All): a rehearsal before an irreversible step, not the run's
+        `--dry-run`, which sends no write at all.
         """
         if not (patch.get("metadata") or {}).get("resourceVersion"):
             raise ValueError("merge_patch needs metadata.resourceVersion as a precondition")
         return self._call(
             "patch",
             kind,
-            f"patch {kind.kind} {name}" + (" (dry run)" if dry_run else ""),
+            f"patch {kind.kind} {name}" + (" (dry run)" if server_dry_run else ""),
             name=name,
             namespace=namespace,
             body=patch,
             content_type="application/merge-patch+json",
-            dry_run="All" if dry_run else None,
+            dry_run="All" if server_dry_run else None,
         )
 
     def delete(
@@ -567,23 +575,23 @@ class Kube:
         uid: str,
         resource_version: str,
         namespace: str | None = None,
-        dry_run: bool = False,
+        server_dry_run: bool = False,
     ) -> dict[str, Any]:
         """DELETE with uid and resourceVersion preconditions: Conflict when either changed.
 
         Sent once: after any error the object may or may not be gone, and only reading it
-        again can tell (journal.Journal.recreate does)."""
+        again can tell (journal.Journal.recreate does). `server_dry_run`: see `merge_patch`."""
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "DeleteOptions",
             "preconditions": {"uid": uid, "resourceVersion": resource_version},
         }
-        if dry_run:
+        if server_dry_run:
             body["dryRun"] = ["All"]
         return self._call(
             "delete",
             kind,
-            f"delete {kind.kind} {name}" + (" (dry run)" if dry_run else ""),
+            f"delete {kind.kind} {name}" + (" (dry run)" if server_dry_run else ""),
             name=name,
             namespace=namespace,
             body=body,

@@ -39,7 +39,7 @@ from typing import Any
 
 from recycler_job.api_errors import Conflict, KubeError, NotFound
 from recycler_job.clock import Clock, format_micro_time, parse_time, utcnow
-from recycler_job.errors import RecyclerError
+from recycler_job.errors import VolumeError
 from recycler_job.kube import LEASE, Kube
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class LeaseHolder:
     expires: dt.datetime | None
 
 
-class LeaseLost(RecyclerError):
+class LeaseLost(VolumeError):
     """The Lease is no longer ours: start no further destructive step."""
 
 

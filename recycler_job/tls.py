@@ -33,7 +33,7 @@ import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from recycler_job.errors import RecyclerError
+from recycler_job.errors import VolumeError
 
 __all__ = [
     "CERT_MANAGER_NAMES",
@@ -76,7 +76,7 @@ _ON = frozenset({"on", "yes", "true", "enable", "1"})
 _SSL_LOG = re.compile(r"\] E \[[^]]*\] [^ ]+: +(.*(?:SSL|cert|private key|CA list).*)$")
 
 
-class TlsError(RecyclerError):
+class TlsError(VolumeError):
     """A volume needs TLS and the files cannot serve it; the message is one line."""
 
 

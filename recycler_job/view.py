@@ -39,9 +39,9 @@ from recycler_job.decide import (
     DecideSettings,
     decide,
 )
-from recycler_job.errors import RecyclerError
-from recycler_job.kube import LEASE, PV, PVC, Kube, ResourceKind
-from recycler_job.state import ClaimKey, ClusterSnapshot, gluster_path_parts
+from recycler_job.errors import VolumeError
+from recycler_job.kube import LEASE, PV, PVC, Kube, ResourceKind, watch_stream
+from recycler_job.snapshot import ClaimKey, ClusterSnapshot, gluster_path_parts
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ Now = Callable[[], datetime]
 _PV_ANNOTATIONS = (SKIP_ANNOTATION, FIRST_SEEN_ANNOTATION, APPUIO_FAILED_AT_ANNOTATION)
 
 
-class NotCurrent(RecyclerError):
+class NotCurrent(VolumeError):
     """The view cannot be proven current: what it says may miss a change."""
 
 
@@ -348,11 +348,9 @@ class ClusterView:
         """Watch every kind from where its list left off; idempotent."""
         if self._threads:
             return self
-        from kubernetes import watch as k8s_watch  # noqa: PLC0415
-
         for state in self._kinds.values():
             state.heard_at = self.monotonic()
-            stream = self._streams[state.kind] = k8s_watch.Watch()
+            stream = self._streams[state.kind] = watch_stream()
             thread = threading.Thread(
                 target=self._watch_loop,
                 args=(state, stream),

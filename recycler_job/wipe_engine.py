@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeAlias, TypeVar
 
 from recycler_job import failpoints
-from recycler_job.errors import RecyclerError
+from recycler_job.errors import RecyclerError, VolumeError
 
 SUBDIR_BATCH = 512  # subdirectories taken from one scan before the directory is re-scanned
 MAX_PASSES = 20  # re-scans of a directory that still is not empty before giving up
@@ -59,7 +59,7 @@ class WipeStats:
     seconds: float = 0.0
 
 
-class WipeError(RecyclerError):
+class WipeError(VolumeError):
     """The wipe failed or could not be proven complete; the volume must not be reused."""
 
     def __init__(self, message: str, *, errno: int | None = None) -> None:

@@ -1,6 +1,6 @@
 """The errors of the gluster modules: one line each, so they fit an Event and a log line."""
 
-from recycler_job.errors import RecyclerError
+from recycler_job.errors import VolumeError
 
 
 def one_line(text: str, limit: int = 400) -> str:
@@ -9,7 +9,7 @@ def one_line(text: str, limit: int = 400) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-class GlusterError(RecyclerError):
+class GlusterError(VolumeError):
     """A gluster command, mount or check failed; the message is one line."""
 
     def __init__(self, message: str) -> None:

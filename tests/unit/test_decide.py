@@ -21,7 +21,7 @@ from recycler_job.decide import (
     parse_first_seen,
 )
 from recycler_job.selector import parse_selector
-from recycler_job.state import ClusterSnapshot
+from recycler_job.snapshot import ClusterSnapshot
 from tests.unit.builders import NO_PLUGIN, OLD_NO_PLUGIN, make_pv, make_pvc
 
 NOW = datetime(2024, 1, 1, 1, 0, 0, tzinfo=UTC)  # one hour after make_pv's transition time

@@ -1,9 +1,11 @@
-"""One root for the package's exceptions, and API errors sorted into permanent and transient."""
+"""One root for the package's exceptions, the tree errors.py draws, and API errors sorted into
+permanent and transient."""
 
 import importlib
 import inspect
 import json
 import pkgutil
+import re
 
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -11,7 +13,7 @@ from kubernetes.dynamic.exceptions import api_exception
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
 import recycler_job
-from recycler_job import kube
+from recycler_job import act, errors, kube, lease, tls, view, wipe
 from recycler_job.api_errors import (
     ApiStatus,
     ClusterUnavailable,
@@ -21,7 +23,8 @@ from recycler_job.api_errors import (
     KubeError,
     NotFound,
 )
-from recycler_job.errors import RecyclerError
+from recycler_job.errors import RecyclerError, VolumeError
+from recycler_job.gluster.errors import GlusterError
 
 
 def _package_exceptions() -> list[type[BaseException]]:
@@ -43,6 +46,55 @@ def test_every_exception_of_the_package_derives_from_the_root() -> None:
     assert len(classes) >= 20
     strays = [f"{c.__module__}.{c.__name__}" for c in classes if not issubclass(c, RecyclerError)]
     assert not strays, strays
+
+
+def _drawn_parents() -> dict[str, set[str]]:
+    """Each class name in errors.py's drawing -> the names drawn as its parent."""
+    doc = errors.__doc__ or ""
+    lines = [
+        line for line in doc.splitlines() if re.match(r"\s+(RecyclerError\b|[│├└ ]*── )", line)
+    ]
+    parents: dict[str, set[str]] = {}
+    stack: list[tuple[int, str]] = []  # (column, name) of the single names above
+    for line in lines:
+        column = line.index("── ") + 3 if "── " in line else len(line) - len(line.lstrip())
+        label = re.split(r"\s{2,}", line[column:].strip())[0]
+        names = [re.sub(r"\s*\(.*\)", "", name).strip() for name in label.split(",")]
+        while stack and stack[-1][0] >= column:
+            stack.pop()
+        for name in names:
+            parents.setdefault(name, set()).add(stack[-1][1] if stack else "Exception")
+        if len(names) == 1:
+            stack.append((column, names[0]))
+    return parents
+
+
+def test_the_drawn_tree_is_the_tree_of_the_code() -> None:
+    """errors.py's drawing names every exception class, each under its real base class."""
+    drawn = _drawn_parents()
+    assert drawn["VolumeError"] == {"RecyclerError"}
+    classes = [c for c in _package_exceptions() if c is not RecyclerError]
+    for cls in classes:
+        assert cls.__name__ in drawn, f"{cls.__module__}.{cls.__name__} is not drawn"
+        bases = {base.__name__ for base in cls.__bases__}
+        assert bases & drawn[cls.__name__], f"{cls.__name__}: drawn under {drawn[cls.__name__]}"
+    assert set(drawn) - {"RecyclerError"} == {cls.__name__ for cls in classes}
+
+
+def test_what_stops_one_volume_is_one_family() -> None:
+    """The kinds act.py maps to a volume's outcome all derive from VolumeError."""
+    for kind in (
+        act.VolumeFailure,
+        act.Interrupted,
+        act.DeadlineReached,
+        view.NotCurrent,
+        lease.LeaseLost,
+        tls.TlsError,
+        KubeError,
+        GlusterError,
+        wipe.WipeError,
+    ):
+        assert issubclass(kind, VolumeError), kind
 
 
 def _api_error(code: int, reason: str, body: dict[str, object] | None) -> BaseException:

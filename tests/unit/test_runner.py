@@ -14,7 +14,7 @@ from recycler_job.exit_codes import ExitCode
 from recycler_job.report import VolumeResult
 from recycler_job.runner import REASONS_AT_INFO, Runner, _HeldBack
 from recycler_job.selector import parse_selector
-from recycler_job.state import ClusterSnapshot
+from recycler_job.snapshot import ClusterSnapshot
 from tests.unit.builders import make_pv
 
 NOW = datetime(2026, 12, 5, tzinfo=UTC)

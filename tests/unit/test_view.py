@@ -18,7 +18,7 @@ from recycler_job import view as view_module
 from recycler_job.api_errors import ApiStatus, KubeError
 from recycler_job.decide import Action, DecideSettings, decide
 from recycler_job.kube import LEASE, PV, PVC, Listed, ResourceKind
-from recycler_job.state import ClusterSnapshot
+from recycler_job.snapshot import ClusterSnapshot
 from recycler_job.view import ClusterView, NotCurrent, slim_claim, slim_pv, version_number
 from tests.unit.builders import NO_PLUGIN, make_pv, make_pvc
 
