@@ -18,6 +18,16 @@ raised): no :class:`Volume` exists, so nothing can be wiped through it; its thre
 ``glfs_t`` and calls ``glfs_fini`` itself if the call ever returns.  A ``glfs_fini`` given up
 on is left running (``fini_result`` stays None): the process exits at the end of the pass.
 
+``glfs_fini`` of glusterfs 10 takes up to 10 s whatever was done: it shuts the bricks'
+connections down in its first milliseconds, then waits in the protocol/client translator's
+fini until the connection's frame-bail timer (armed at the first request, firing every 10 s,
+``call_bail`` in rpc-clnt.c) drops its reference, because ``gf_timer_call_cancel`` refuses
+to cancel it once ``cleanup_started`` is set.  Nothing of ours is in flight then (the call
+pool and the pin count are 0 when it starts).  A caller that can prove the bricks no longer
+list its client gives :meth:`Volume.close` a ``disconnected`` check: ``close`` returns as soon
+as it is true, and the rest of the fini (freeing memory, joining threads) goes on in its
+daemon thread (``fini_detached``).
+
 Signatures follow ``/usr/include/glusterfs/api/glfs.h`` and ``glfs-handles.h`` (glusterfs 10).
 ``ctypes.CDLL`` releases the GIL for the length of each C call, so threads sharing one
 ``Volume`` really run their network round trips in parallel.
@@ -60,6 +70,7 @@ _DIRENT_NAME_OFFSET = 19  # struct dirent: d_ino u64, d_off i64, d_reclen u16, d
 _SET_ATTR_MODE = 0x1  # GFAPI_SET_ATTR_MODE
 DEFAULT_TIMEOUT_S = 60.0  # glfs_init / glfs_fini bound when the caller gives none
 _WAIT_POLL_S = 0.05
+_DISCONNECT_POLL_S = 0.1  # between two ``disconnected`` checks while glfs_fini runs
 
 
 class GfapiError(RecyclerError, OSError):
@@ -346,6 +357,7 @@ class Volume:
         self.fini_result: int | None = None
         self.timeout = timeout
         self.fini_abandoned = False  # glfs_fini did not return within ``timeout``
+        self.fini_detached = False  # close() returned on ``disconnected``; the fini goes on
         ctypes.set_errno(0)
         fs = self.lib.glfs_new(volume.encode())
         if not fs:
@@ -395,8 +407,16 @@ class Volume:
 
     # ---- lifetime ------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Close the handles left open, then ``glfs_fini`` (once)."""
+    def close(self, disconnected: Callable[[float], bool] | None = None) -> None:
+        """Close the handles left open, then ``glfs_fini`` (once), waited for at most
+        ``timeout`` seconds.
+
+        ``disconnected(seconds_left)``, asked while the fini runs (first right after it
+        started, then every 100 ms), says whether the bricks no longer list this client;
+        once it is true, ``close`` returns and the fini finishes in its thread
+        (``fini_detached``). Nothing can use the ``glfs_t`` by then: ``closed`` is set
+        and every handle closed before the fini starts.
+        """
         if self.closed:
             return
         self.closed = True
@@ -405,9 +425,22 @@ class Volume:
         for handle in left:
             handle.close()
         call = _Call(self.lib.glfs_fini, self._fs, name=f"glfs-fini-{self.name}")
-        if call.wait(self.timeout, None):
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left_s = deadline - time.monotonic()
+            if disconnected is None or left_s <= 0:
+                finished = call.wait(max(0.0, left_s), None)
+                break
+            if disconnected(left_s):
+                finished = call.wait(0, None)
+                self.fini_detached = not finished
+                break
+            if call.wait(min(_DISCONNECT_POLL_S, max(0.0, deadline - time.monotonic())), None):
+                finished = True
+                break
+        if finished:
             self.fini_result = call.result
-        else:
+        elif not self.fini_detached:
             self.fini_abandoned = True  # still running: the process exits soon anyway
 
     def __enter__(self) -> Volume:

@@ -5,6 +5,12 @@ between shows up as a mismatch. Of the trash rules (gluster/trash.py) only the r
 PV in the trash applies: gfapi sees `<trash>/<subdir>` and empties it (see
 docs/decisions.md). libgfapi is loaded only when this transport is used; `glfs_init` and
 `glfs_fini` are bounded by `--mount-timeout`, and `glfs_init` is given up on at SIGTERM.
+
+`glfs_fini` disconnects from the bricks at once but then waits up to 10 s for a timer of
+its own (see gfapi.py); the close returns as soon as `gluster volume status VOL
+client-list` no longer lists a client of our name, and the fini finishes in the
+background. A close that proves neither (the fini did not return within the bound and the
+bricks still list us) fails the volume: it is not released while we may still be connected.
 """
 
 from __future__ import annotations
@@ -13,15 +19,36 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from recycler_job import failpoints, wipe
-from recycler_job.gluster.errors import VolumeIdentityError
+from recycler_job.gluster.clients import client_report
+from recycler_job.gluster.errors import GlusterError, VolumeIdentityError
 from recycler_job.gluster.trash import Trash
 from recycler_job.report import timed
 from recycler_job.transport import Opened, StopCheck, Target, volume_info_checked
 
 log = logging.getLogger(__name__)
+
+
+def client_gone(
+    hosts: Sequence[str], volume: str, name: str, *, timeout: float
+) -> Callable[[float], bool]:
+    """The check :meth:`gfapi.Volume.close` asks while ``glfs_fini`` runs: no brick of
+    ``volume`` lists a client named ``name`` (``gluster volume status VOL clients`` and
+    ``client-list``, each bounded by ``timeout`` and by what is left of the fini's bound).
+    A volume whose clients cannot be listed (glusterd unreachable, a brick offline) is not
+    taken for one we left."""
+
+    def gone(left_s: float) -> bool:
+        try:
+            report = client_report(hosts, volume, timeout=min(left_s, timeout))
+        except GlusterError as exc:
+            log.debug("clients of volume %s at close: %s", volume, exc)
+            return False
+        return report.kinds.get(name, 0) == 0
+
+    return gone
 
 
 @contextlib.contextmanager
@@ -48,9 +75,11 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
         timeout=config.mount_timeout,
         interrupt=target.guard,  # SIGTERM (or a lost Lease) gives up a hanging glfs_init
     )
+    own_name = gfapi_wipe.client_list_name()
+    disconnected = client_gone(hosts, source.volume, own_name, timeout=config.mount_timeout)
     closing_started: float | None = None
     try:
-        with volume:
+        try:
             try:
                 seen = volume.volume_id()
                 if not gfapi_wipe.volume_ids_match(seen, info.volume_id):
@@ -68,10 +97,13 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
                         source.subdir, workers=workers, stop=stop, trash=trash.root_names
                     )
 
-                own = {gfapi_wipe.client_list_name(): 1}
+                own = {own_name: 1}
                 yield Opened(volume_id=info.volume_id, own_clients=own, wipe=run)
             finally:
                 closing_started = time.monotonic()
+                failpoints.hit("before-fini")
+        finally:
+            volume.close(disconnected)
     finally:
         if closing_started is not None:
             result.durations["unmount"] = round(time.monotonic() - closing_started, 3)
@@ -82,6 +114,13 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
                 source.volume,
                 config.mount_timeout,
             )
+        elif volume.volume.fini_detached:
+            log.info(
+                "pv/%s: the bricks of volume %s list no client of ours; glfs_fini of it "
+                "goes on in the background",
+                pv_name,
+                source.volume,
+            )
         elif volume.volume.closed:
             log.info(
                 "pv/%s: glfs_fini of volume %s returned %s",
@@ -91,3 +130,9 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
             )
         else:  # a worker is still inside a gfapi call: freeing it now would crash
             log.error("pv/%s: glfs_fini of volume %s skipped", pv_name, source.volume)
+    if volume.volume.fini_result is None and not volume.volume.fini_detached:
+        raise wipe.WipeError(
+            f"volume {source.volume}: glfs_fini did not return within {config.mount_timeout:g} s "
+            f"and the bricks still list a client of ours ({own_name}): not released while we "
+            "may still be connected"
+        )

@@ -285,11 +285,12 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
         except GfapiError as exc:
             raise WipeError(f"volume id of {self.name}: {exc.strerror}", errno=exc.errno) from exc
 
-    def close(self) -> None:
+    def close(self, disconnected: Callable[[float], bool] | None = None) -> None:
         """``glfs_fini`` -- skipped only when a worker is still inside a gfapi call (the
-        process is about to exit then; freeing the ``glfs_t`` under it would crash it)."""
+        process is about to exit then; freeing the ``glfs_t`` under it would crash it).
+        ``disconnected``: see :meth:`gfapi.Volume.close`."""
         if not self.stuck:
-            self.volume.close()
+            self.volume.close(disconnected)
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -9,6 +9,7 @@ test_gfapi.py; here it is the pass: the checks around the wipe, the PV, the Even
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -258,10 +259,62 @@ def test_sigterm_mid_wipe_exits_4_frees_the_client_and_the_lease(nobody: NobodyS
     run.proc.send_signal(signal.SIGTERM)
     assert run.wait(timeout=120) == 4, run.stderr
     assert nobody.brick_files(pv) > 0, "the wipe ended before the signal: nothing tested"
-    assert re.search(r"glfs_fini of volume \S+ returned 0", run.stderr), run.stderr
+    assert re.search(
+        r"glfs_fini of volume \S+ returned 0|volume \S+ list no client of ours", run.stderr
+    ), run.stderr
     assert _client_list(nobody, pv) == {}
     assert nobody.pv(pv)["spec"].get("claimRef")
     assert not _lease_holder(nobody)
+
+
+def test_the_release_waits_for_our_client_to_be_gone_not_for_glfs_fini(
+    nobody: NobodyScenario,
+) -> None:
+    """glfs_fini disconnects at once, then waits up to 10 s for a timer of glusterfs's own:
+    the pass goes on once the bricks list no client of ours, not after those 10 s."""
+    pv = nobody.released_volume("gf-fini", {"f": "x", "d/g": "y"})
+    run = Follow(nobody.start(env={ENV: "before-release=sleep:4"}))
+    try:
+        run.wait_for_line("failpoint before-release")
+        clients_at_release = _client_list(nobody, pv)
+        assert run.wait(timeout=120) == 0, run.stderr
+    finally:
+        run.kill()
+    assert clients_at_release == {}, clients_at_release
+    report = json.loads((nobody.tmp / "report.json").read_text())
+    vol = next(v for v in report["volumes"] if v["pv"] == pv)
+    assert vol["outcome"] == "recycled", vol
+    assert vol["durations"]["unmount"] < 5, vol["durations"]
+    assert re.search(r"volume \S+ list no client of ours", run.stderr), run.stderr
+    assert nobody.listing(pv) == []
+    assert not nobody.pv(pv)["spec"].get("claimRef")
+
+
+def test_a_close_that_cannot_prove_our_client_gone_does_not_release(
+    nobody: NobodyScenario,
+) -> None:
+    """A client of our name still listed when glfs_fini overruns its bound: it may be ours,
+    so the PV is not released (the next run retries). The fini returns 10 s after glfs_init
+    (its timer fires every 10 s from the first request): 3 s of failpoint plus the wipe leave
+    it 5-7 s, beyond the bound of 3 s."""
+    pv = nobody.released_volume("gf-unproven", {"f": "x"})
+    go = nobody.tmp / "go"
+    other: Driver | None = None
+    run = Follow(nobody.start("--mount-timeout", "3", env={ENV: "before-fini=sleep:3"}))
+    try:
+        run.wait_for_line("failpoint before-fini")
+        other = Driver(spec_for(nobody.volumes[pv], nobody.tmp, op="hold", pause_file=str(go)))
+        assert other.next_event()["event"] == "connected"
+        assert run.wait(timeout=180) == 1, run.stderr
+    finally:
+        go.touch()
+        if other is not None:
+            other.finish()
+            other.kill()
+        run.kill()
+    assert "may still be connected" in run.stderr, run.stderr
+    assert "did not return within 3 s; given up" in run.stderr, run.stderr
+    assert nobody.pv(pv)["spec"].get("claimRef")
 
 
 def test_volume_stopped_during_the_wipe_fails_and_is_not_released(
