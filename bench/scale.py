@@ -1,24 +1,38 @@
-"""How one pass scales with the size of the cluster: 10,000 PVs, as a CronJob run sees them.
+"""How one pass scales with the size of the cluster, as a CronJob run sees it.
 
-    .venv/bin/python -m bench.scale [--pvs 10000] [--runs 3] [--no-write] [--keep]
+    .venv/bin/python -m bench.scale [--small-pvs 10000] [--pvs 20000] [--pvcs 40000]
+        [--eligible 10] [--files 2000] [--runs 3] [--dry-runs 0] [--no-parallel4]
+        [--no-detection] [--no-write]
 
-Starts a sandbox control plane (tests/sandbox/controlplane.py), loads ``--pvs`` PersistentVolumes
-in varied states plus their claims, then runs the recycler as a child process, exactly as the
-CronJob would, and measures:
+Starts a sandbox control plane (tests/sandbox/controlplane.py) and loads it in two steps,
+running the recycler as a child process, exactly as the CronJob would, after each.
+
+**First size** (``--small-pvs`` PersistentVolumes in varied states plus their claims, 10,000
+PVs and 5,700 claims by default):
 
 * an **idle pass** (default flags: nothing is eligible, yet every PV is listed and decided):
   wall time from fork to exit, API requests counted twice (the apiserver's audit log for the
   recycler's own user, and the report's ``api_requests``), list pages, peak RSS of the child;
-* a **dry run with 100 eligible volumes** (``--phases Released --reclaim-policies Retain``
-  makes exactly the 100 "released-retain" PVs eligible); run with ``--no-client-check`` and
-  ``--gluster-hosts 127.0.0.1``: the gluster volumes do not exist, so the client check (one
-  ``gluster volume status`` per volume) would fail, and nothing is ever contacted on 127.0.0.1
-  in a dry run without the client check;
-* ``--help`` (best of 5).
+  baseline: ``kubectl get pv -o json`` plus ``kubectl get pvc -A -o json``;
+* ``--dry-runs`` dry runs with the 100 "released-retain" PVs eligible (``--phases Released
+  --reclaim-policies Retain``; off by default: the hosts lookup now asks gluster for each
+  volume's identity, and those volumes do not exist).
 
-Baselines from the same run: ``kubectl get pv -o json`` plus ``kubectl get pvc -A -o json``
-(reading the same objects with a Go client) for the idle pass, and the idle pass itself for
-the dry run (what each eligible volume adds).
+**Full size** (``--pvs`` PVs and ``--pvcs`` claims: the same mix, then Pending claims that
+name no PV), every pass costed at the API server phase by phase (bench/apicost.py: its
+``/metrics`` scraped while the pass pauses at the ``wipe-start`` and ``wipe-end``
+failpoints; the audit log for the recycler's own requests):
+
+* ``--runs`` idle passes: requests, response bytes, peak RSS. The peak RSS at the two sizes
+  gives the slope, MiB per 10,000 objects (PVs + claims);
+* a pass that wipes ``--eligible`` real gluster volumes of ``--files`` files each (scratch
+  volumes of tests/sandbox/gluster.py, filled over gfapi; one Failed Recycle PV per volume
+  whose claim is gone; an Endpoints object in its own namespace names the server, as in the
+  integration tests), with ``--parallel 1``, then (refilled, new PVs) with ``--parallel 4``:
+  requests per wiped volume while the wipes run (watches apart) and response bytes then,
+  against the bytes of one full list of the claims;
+* finally ``tests/integration/test_watch.py`` (its own sandbox) and the worst "last removal
+  after the change" it prints (``--no-detection`` skips it).
 
 The kube-controller-manager is stopped before the load. Left running, the PV controller
 rewrites what is loaded: a PV whose claimRef names a missing claim becomes Released, then
@@ -812,10 +826,9 @@ def wipe_passes(
                 claim_list_bytes,
             )
             summary["fill_s"] = round(filled, 1)
-            summary["files"] = sum(v.get("files", 0) for v in report.get("volumes") or [])
-            summary["wipe_s_each"] = [
-                (v.get("durations") or {}).get("wipe") for v in report.get("volumes") or []
-            ]
+            wiped = [v for v in report.get("volumes") or [] if v.get("outcome") == "recycled"]
+            summary["files"] = sum(v.get("files", 0) for v in wiped)
+            summary["wipe_s_each"] = [(v.get("durations") or {}).get("wipe") for v in wiped]
             results[parallel] = summary
     finally:
         server.close()
