@@ -336,6 +336,7 @@ class Actor:
             if self.config.client_check
             else None
         )
+        failpoints.hit("wipe-start")  # bench.scale: the re-check, watches and wipe begin here
         self._recheck_unchanged(pv)
         self._guard()
         view = self.view
@@ -369,6 +370,7 @@ class Actor:
             watcher.check()
         except watch.VolumeChanged as exc:
             raise ChangedDuringWipe(f"changed during the wipe: {exc}") from exc
+        failpoints.hit("wipe-end")  # bench.scale: every probe answered, the watches stopped
 
     def _recheck_unchanged(self, pv: dict[str, Any]) -> None:
         """The re-check right before the first unlink: the view proven current (no change
