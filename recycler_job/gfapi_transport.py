@@ -65,7 +65,11 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
 
                 def run(stop: StopCheck) -> wipe.WipeStats:
                     return volume.wipe(
-                        source.subdir, workers=workers, stop=stop, trash=trash.root_names
+                        source.subdir,
+                        workers=workers,
+                        stop=stop,
+                        trash=trash.root_names,
+                        budget=target.budget,
                     )
 
                 own = {gfapi_wipe.client_list_name(): 1}
