@@ -574,7 +574,7 @@ class Config:
         16,
         "WIPE_WORKERS",
         _int_range(1, 256),
-        "threads deleting files within one volume, 1-256",
+        "entries deleted at once, shared by the volumes recycled at the same time, 1-256",
         metavar="N",
     )
     backend: str = _option(
