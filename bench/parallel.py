@@ -14,8 +14,8 @@ OPENDIR, READDIRP and RMDIR by 2 ms, see bench.wipe; ``loopback``: no delay) cre
    (claimRef naming a missing claim, phase Failed "No recycler plugin found for the volume!"),
    labelled for this run only;
 3. runs one real pass (``python -m recycler_job``, default backend, client check on,
-   ``--min-age 0``, ``--gluster-hosts`` the harness's address, ``--wipe-workers`` the default)
-   and times it from fork to exit.
+   ``--min-age 0``, ``--gluster-hosts`` the harness's address with ``--gluster-hosts-only-pool``,
+   ``--wipe-workers`` the default) and times it from fork to exit.
 
 Each pass gets identical, freshly filled volumes, large enough (8,000 files) that every wipe
 at ``--parallel 1`` outlasts two rounds of its watcher (the client check's ``gluster volume
@@ -207,6 +207,7 @@ def one_pass(
         "0",
         "--gluster-hosts",
         server.address,
+        "--gluster-hosts-only-pool",  # the harness's glusterd is the only pool of these PVs
         "--mount-root",
         str(tmp / "mounts"),
         "--parallel",
