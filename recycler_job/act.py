@@ -128,6 +128,7 @@ class Actor:
     deadline: float | None = None  # time.monotonic() after which no volume starts
     fatal: threading.Event = field(default_factory=threading.Event)  # 401/403 seen
     view: ClusterView | None = None  # the pass's watched view of PVs and claims (view.py)
+    budget: wipe.WorkerBudget | None = None  # the pass's wipe workers, shared by its volumes
 
     # ---- entry point -----------------------------------------------------------------------
 
@@ -316,7 +317,15 @@ class Actor:
             timed(result, "client_check", self._client_check, hosts, source)
         self._guard()
         transport: Transport = open_gfapi if self.config.backend == "gfapi" else open_fuse
-        target = Target(self.config, self._guard, pv["metadata"]["name"], source, hosts, result)
+        target = Target(
+            self.config,
+            self._guard,
+            pv["metadata"]["name"],
+            source,
+            hosts,
+            result,
+            self.budget,
+        )
         with transport(target) as opened:
             result.volume_id = opened.volume_id
             bricks = timed(result, "bricks", self._bricks_running, hosts, source)

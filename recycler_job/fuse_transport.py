@@ -63,7 +63,13 @@ def open_fuse(target: Target) -> Iterator[Opened]:
         ) as root:
 
             def run(stop: StopCheck) -> wipe.WipeStats:
-                stats = wipe.wipe_tree(root, workers=config.wipe_workers, stop=stop, trash=trash)
+                stats = wipe.wipe_tree(
+                    root,
+                    workers=config.wipe_workers,
+                    stop=stop,
+                    trash=trash,
+                    budget=target.budget,
+                )
                 if config.reset_owner is not None or config.reset_mode is not None:
                     wipe.reset_root(root, config.reset_owner, config.reset_mode)
                 return stats

@@ -94,7 +94,11 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
 
                 def run(stop: StopCheck) -> wipe.WipeStats:
                     return volume.wipe(
-                        source.subdir, workers=workers, stop=stop, trash=trash.root_names
+                        source.subdir,
+                        workers=workers,
+                        stop=stop,
+                        trash=trash.root_names,
+                        budget=target.budget,
                     )
 
                 own = {own_name: 1}

@@ -68,6 +68,7 @@ from recycler_job.wipe_engine import (
     Engine,
     LocalWork,
     Node,
+    WorkerBudget,
     is_tenant_xattr,
     wipe_error,
 )
@@ -159,8 +160,10 @@ class _GfapiEngine(Engine[Handle, bytes]):
         workers: int,
         stop: StopFlag | None,
         trash: frozenset[bytes] = frozenset(),
+        *,
+        budget: WorkerBudget | None = None,
     ) -> None:
-        super().__init__(label, workers, stop)
+        super().__init__(label, workers, stop, budget)
         self.vol = vol
         self.trash = trash  # names of trash directories at the volume root
 
@@ -397,13 +400,15 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
         workers: int = DEFAULT_WORKERS,
         stop: StopFlag | None = None,
         trash: Collection[str] = _TRASH,
+        budget: WorkerBudget | None = None,
     ) -> WipeStats:
         """Remove everything below the PV directory (kept), then verify it is empty.
 
         Same contract as :func:`recycler_job.wipe.wipe_tree`: ``stop`` (an Event or a
         thread-safe callable) raises :class:`WipeInterrupted` promptly; any failure is a
         :class:`WipeError` with ``errno`` and ``.stats``. ``trash``: the names of the volume's
-        trash directories (``Trash.root_names``).
+        trash directories (``Trash.root_names``); ``budget``: the slots shared with the pass's
+        other wipes (see :func:`recycler_job.wipe.wipe_tree`).
         """
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -411,7 +416,7 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
         label = self._label(parts)
         started = time.monotonic()
         names = frozenset(os.fsencode(n) for n in trash)
-        engine = _GfapiEngine(self.volume, label, workers, stop, names)
+        engine = _GfapiEngine(self.volume, label, workers, stop, names, budget=budget)
         top_handle = self._resolve(parts, label)
         if top_handle is None:
             raise WipeError(f"refusing to wipe {label}: it does not exist", errno=errno.ENOENT)

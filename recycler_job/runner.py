@@ -33,6 +33,7 @@ from recycler_job.lease import LeaseKeeper, LeaseLock
 from recycler_job.report import RunReport, VolumeResult
 from recycler_job.sources import describe_source
 from recycler_job.view import ClusterView
+from recycler_job.wipe_engine import WorkerBudget
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +287,9 @@ class Runner:
             clock=self.clock,
             deadline=deadline,
             view=view,
+            # One budget of --wipe-workers for the whole pass: the volumes wiped at the same
+            # time share it, and one whose wipe ends leaves its slots to the others.
+            budget=WorkerBudget(config.wipe_workers),
         )
         if not config.dry_run:
             # Nothing is removed in a dry run: the pass's own lists are fresh enough.

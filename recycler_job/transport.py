@@ -19,7 +19,7 @@ from recycler_job.gluster import cli
 from recycler_job.gluster.parse import VolumeInfo
 from recycler_job.report import VolumeResult, timed
 from recycler_job.sources import GlusterSource
-from recycler_job.wipe import WipeStats
+from recycler_job.wipe import WipeStats, WorkerBudget
 
 StopCheck = Callable[[], bool]
 
@@ -43,6 +43,7 @@ class Target:
     source: GlusterSource
     hosts: tuple[str, ...]
     result: VolumeResult  # gets the step durations (`mount`, `unmount`, ...) and the Volume ID
+    budget: WorkerBudget | None = None  # the wipe workers shared by the pass's volumes
 
 
 class Transport(Protocol):

@@ -56,6 +56,7 @@ from recycler_job.wipe_engine import (
     WipeInterrupted,
     WipeNotEmpty,
     WipeStats,
+    WorkerBudget,
     ensure_empty,
     is_tenant_xattr,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "WipeNotEmpty",
     "WipeStats",
     "WipeWrongRoot",
+    "WorkerBudget",
     "open_verified_root",
     "reset_root",
     "verify_empty",
@@ -196,8 +198,10 @@ class _FdEngine(Engine[int, str]):
         workers: int,
         stop: StopFlag | None,
         trash: frozenset[str] = _DEFAULT_TRASH,
+        *,
+        budget: WorkerBudget | None = None,
     ) -> None:
-        super().__init__(root, workers, stop)
+        super().__init__(root, workers, stop, budget)
         self.dev = dev
         self.trash = trash  # names of trash directories at the root (emptied last)
 
@@ -366,8 +370,12 @@ def wipe_tree(
     workers: int = DEFAULT_WORKERS,
     stop: StopFlag | None = None,
     trash: Collection[str] = _DEFAULT_TRASH,
+    budget: WorkerBudget | None = None,
 ) -> WipeStats:
     """Remove everything below ``root`` (kept), then :func:`verify_empty` it.
+
+    At most ``workers`` threads work on it, and no more entries are in flight than
+    ``budget`` (shared with the pass's other wipes) allows; without one, ``workers``.
 
     ``trash``: the names at ``root`` handled as gluster's trash directory (``Trash.root_names``
     for a whole-volume mount; none for a subdirectory mount).
@@ -394,7 +402,7 @@ def wipe_tree(
                 os.fchmod(root_fd, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
         except OSError as exc:
             raise _os_error("stat", root, exc) from exc
-        engine = _FdEngine(root, st.st_dev, workers, stop, frozenset(trash))
+        engine = _FdEngine(root, st.st_dev, workers, stop, frozenset(trash), budget=budget)
         top = _FdNode(root_fd, None, "")
         top.skip = engine.trash
         engine.run(top, root)

@@ -15,6 +15,10 @@ decides what runs where and when a directory is done.
 * A directory that still is not empty after ``MAX_PASSES`` counted re-scans fails the wipe.
   Entries listed but not yet looked up (gluster's trash translator creates directories below
   ``.trashcan`` without a gfid for about a second) get a backed-off re-scan.
+* A worker holds a slot of a :class:`WorkerBudget` while it works on an item.  The pass
+  hands one budget to every wipe it runs at the same time, so that ``--wipe-workers`` bounds
+  the entries in flight across all of them; slots are handed over in the order they were
+  asked for, so a wipe that ends (or waits) frees its share for the others at once.
 * The stop flag is checked between entries; the first error (or the stop) aborts every
   worker.  Workers still blocked in a file system call after a grace period are counted as
   stuck, and then nothing they may still use is closed.
@@ -116,6 +120,60 @@ def stop_callable(stop: StopFlag | None) -> Callable[[], bool] | None:
     return stop
 
 
+class WorkerBudget:
+    """At most ``size`` work items in flight across every engine that shares this budget.
+
+    One budget per pass is shared by the volumes wiped at the same time (``--parallel``), so
+    that four wipes do not run four times ``--wipe-workers`` file system calls at once on a
+    node whose CPUs one wipe already keeps busy.  Slots are handed directly to the longest
+    waiting worker (first come, first served): a thread that gives a slot back and asks again
+    at once cannot take it from a worker of another wipe that was waiting, so no wipe starves
+    another.  A wipe alone uses every slot.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("a worker budget needs at least one slot")
+        self.size = size
+        self._lock = threading.Lock()
+        self._free = size
+        self._waiting: deque[threading.Event] = deque()
+        self.in_use_peak = 0  # the most slots held at once (tests, benchmarks)
+
+    def _granted(self) -> None:
+        used = self.size - self._free
+        self.in_use_peak = max(self.in_use_peak, used)
+
+    def acquire(self, check: Callable[[], None]) -> None:
+        """Wait for a slot; ``check`` runs every ``POLL_S`` while waiting and may raise (an
+        abort or a stop), in which case no slot is held."""
+        with self._lock:
+            if self._free and not self._waiting:
+                self._free -= 1
+                self._granted()
+                return
+            turn = threading.Event()
+            self._waiting.append(turn)
+        try:
+            while not turn.wait(POLL_S):
+                check()
+        except BaseException:
+            with self._lock:
+                if not turn.is_set():
+                    self._waiting.remove(turn)
+                    raise
+            self.release()  # handed over while giving up: pass it on
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the longest waiting worker, if any."""
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()  # still in use: it changes hands
+                return
+            self._free += 1
+
+
 class Node(Generic[R, K]):
     """A directory inside the tree, held by ``ref`` (an fd, a handle); see the module doc."""
 
@@ -198,9 +256,17 @@ class Engine(ABC, Generic[R, K]):
 
     thread_name = "wipe"
 
-    def __init__(self, label: str, workers: int, stop: StopFlag | None) -> None:
+    def __init__(
+        self,
+        label: str,
+        workers: int,
+        stop: StopFlag | None,
+        budget: WorkerBudget | None = None,
+    ) -> None:
         self.label = label  # the top directory of the current run, for messages
         self._workers = workers
+        # Shared with the other wipes of the pass, or this wipe's own.
+        self.budget = budget if budget is not None else WorkerBudget(workers)
         self._stop = stop_callable(stop)
         self.lock = threading.Lock()
         # None is the "run finished" sentinel, one per worker.
@@ -405,8 +471,12 @@ class Engine(ABC, Generic[R, K]):
                         continue
                     if item is None:
                         return
-                failpoints.hit("wipe-directory")  # tests: slow a wipe down to act during it
-                self._process(item, local, counts)
+                self.budget.acquire(self.check)
+                try:
+                    failpoints.hit("wipe-directory")  # tests: slow a wipe down to act during it
+                    self._process(item, local, counts)
+                finally:
+                    self.budget.release()
                 # Share the oldest (shallowest, usually largest) pending work with idle workers.
                 while len(local) > 1 and not self._queue.full():
                     try:

@@ -149,7 +149,7 @@ class Config:
         16,
         "WIPE_WORKERS",
         convert.int_range(1, 256),
-        "threads deleting files within one volume, 1-256",
+        "entries deleted at once, shared by the volumes recycled at the same time, 1-256",
         metavar="N",
     )
     backend: str = option(

@@ -512,6 +512,39 @@ def test_large_files_of_one_directory_go_to_several_workers(
     assert brick_listing(volume) == ["big"]  # the PV directory itself stays
 
 
+def test_a_gfapi_wipe_waits_for_the_budget_it_shares_with_the_other_volumes(
+    gluster_server: GlusterServer,
+    gluster_volume: VolumeFactory,
+    scratch: Path,
+) -> None:
+    """The pass's budget reaches the gfapi wipe: while another volume's wipe holds every slot,
+    this one removes nothing, and a stop still ends it; once the slot is free it goes on."""
+    import threading
+
+    from recycler_job import gfapi_wipe, wipe_engine
+
+    volume = gluster_volume()
+    with gluster_server.mounted(volume) as mnt:
+        os.makedirs(os.path.join(mnt, "pv", "d"))
+        for name in ("pv/f", "pv/d/g"):
+            with open(os.path.join(mnt, name), "wb") as f:
+                f.write(b"x")
+    budget = wipe_engine.WorkerBudget(1)
+    budget.acquire(lambda: None)  # the other volume's wipe
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    with gfapi_wipe.open_volume(
+        volume.name, list(volume.hosts), log_file=str(scratch / "gfapi.log")
+    ) as vol:
+        with pytest.raises(wipe_engine.WipeInterrupted):
+            vol.wipe("pv", workers=2, stop=stop, budget=budget)
+        assert brick_listing(volume) == ["pv", "pv/d", "pv/d/g", "pv/f"]  # nothing removed
+        budget.release()
+        stats = vol.wipe("pv", workers=2, budget=budget)
+    assert (stats.files, stats.dirs) == (2, 1)
+    assert brick_listing(volume) == ["pv"]  # the PV directory itself stays
+
+
 # ---- the trash by its configured name, the old tenant's xattrs, bounded glfs_init ----------
 
 

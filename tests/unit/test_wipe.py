@@ -1037,3 +1037,20 @@ def test_tenant_xattrs_of_the_root_are_removed(root: Path) -> None:
 )
 def test_which_xattrs_are_the_tenants(name: str | bytes, tenant: bool) -> None:
     assert wipe_engine.is_tenant_xattr(name) is tenant
+
+
+def test_a_wipe_waits_for_the_budget_it_shares_with_the_other_volumes(root: Path) -> None:
+    """The pass's budget reaches the FUSE wipe: while another volume's wipe holds every slot,
+    this one removes nothing, and a stop still ends it."""
+    write(root / "d" / "f")
+    write(root / "g")
+    budget = wipe_engine.WorkerBudget(1)
+    budget.acquire(lambda: None)  # the other volume's wipe
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    with pytest.raises(wipe.WipeInterrupted):
+        wipe_tree(str(root), workers=2, stop=stop, budget=budget)
+    assert listing(root) == ["d", "g"] and listing(root / "d") == ["f"]
+    budget.release()
+    wipe_tree(str(root), workers=2, budget=budget)  # its slot free again: the wipe goes on
+    assert listing(root) == []

@@ -35,8 +35,13 @@ class MemoryEngine(Engine[Tree, str]):
     """Every file is handed out in batches of two; `refill` adds entries after each scan of
     the directory it names (a tree that changes under the wipe)."""
 
-    def __init__(self, workers: int = 4, stop: Callable[[], bool] | None = None) -> None:
-        super().__init__("/mem", workers, stop)
+    def __init__(
+        self,
+        workers: int = 4,
+        stop: Callable[[], bool] | None = None,
+        budget: wipe_engine.WorkerBudget | None = None,
+    ) -> None:
+        super().__init__("/mem", workers, stop, budget)
         self.refill: dict[str, Callable[[Tree], None]] = {}
         self.fail_scan: OSError | None = None
         self.refuse_rmdir: set[str] = set()
