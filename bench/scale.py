@@ -56,7 +56,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO, median, merge_results, run_child
-from tests.sandbox.controlplane import ControlPlane, _cert, _key, _name, _pem_key
+from tests.sandbox.controlplane import ControlPlane
+from tests.sandbox.pki import certificate as _cert
+from tests.sandbox.pki import new_key as _key
+from tests.sandbox.pki import pem_key as _pem_key
+from tests.sandbox.pki import subject as _name
 
 RECYCLER_USER = "bench-recycler"
 NAMESPACES = [f"bench-{i}" for i in range(10)]
