@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle
 from tests.sandbox.objects import endpoints, gluster_pv, pvc, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
+RECYCLER = (sys.executable, "-m", "recycler_job")  # one pass, as the image's entry point
 DHT_LINKTO = "trusted.glusterfs.dht.linkto"
 
 
@@ -200,9 +201,7 @@ class Scenario:
 
     def command(self, *args: str, kubeconfig: Path | None = None) -> list[str]:
         return [
-            sys.executable,
-            "-m",
-            "recycler_job",
+            *RECYCLER,
             "--kubeconfig",
             str(kubeconfig or self.plane.kubeconfig),
             "--selector",
@@ -232,15 +231,7 @@ class Scenario:
         """Run one pass as a separate process, exactly as the CronJob would."""
         report = self.tmp / "report.json"
         report.unlink(missing_ok=True)
-        proc = subprocess.run(
-            self.command(*args, kubeconfig=kubeconfig),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=REPO,
-            env={**os.environ, **(env or {})},
-            check=False,
-        )
+        proc = run_pass(self.command(*args, kubeconfig=kubeconfig), env=env, timeout=timeout)
         data = json.loads(report.read_text()) if report.exists() else {}
         return RunResult(proc.returncode, proc.stdout, proc.stderr, data)
 
@@ -254,6 +245,29 @@ class Scenario:
             cwd=REPO,
             env={**os.environ, **(env or {})},
         )
+
+
+def run_pass(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    clean_env: bool = False,
+    timeout: float = 240,
+) -> subprocess.CompletedProcess[str]:
+    """Run one pass (`argv`: RECYCLER and its arguments) as a separate process, as the
+    CronJob's pod does, and wait for it. `clean_env`: of our environment only PATH, HOME and
+    LANG, so that no setting leaks in; `env` is added (a pod's ConfigMap through envFrom)."""
+    keep = ("PATH", "HOME", "LANG")
+    base = {k: os.environ[k] for k in keep if k in os.environ} if clean_env else dict(os.environ)
+    return subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**base, **(env or {})},
+        check=False,
+    )
 
 
 class Follow:

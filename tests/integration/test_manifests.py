@@ -30,6 +30,8 @@ import yaml
 
 from recycler_job.config import build_parser, load_config
 from recycler_job.exit_codes import ExitCode
+from tests.integration import scenario
+from tests.integration.scenario import RECYCLER
 from tests.sandbox.controlplane import ControlPlane, control_plane_bin_dir
 from tests.sandbox.kustomize import RELEASED, downstream
 from tests.sandbox.objects import endpoints, gluster_pv, pvc, wait_for
@@ -248,28 +250,10 @@ def token_of(kubeconfig: Path) -> str:
 def run_pass(
     kubeconfig: Path, *args: str, settings: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """One pass as a subprocess with a clean environment (no settings leak in from ours),
-    plus `settings` as environment variables (as envFrom gives a pod the ConfigMap's)."""
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
-    env.update(settings or {})
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "recycler_job",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--lease-namespace",
-            NS,
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=240,
-        check=False,
-    )
+    """One pass with a clean environment (no settings leak in from ours), plus `settings` as
+    environment variables (as envFrom gives a pod the ConfigMap's)."""
+    argv = [*RECYCLER, "--kubeconfig", str(kubeconfig), "--lease-namespace", NS, *args]
+    return scenario.run_pass(argv, env=settings, clean_env=True)
 
 
 # ---- fixtures -----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.scenario import REPO
+from tests.integration.scenario import RECYCLER, REPO, run_pass
 from tests.sandbox.controlplane import ControlPlane
 
 pytestmark = pytest.mark.cluster
@@ -96,11 +96,9 @@ def test_uninstall_refuses_while_a_pv_is_recorded_then_removes_everything(
 
     # One pass replays the record: the PV is created again and the record emptied.
     try:
-        pass_ = subprocess.run(
+        pass_ = run_pass(
             [
-                str(REPO / ".venv" / "bin" / "python"),
-                "-m",
-                "recycler_job",
+                *RECYCLER,
                 "--kubeconfig",
                 str(control_plane.kubeconfig),
                 "--lease-namespace",
@@ -109,12 +107,7 @@ def test_uninstall_refuses_while_a_pv_is_recorded_then_removes_everything(
                 f"grt-uninst={unique}-none",
                 "--mount-root",
                 str(tmp_path / "m"),
-            ],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=240,
-            check=False,
+            ]
         )
         assert pass_.returncode == 0, pass_.stderr
         assert _exists(control_plane, "pv", pv), "the record was not replayed"
