@@ -22,13 +22,7 @@ from recycler_job import failpoints, tls, watch, wipe
 from recycler_job.api_errors import ClusterUnavailable, Conflict, KubeError, NotFound
 from recycler_job.clock import Clock, format_time
 from recycler_job.config import Config
-from recycler_job.decide import (
-    APPUIO_FAILED_AT_ANNOTATION,
-    FIRST_SEEN_ANNOTATION,
-    Action,
-    DecideSettings,
-    Decision,
-)
+from recycler_job.decide import Action, DecideSettings, Decision
 from recycler_job.errors import VolumeError
 from recycler_job.events import EventRecorder
 from recycler_job.fuse_transport import open_fuse
@@ -42,23 +36,16 @@ from recycler_job.gluster.errors import (
     VolumeInUse,
 )
 from recycler_job.hosts_lookup import HostsRefused, gluster_hosts
-from recycler_job.journal import (
-    BOUND_BY_CONTROLLER,
-    Journal,
-    clean_copy,
-    released_claim_ref,
-)
+from recycler_job.journal import Journal
 from recycler_job.kube import PV, Kube
 from recycler_job.lease import LeaseKeeper, LeaseLost
+from recycler_job.pv_writes import recreated, release_patch, released_claim_ref
 from recycler_job.report import VolumeResult, timed
 from recycler_job.sources import GlusterSource, describe_source
 from recycler_job.transport import Opened, Target, Transport
 from recycler_job.view import ClusterView, NotCurrent
 
 log = logging.getLogger(__name__)
-
-RECYCLED_ANNOTATION = "gluster-recycler/last-recycled"
-
 
 # How long one gluster CLI call of a client poll may take per host during a wipe.
 _PROBE_TIMEOUT = 5.0
@@ -448,7 +435,7 @@ class Actor:
         A volume is wiped only when the write that returns it to the pool would be accepted:
         a missing RBAC verb or a PV that changed since the re-check shows up here, before any
         file is removed, instead of leaving a wiped volume that cannot be released. The
-        rehearsed writes are the real ones (same patch, same clean copy).
+        rehearsed writes are the real ones (pv_writes.py: same patch, same clean copy).
         """
         meta = pv["metadata"]
         now = format_time(self.clock())
@@ -462,41 +449,9 @@ class Actor:
             )
             # Allowed when the only objection is that the PV still exists (409).
             with contextlib.suppress(Conflict):
-                self.kube.create(PV, self._recreated(pv, now), server_dry_run=True)
+                self.kube.create(PV, recreated(pv, now), server_dry_run=True)
             return
-        self.kube.merge_patch(PV, meta["name"], self._release_patch(pv, now), server_dry_run=True)
-
-    @staticmethod
-    def _release_patch(pv: dict[str, Any], now: str) -> dict[str, Any]:
-        """The merge patch that does what the PV controller's unbindVolume does after its own
-        recycle: a PV the controller bound loses claimRef and `bound-by-controller`; a PV an
-        admin pre-bound keeps claimRef's namespace and name (loses uid and resourceVersion),
-        so it stays reserved for a claim of that name. The resourceVersion is a precondition.
-        """
-        meta = pv["metadata"]
-        annotations: dict[str, Any] = {
-            FIRST_SEEN_ANNOTATION: None,
-            APPUIO_FAILED_AT_ANNOTATION: None,
-            RECYCLED_ANNOTATION: now,
-        }
-        if released_claim_ref(pv) is None:
-            claim_ref: dict[str, Any] | None = None
-            annotations[BOUND_BY_CONTROLLER] = None
-        else:
-            claim_ref = {"uid": None, "resourceVersion": None}
-        return {
-            "metadata": {"resourceVersion": meta["resourceVersion"], "annotations": annotations},
-            "spec": {"claimRef": claim_ref},
-        }
-
-    @staticmethod
-    def _recreated(pv: dict[str, Any], now: str) -> dict[str, Any]:
-        """The clean copy `--mode recreate` creates: released as `_release_patch` releases."""
-        clean = clean_copy(
-            pv, drop_annotations=(FIRST_SEEN_ANNOTATION, APPUIO_FAILED_AT_ANNOTATION)
-        )
-        clean["metadata"].setdefault("annotations", {})[RECYCLED_ANNOTATION] = now
-        return clean
+        self.kube.merge_patch(PV, meta["name"], release_patch(pv, now), server_dry_run=True)
 
     def _make_available(self, pv: dict[str, Any]) -> None:
         meta = pv["metadata"]
@@ -504,14 +459,14 @@ class Actor:
         if self.config.mode == "recreate":
             assert self.journal is not None
             try:
-                self.journal.recreate(pv, self._recreated(pv, now))
+                self.journal.recreate(pv, recreated(pv, now))
             except (Conflict, NotFound) as exc:
                 raise VolumeFailure(
                     f"pv/{meta['name']} changed while it was wiped; not re-created: {exc}"
                 ) from exc
             return
         try:
-            self.kube.merge_patch(PV, meta["name"], self._release_patch(pv, now))
+            self.kube.merge_patch(PV, meta["name"], release_patch(pv, now))
         except Conflict as exc:
             raise VolumeFailure(
                 f"pv/{meta['name']} changed while it was wiped; not released (next run retries)"

@@ -30,6 +30,7 @@ from recycler_job.gluster import mount
 from recycler_job.journal import Journal
 from recycler_job.kube import LEASE, PV, Kube, gc_paused
 from recycler_job.lease import LeaseKeeper, LeaseLock
+from recycler_job.pv_writes import first_seen_patch
 from recycler_job.report import RunReport, VolumeResult
 from recycler_job.sources import describe_source
 from recycler_job.view import ClusterView
@@ -345,12 +346,7 @@ class Runner:
         precondition keeps a rebind that happened since the listing from getting this stamp.
         """
         name = pv["metadata"]["name"]
-        patch = {
-            "metadata": {
-                "resourceVersion": pv["metadata"]["resourceVersion"],
-                "annotations": {FIRST_SEEN_ANNOTATION: first_seen_value(pv, self.clock())},
-            }
-        }
+        patch = first_seen_patch(pv, first_seen_value(pv, self.clock()))
         try:
             kube.merge_patch(PV, name, patch)
         except Conflict:
