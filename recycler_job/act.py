@@ -29,7 +29,7 @@ from recycler_job.fuse_transport import open_fuse
 from recycler_job.gfapi_transport import open_gfapi
 from recycler_job.gluster.bricks import BrickRuns, bricks_running, ensure_same_runs
 from recycler_job.gluster.cli import volume_info
-from recycler_job.gluster.clients import ClientReport, client_report, ensure_not_in_use
+from recycler_job.gluster.clients import ensure_not_in_use
 from recycler_job.gluster.errors import (
     BrickOffline,
     VolumeIdentityError,
@@ -38,7 +38,7 @@ from recycler_job.gluster.errors import (
 from recycler_job.hosts_lookup import HostsRefused, gluster_hosts
 from recycler_job.journal import Journal
 from recycler_job.kube import PV, Kube
-from recycler_job.lease import LeaseKeeper, LeaseLost
+from recycler_job.lease import LeaseKeeper
 from recycler_job.pv_writes import recreated, release_patch, released_claim_ref
 from recycler_job.report import VolumeResult, timed
 from recycler_job.sources import GlusterSource, describe_source
@@ -46,25 +46,6 @@ from recycler_job.transport import Opened, Target, Transport
 from recycler_job.view import ClusterView, NotCurrent
 
 log = logging.getLogger(__name__)
-
-# How long one gluster CLI call of a client poll may take per host during a wipe.
-_PROBE_TIMEOUT = 5.0
-
-
-def gluster_probe_bound(hosts: tuple[str, ...]) -> float:
-    """How long one poll of the volume's clients may take: two CLI calls (`clients`,
-    `client-list`), each trying the hosts in turn, each host bounded by the CLI's --timeout
-    plus the backstop of gluster.cli.run (`_PROBE_TIMEOUT + min(_PROBE_TIMEOUT, 5)`)."""
-    return 2 * len(hosts) * (_PROBE_TIMEOUT + min(_PROBE_TIMEOUT, 5.0)) + 1.0
-
-
-def _beyond(kinds: dict[str, int], allowed: dict[str, int]) -> dict[str, int]:
-    """Client kinds counted more often than `allowed` allows, with the excess."""
-    return {k: n - allowed.get(k, 0) for k, n in kinds.items() if n > allowed.get(k, 0)}
-
-
-def _kinds(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
 
 
 class VolumeFailure(VolumeError):
@@ -319,7 +300,9 @@ class Actor:
         """
         source, hosts, result = target.source, target.hosts, target.result
         clients = (
-            self._clients_after_open(hosts, source, opened.own_clients)
+            watch.clients_besides_own(
+                hosts, source.volume, opened.own_clients, timeout=self.config.mount_timeout
+            )
             if self.config.client_check
             else None
         )
@@ -328,9 +311,8 @@ class Actor:
         self._guard()
         view = self.view
         assert view is not None
-        watcher = watch.Watcher(
-            self._probes(hosts, source, clients, opened.own_clients),
-            bounds={"gluster clients": gluster_probe_bound(hosts)},
+        watcher = watch.volume_watcher(
+            hosts, source.volume, clients, opened.own_clients, self.keeper
         )
         with watcher, view.watch_volume(pv, self.settings, self.clock, watcher.fire):
             try:
@@ -376,58 +358,6 @@ class Actor:
                 f"re-check before wiping: pv/{name} changed since it was read "
                 f"(resourceVersion {before} -> {now})"
             )
-
-    def _clients_after_open(
-        self, hosts: tuple[str, ...], source: GlusterSource, own: dict[str, int]
-    ) -> ClientReport:
-        """The volume's clients with ours connected: ours must be the only one."""
-        report = client_report(hosts, source.volume, timeout=self.config.mount_timeout)
-        others = _beyond(report.foreign_kinds, own)
-        if others:
-            raise VolumeInUse(
-                f"volume {source.volume} has clients besides our own: {_kinds(others)}"
-            )
-        return report
-
-    def _probes(
-        self,
-        hosts: tuple[str, ...],
-        source: GlusterSource,
-        clients: ClientReport | None,
-        own: dict[str, int],
-    ) -> dict[str, watch.Probe]:
-        """What the watcher polls during the wipe; each raises VolumeChanged on a change.
-
-        The PV, its claims, the PVs on its volume and the Lease's holder are not polled: the
-        view's watches apply every rule again on each change (view.watch_volume). Gluster has
-        no watch, so the volume's clients are polled; the Lease's own deadline is checked
-        without a request.
-        """
-        probes: dict[str, watch.Probe] = {}
-        if clients is not None:
-            allowed = {**own, **clients.foreign_kinds}
-
-            def gluster_clients() -> None:
-                report = client_report(hosts, source.volume, timeout=_PROBE_TIMEOUT)
-                new = _beyond(report.foreign_kinds, allowed)
-                if new:
-                    raise watch.VolumeChanged(
-                        f"a new gluster client connected to volume {source.volume}: {_kinds(new)}"
-                    )
-
-            probes["gluster clients"] = gluster_clients
-        keeper = self.keeper
-        if keeper is not None:
-
-            def lease() -> None:
-                # No API request (which may hang) delays this check.
-                try:
-                    keeper.check()
-                except LeaseLost as exc:
-                    raise watch.VolumeChanged(f"the Lease is no longer ours: {exc}") from exc
-
-            probes["lease"] = lease
-        return probes
 
     def _rehearse_release(self, pv: dict[str, Any]) -> None:
         """Ask the API server to authorize and admit the release writes without storing them.
