@@ -7,6 +7,11 @@ resourceVersion read right before the wipe, so any change in between fails the v
 of releasing it. While files are removed, a watcher (watch.py) stops the wipe at the first
 change of the PV, its claims, the volume's clients or the Lease. The mount this run made is
 always undone, and no other.
+
+This module holds the step sequence and the mapping of each failure to the volume's outcome;
+`DryRunActor` is the dry run's own path, chosen once by the runner. What the steps use lives
+beside it: the bodies written to the PV in pv_writes.py, the servers in hosts_lookup.py, the
+watcher and its probes in watch.py, the wipe behind transport.py.
 """
 
 from __future__ import annotations
@@ -97,6 +102,11 @@ class Actor:
     fatal: threading.Event = field(default_factory=threading.Event)  # 401/403 seen
     view: ClusterView | None = None  # the pass's watched view of PVs and claims (view.py)
 
+    def __post_init__(self) -> None:
+        # The dry run is a path of its own (DryRunActor): this one wipes.
+        if self.config.dry_run and not isinstance(self, DryRunActor):
+            raise ValueError("a dry run recycles through DryRunActor, which removes nothing")
+
     # ---- entry point -----------------------------------------------------------------------
 
     def recycle(self, decision: Decision) -> VolumeResult:
@@ -115,52 +125,47 @@ class Actor:
             source = describe_source(pv)
             assert isinstance(source, GlusterSource)  # recheck ran decide
             hosts = self._hosts(pv, source)
-            if self.config.dry_run:
-                try:
-                    if self.config.client_check:
-                        timed(result, "client_check", self._client_check, hosts, source)
-                    timed(result, "bricks", self._bricks_running, hosts, source)
-                    if tls.current() is not None:
-                        timed(result, "tls", self._tls_check, hosts, source)
-                except (VolumeInUse, BrickOffline, tls.TlsError) as exc:
-                    # What a real run would do today: leave it for a later run. Not a
-                    # failure of the dry run.
-                    result.outcome = "would-refuse"
-                    result.reason = f"{decision.reason}; would be refused: {exc}"
-                    _log(logging.INFO, result, "dry run: would refuse: %s", exc)
-                    return result
-                result.outcome = "would-recycle"
-                result.reason = f"{decision.reason}; would wipe {hosts[0]}:{source.mount_path}"
-                _log(logging.INFO, result, "dry run: would recycle (%s)", result.reason)
-                return result
-            timed(result, "rehearse", self._rehearse_release, pv)
-            bricks = self._wipe_volume(pv, source, hosts, result)
-            failpoints.hit("before-release")
-            self._guard()
-            timed(result, "bricks_again", self._bricks_unchanged, hosts, source, bricks)
-            timed(result, "release", self._make_available, pv)
-            result.outcome = "recycled"
-            message = (
-                f"wiped {result.files} files, {result.dirs} directories, {result.bytes} bytes "
-                f"of gluster Volume ID {result.volume_id}; "
-                f"volume is Available again ({self.config.mode})"
-            )
-            if (reserved := released_claim_ref(pv)) is not None:
-                message += (
-                    f", reserved for claim {reserved.get('namespace')}/{reserved.get('name')}"
-                )
-            self.events.normal(pv, "Recycled", message)
-            _log(logging.INFO, result, "recycled: %s", message)
+            self._steps(decision, pv, source, hosts, result)
         except VolumeError as exc:  # the one family (errors.py); its kind picks the outcome
             self._outcome(decision, pv, result, exc)
         except Exception as exc:  # a bug must not stop the other volumes either
             log.exception("pv/%s: unexpected error", decision.pv_name, extra=_fields(result))
             result.error = f"unexpected {type(exc).__name__}: {exc}"
-            if not self.config.dry_run:
-                self.events.warning(pv, "RecycleFailed", _failure_text(result))
+            self._report_failure(pv, result)
         finally:
             result.durations["total"] = round(time.monotonic() - started, 3)
         return result
+
+    def _steps(
+        self,
+        decision: Decision,
+        pv: dict[str, Any],
+        source: GlusterSource,
+        hosts: tuple[str, ...],
+        result: VolumeResult,
+    ) -> None:
+        """The steps after the re-check and the servers: rehearse the release, wipe, check the
+        bricks again, make the PV Available, and say so in an Event."""
+        timed(result, "rehearse", self._rehearse_release, pv)
+        bricks = self._wipe_volume(pv, source, hosts, result)
+        failpoints.hit("before-release")
+        self._guard()
+        timed(result, "bricks_again", self._bricks_unchanged, hosts, source, bricks)
+        timed(result, "release", self._make_available, pv)
+        result.outcome = "recycled"
+        message = (
+            f"wiped {result.files} files, {result.dirs} directories, {result.bytes} bytes "
+            f"of gluster Volume ID {result.volume_id}; "
+            f"volume is Available again ({self.config.mode})"
+        )
+        if (reserved := released_claim_ref(pv)) is not None:
+            message += f", reserved for claim {reserved.get('namespace')}/{reserved.get('name')}"
+        self.events.normal(pv, "Recycled", message)
+        _log(logging.INFO, result, "recycled: %s", message)
+
+    def _report_failure(self, pv: dict[str, Any], result: VolumeResult) -> None:
+        """A failed volume's RecycleFailed Event."""
+        self.events.warning(pv, "RecycleFailed", _failure_text(result))
 
     def _outcome(
         self, decision: Decision, pv: dict[str, Any], result: VolumeResult, exc: VolumeError
@@ -196,8 +201,8 @@ class Actor:
             if isinstance(exc, KubeError):
                 result.error = f"{type(exc).__name__}: {exc}"
             _log(logging.ERROR, result, "not recycled: %s", result.error)
-            if result.outcome == "failed" and not self.config.dry_run:
-                self.events.warning(pv, "RecycleFailed", _failure_text(result))
+            if result.outcome == "failed":
+                self._report_failure(pv, result)
 
     # ---- steps -----------------------------------------------------------------------------
 
@@ -223,13 +228,11 @@ class Actor:
         the listing may be minutes old, and a PV created since may share this one's volume.
 
         The view is kept current by its watches (view.py), so this costs one GET, not a list
-        of the cluster; a view that is not current refuses the volume. In a dry run nothing is
-        removed and the view is not watched: its lists are fresh enough.
+        of the cluster; a view that is not current refuses the volume (`_ensure_current`).
         """
         view = self.view
         assert view is not None  # the runner always gives one
-        if not self.config.dry_run and (stale := view.not_current()) is not None:
-            raise VolumeFailure(f"re-check before wiping: the view is not current: {stale}")
+        self._ensure_current(view)
         try:
             pv: dict[str, Any] = view.retrying(f"get pv/{name}", lambda: self.kube.get(PV, name))
         except NotFound as exc:
@@ -238,6 +241,11 @@ class Actor:
         if again.action is not Action.RECYCLE:
             raise VolumeFailure(f"re-check before wiping: {again.reason}")
         return pv
+
+    def _ensure_current(self, view: ClusterView) -> None:
+        """A view whose watches lag refuses the volume."""
+        if (stale := view.not_current()) is not None:
+            raise VolumeFailure(f"re-check before wiping: the view is not current: {stale}")
 
     def _hosts(self, pv: dict[str, Any], source: GlusterSource) -> tuple[str, ...]:
         """The servers to wipe on, from admin-controlled data only (hosts_lookup.py)."""
@@ -401,3 +409,40 @@ class Actor:
             raise VolumeFailure(
                 f"pv/{meta['name']} changed while it was wiped; not released (next run retries)"
             ) from exc
+
+
+class DryRunActor(Actor):
+    """The dry run's path (`--dry-run`, chosen once by the runner): the same re-check and
+    servers, then only the checks a real run would refuse the volume on; nothing is written,
+    mounted or removed, and no RecycleFailed Event is sent."""
+
+    def _steps(
+        self,
+        decision: Decision,
+        pv: dict[str, Any],
+        source: GlusterSource,
+        hosts: tuple[str, ...],
+        result: VolumeResult,
+    ) -> None:
+        try:
+            if self.config.client_check:
+                timed(result, "client_check", self._client_check, hosts, source)
+            timed(result, "bricks", self._bricks_running, hosts, source)
+            if tls.current() is not None:
+                timed(result, "tls", self._tls_check, hosts, source)
+        except (VolumeInUse, BrickOffline, tls.TlsError) as exc:
+            # What a real run would do today: leave it for a later run. Not a failure of the
+            # dry run.
+            result.outcome = "would-refuse"
+            result.reason = f"{decision.reason}; would be refused: {exc}"
+            _log(logging.INFO, result, "dry run: would refuse: %s", exc)
+            return
+        result.outcome = "would-recycle"
+        result.reason = f"{decision.reason}; would wipe {hosts[0]}:{source.mount_path}"
+        _log(logging.INFO, result, "dry run: would recycle (%s)", result.reason)
+
+    def _ensure_current(self, view: ClusterView) -> None:
+        """Nothing is removed and the view is not watched: its lists are fresh enough."""
+
+    def _report_failure(self, pv: dict[str, Any], result: VolumeResult) -> None:
+        """A dry run sends no RecycleFailed Event: the report says what failed."""

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from recycler_job import failpoints, tls
-from recycler_job.act import Actor
+from recycler_job.act import Actor, DryRunActor
 from recycler_job.api_errors import ClusterUnavailable, Conflict, KubeError
 from recycler_job.clock import Clock, format_time, utcnow
 from recycler_job.config import Config
@@ -276,7 +276,7 @@ class Runner:
         deadline = None
         if config.deadline is not None:
             deadline = self._started + config.deadline
-        actor = Actor(
+        actor = (DryRunActor if config.dry_run else Actor)(
             kube=kube,
             config=config,
             settings=settings,
