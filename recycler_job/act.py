@@ -7,6 +7,11 @@ resourceVersion read right before the wipe, so any change in between fails the v
 of releasing it. While files are removed, a watcher (watch.py) stops the wipe at the first
 change of the PV, its claims, the volume's clients or the Lease. The mount this run made is
 always undone, and no other.
+
+This module holds the step sequence and the mapping of each failure to the volume's outcome;
+`DryRunActor` is the dry run's own path, chosen once by the runner. What the steps use lives
+beside it: the bodies written to the PV in pv_writes.py, the servers in hosts_lookup.py, the
+watcher and its probes in watch.py, the wipe behind transport.py.
 """
 
 from __future__ import annotations
@@ -22,62 +27,30 @@ from recycler_job import failpoints, tls, watch, wipe
 from recycler_job.api_errors import ClusterUnavailable, Conflict, KubeError, NotFound
 from recycler_job.clock import Clock, format_time
 from recycler_job.config import Config
-from recycler_job.decide import (
-    APPUIO_FAILED_AT_ANNOTATION,
-    FIRST_SEEN_ANNOTATION,
-    Action,
-    DecideSettings,
-    Decision,
-)
+from recycler_job.decide import Action, DecideSettings, Decision
 from recycler_job.errors import VolumeError
 from recycler_job.events import EventRecorder
 from recycler_job.fuse_transport import open_fuse
 from recycler_job.gfapi_transport import open_gfapi
 from recycler_job.gluster.bricks import BrickRuns, bricks_running, ensure_same_runs
 from recycler_job.gluster.cli import volume_info
-from recycler_job.gluster.clients import ClientReport, client_report, ensure_not_in_use
+from recycler_job.gluster.clients import ensure_not_in_use
 from recycler_job.gluster.errors import (
     BrickOffline,
     VolumeIdentityError,
     VolumeInUse,
 )
 from recycler_job.hosts_lookup import HostsRefused, gluster_hosts
-from recycler_job.journal import (
-    BOUND_BY_CONTROLLER,
-    Journal,
-    clean_copy,
-    released_claim_ref,
-)
+from recycler_job.journal import Journal
 from recycler_job.kube import PV, Kube
-from recycler_job.lease import LeaseKeeper, LeaseLost
+from recycler_job.lease import LeaseKeeper
+from recycler_job.pv_writes import recreated, release_patch, released_claim_ref
 from recycler_job.report import VolumeResult, timed
 from recycler_job.sources import GlusterSource, describe_source
 from recycler_job.transport import Opened, Target, Transport
 from recycler_job.view import ClusterView, NotCurrent
 
 log = logging.getLogger(__name__)
-
-RECYCLED_ANNOTATION = "gluster-recycler/last-recycled"
-
-
-# How long one gluster CLI call of a client poll may take per host during a wipe.
-_PROBE_TIMEOUT = 5.0
-
-
-def gluster_probe_bound(hosts: tuple[str, ...]) -> float:
-    """How long one poll of the volume's clients may take: two CLI calls (`clients`,
-    `client-list`), each trying the hosts in turn, each host bounded by the CLI's --timeout
-    plus the backstop of gluster.cli.run (`_PROBE_TIMEOUT + min(_PROBE_TIMEOUT, 5)`)."""
-    return 2 * len(hosts) * (_PROBE_TIMEOUT + min(_PROBE_TIMEOUT, 5.0)) + 1.0
-
-
-def _beyond(kinds: dict[str, int], allowed: dict[str, int]) -> dict[str, int]:
-    """Client kinds counted more often than `allowed` allows, with the excess."""
-    return {k: n - allowed.get(k, 0) for k, n in kinds.items() if n > allowed.get(k, 0)}
-
-
-def _kinds(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
 
 
 class VolumeFailure(VolumeError):
@@ -130,6 +103,11 @@ class Actor:
     view: ClusterView | None = None  # the pass's watched view of PVs and claims (view.py)
     budget: wipe.WorkerBudget | None = None  # the pass's wipe workers, shared by its volumes
 
+    def __post_init__(self) -> None:
+        # The dry run is a path of its own (DryRunActor): this one wipes.
+        if self.config.dry_run and not isinstance(self, DryRunActor):
+            raise ValueError("a dry run recycles through DryRunActor, which removes nothing")
+
     # ---- entry point -----------------------------------------------------------------------
 
     def recycle(self, decision: Decision) -> VolumeResult:
@@ -148,52 +126,47 @@ class Actor:
             source = describe_source(pv)
             assert isinstance(source, GlusterSource)  # recheck ran decide
             hosts = self._hosts(pv, source)
-            if self.config.dry_run:
-                try:
-                    if self.config.client_check:
-                        timed(result, "client_check", self._client_check, hosts, source)
-                    timed(result, "bricks", self._bricks_running, hosts, source)
-                    if tls.current() is not None:
-                        timed(result, "tls", self._tls_check, hosts, source)
-                except (VolumeInUse, BrickOffline, tls.TlsError) as exc:
-                    # What a real run would do today: leave it for a later run. Not a
-                    # failure of the dry run.
-                    result.outcome = "would-refuse"
-                    result.reason = f"{decision.reason}; would be refused: {exc}"
-                    _log(logging.INFO, result, "dry run: would refuse: %s", exc)
-                    return result
-                result.outcome = "would-recycle"
-                result.reason = f"{decision.reason}; would wipe {hosts[0]}:{source.mount_path}"
-                _log(logging.INFO, result, "dry run: would recycle (%s)", result.reason)
-                return result
-            timed(result, "rehearse", self._rehearse_release, pv)
-            bricks = self._wipe_volume(pv, source, hosts, result)
-            failpoints.hit("before-release")
-            self._guard()
-            timed(result, "bricks_again", self._bricks_unchanged, hosts, source, bricks)
-            timed(result, "release", self._make_available, pv)
-            result.outcome = "recycled"
-            message = (
-                f"wiped {result.files} files, {result.dirs} directories, {result.bytes} bytes "
-                f"of gluster Volume ID {result.volume_id}; "
-                f"volume is Available again ({self.config.mode})"
-            )
-            if (reserved := released_claim_ref(pv)) is not None:
-                message += (
-                    f", reserved for claim {reserved.get('namespace')}/{reserved.get('name')}"
-                )
-            self.events.normal(pv, "Recycled", message)
-            _log(logging.INFO, result, "recycled: %s", message)
+            self._steps(decision, pv, source, hosts, result)
         except VolumeError as exc:  # the one family (errors.py); its kind picks the outcome
             self._outcome(decision, pv, result, exc)
         except Exception as exc:  # a bug must not stop the other volumes either
             log.exception("pv/%s: unexpected error", decision.pv_name, extra=_fields(result))
             result.error = f"unexpected {type(exc).__name__}: {exc}"
-            if not self.config.dry_run:
-                self.events.warning(pv, "RecycleFailed", _failure_text(result))
+            self._report_failure(pv, result)
         finally:
             result.durations["total"] = round(time.monotonic() - started, 3)
         return result
+
+    def _steps(
+        self,
+        decision: Decision,
+        pv: dict[str, Any],
+        source: GlusterSource,
+        hosts: tuple[str, ...],
+        result: VolumeResult,
+    ) -> None:
+        """The steps after the re-check and the servers: rehearse the release, wipe, check the
+        bricks again, make the PV Available, and say so in an Event."""
+        timed(result, "rehearse", self._rehearse_release, pv)
+        bricks = self._wipe_volume(pv, source, hosts, result)
+        failpoints.hit("before-release")
+        self._guard()
+        timed(result, "bricks_again", self._bricks_unchanged, hosts, source, bricks)
+        timed(result, "release", self._make_available, pv)
+        result.outcome = "recycled"
+        message = (
+            f"wiped {result.files} files, {result.dirs} directories, {result.bytes} bytes "
+            f"of gluster Volume ID {result.volume_id}; "
+            f"volume is Available again ({self.config.mode})"
+        )
+        if (reserved := released_claim_ref(pv)) is not None:
+            message += f", reserved for claim {reserved.get('namespace')}/{reserved.get('name')}"
+        self.events.normal(pv, "Recycled", message)
+        _log(logging.INFO, result, "recycled: %s", message)
+
+    def _report_failure(self, pv: dict[str, Any], result: VolumeResult) -> None:
+        """A failed volume's RecycleFailed Event."""
+        self.events.warning(pv, "RecycleFailed", _failure_text(result))
 
     def _outcome(
         self, decision: Decision, pv: dict[str, Any], result: VolumeResult, exc: VolumeError
@@ -229,8 +202,8 @@ class Actor:
             if isinstance(exc, KubeError):
                 result.error = f"{type(exc).__name__}: {exc}"
             _log(logging.ERROR, result, "not recycled: %s", result.error)
-            if result.outcome == "failed" and not self.config.dry_run:
-                self.events.warning(pv, "RecycleFailed", _failure_text(result))
+            if result.outcome == "failed":
+                self._report_failure(pv, result)
 
     # ---- steps -----------------------------------------------------------------------------
 
@@ -256,13 +229,11 @@ class Actor:
         the listing may be minutes old, and a PV created since may share this one's volume.
 
         The view is kept current by its watches (view.py), so this costs one GET, not a list
-        of the cluster; a view that is not current refuses the volume. In a dry run nothing is
-        removed and the view is not watched: its lists are fresh enough.
+        of the cluster; a view that is not current refuses the volume (`_ensure_current`).
         """
         view = self.view
         assert view is not None  # the runner always gives one
-        if not self.config.dry_run and (stale := view.not_current()) is not None:
-            raise VolumeFailure(f"re-check before wiping: the view is not current: {stale}")
+        self._ensure_current(view)
         try:
             pv: dict[str, Any] = view.retrying(f"get pv/{name}", lambda: self.kube.get(PV, name))
         except NotFound as exc:
@@ -271,6 +242,11 @@ class Actor:
         if again.action is not Action.RECYCLE:
             raise VolumeFailure(f"re-check before wiping: {again.reason}")
         return pv
+
+    def _ensure_current(self, view: ClusterView) -> None:
+        """A view whose watches lag refuses the volume."""
+        if (stale := view.not_current()) is not None:
+            raise VolumeFailure(f"re-check before wiping: the view is not current: {stale}")
 
     def _hosts(self, pv: dict[str, Any], source: GlusterSource) -> tuple[str, ...]:
         """The servers to wipe on, from admin-controlled data only (hosts_lookup.py)."""
@@ -341,7 +317,9 @@ class Actor:
         """
         source, hosts, result = target.source, target.hosts, target.result
         clients = (
-            self._clients_after_open(hosts, source, opened.own_clients)
+            watch.clients_besides_own(
+                hosts, source.volume, opened.own_clients, timeout=self.config.mount_timeout
+            )
             if self.config.client_check
             else None
         )
@@ -350,9 +328,8 @@ class Actor:
         self._guard()
         view = self.view
         assert view is not None
-        watcher = watch.Watcher(
-            self._probes(hosts, source, clients, opened.own_clients),
-            bounds={"gluster clients": gluster_probe_bound(hosts)},
+        watcher = watch.volume_watcher(
+            hosts, source.volume, clients, opened.own_clients, self.keeper
         )
         with watcher, view.watch_volume(pv, self.settings, self.clock, watcher.fire):
             try:
@@ -399,65 +376,13 @@ class Actor:
                 f"(resourceVersion {before} -> {now})"
             )
 
-    def _clients_after_open(
-        self, hosts: tuple[str, ...], source: GlusterSource, own: dict[str, int]
-    ) -> ClientReport:
-        """The volume's clients with ours connected: ours must be the only one."""
-        report = client_report(hosts, source.volume, timeout=self.config.mount_timeout)
-        others = _beyond(report.foreign_kinds, own)
-        if others:
-            raise VolumeInUse(
-                f"volume {source.volume} has clients besides our own: {_kinds(others)}"
-            )
-        return report
-
-    def _probes(
-        self,
-        hosts: tuple[str, ...],
-        source: GlusterSource,
-        clients: ClientReport | None,
-        own: dict[str, int],
-    ) -> dict[str, watch.Probe]:
-        """What the watcher polls during the wipe; each raises VolumeChanged on a change.
-
-        The PV, its claims, the PVs on its volume and the Lease's holder are not polled: the
-        view's watches apply every rule again on each change (view.watch_volume). Gluster has
-        no watch, so the volume's clients are polled; the Lease's own deadline is checked
-        without a request.
-        """
-        probes: dict[str, watch.Probe] = {}
-        if clients is not None:
-            allowed = {**own, **clients.foreign_kinds}
-
-            def gluster_clients() -> None:
-                report = client_report(hosts, source.volume, timeout=_PROBE_TIMEOUT)
-                new = _beyond(report.foreign_kinds, allowed)
-                if new:
-                    raise watch.VolumeChanged(
-                        f"a new gluster client connected to volume {source.volume}: {_kinds(new)}"
-                    )
-
-            probes["gluster clients"] = gluster_clients
-        keeper = self.keeper
-        if keeper is not None:
-
-            def lease() -> None:
-                # No API request (which may hang) delays this check.
-                try:
-                    keeper.check()
-                except LeaseLost as exc:
-                    raise watch.VolumeChanged(f"the Lease is no longer ours: {exc}") from exc
-
-            probes["lease"] = lease
-        return probes
-
     def _rehearse_release(self, pv: dict[str, Any]) -> None:
         """Ask the API server to authorize and admit the release writes without storing them.
 
         A volume is wiped only when the write that returns it to the pool would be accepted:
         a missing RBAC verb or a PV that changed since the re-check shows up here, before any
         file is removed, instead of leaving a wiped volume that cannot be released. The
-        rehearsed writes are the real ones (same patch, same clean copy).
+        rehearsed writes are the real ones (pv_writes.py: same patch, same clean copy).
         """
         meta = pv["metadata"]
         now = format_time(self.clock())
@@ -471,41 +396,9 @@ class Actor:
             )
             # Allowed when the only objection is that the PV still exists (409).
             with contextlib.suppress(Conflict):
-                self.kube.create(PV, self._recreated(pv, now), server_dry_run=True)
+                self.kube.create(PV, recreated(pv, now), server_dry_run=True)
             return
-        self.kube.merge_patch(PV, meta["name"], self._release_patch(pv, now), server_dry_run=True)
-
-    @staticmethod
-    def _release_patch(pv: dict[str, Any], now: str) -> dict[str, Any]:
-        """The merge patch that does what the PV controller's unbindVolume does after its own
-        recycle: a PV the controller bound loses claimRef and `bound-by-controller`; a PV an
-        admin pre-bound keeps claimRef's namespace and name (loses uid and resourceVersion),
-        so it stays reserved for a claim of that name. The resourceVersion is a precondition.
-        """
-        meta = pv["metadata"]
-        annotations: dict[str, Any] = {
-            FIRST_SEEN_ANNOTATION: None,
-            APPUIO_FAILED_AT_ANNOTATION: None,
-            RECYCLED_ANNOTATION: now,
-        }
-        if released_claim_ref(pv) is None:
-            claim_ref: dict[str, Any] | None = None
-            annotations[BOUND_BY_CONTROLLER] = None
-        else:
-            claim_ref = {"uid": None, "resourceVersion": None}
-        return {
-            "metadata": {"resourceVersion": meta["resourceVersion"], "annotations": annotations},
-            "spec": {"claimRef": claim_ref},
-        }
-
-    @staticmethod
-    def _recreated(pv: dict[str, Any], now: str) -> dict[str, Any]:
-        """The clean copy `--mode recreate` creates: released as `_release_patch` releases."""
-        clean = clean_copy(
-            pv, drop_annotations=(FIRST_SEEN_ANNOTATION, APPUIO_FAILED_AT_ANNOTATION)
-        )
-        clean["metadata"].setdefault("annotations", {})[RECYCLED_ANNOTATION] = now
-        return clean
+        self.kube.merge_patch(PV, meta["name"], release_patch(pv, now), server_dry_run=True)
 
     def _make_available(self, pv: dict[str, Any]) -> None:
         meta = pv["metadata"]
@@ -513,15 +406,52 @@ class Actor:
         if self.config.mode == "recreate":
             assert self.journal is not None
             try:
-                self.journal.recreate(pv, self._recreated(pv, now))
+                self.journal.recreate(pv, recreated(pv, now))
             except (Conflict, NotFound) as exc:
                 raise VolumeFailure(
                     f"pv/{meta['name']} changed while it was wiped; not re-created: {exc}"
                 ) from exc
             return
         try:
-            self.kube.merge_patch(PV, meta["name"], self._release_patch(pv, now))
+            self.kube.merge_patch(PV, meta["name"], release_patch(pv, now))
         except Conflict as exc:
             raise VolumeFailure(
                 f"pv/{meta['name']} changed while it was wiped; not released (next run retries)"
             ) from exc
+
+
+class DryRunActor(Actor):
+    """The dry run's path (`--dry-run`, chosen once by the runner): the same re-check and
+    servers, then only the checks a real run would refuse the volume on; nothing is written,
+    mounted or removed, and no RecycleFailed Event is sent."""
+
+    def _steps(
+        self,
+        decision: Decision,
+        pv: dict[str, Any],
+        source: GlusterSource,
+        hosts: tuple[str, ...],
+        result: VolumeResult,
+    ) -> None:
+        try:
+            if self.config.client_check:
+                timed(result, "client_check", self._client_check, hosts, source)
+            timed(result, "bricks", self._bricks_running, hosts, source)
+            if tls.current() is not None:
+                timed(result, "tls", self._tls_check, hosts, source)
+        except (VolumeInUse, BrickOffline, tls.TlsError) as exc:
+            # What a real run would do today: leave it for a later run. Not a failure of the
+            # dry run.
+            result.outcome = "would-refuse"
+            result.reason = f"{decision.reason}; would be refused: {exc}"
+            _log(logging.INFO, result, "dry run: would refuse: %s", exc)
+            return
+        result.outcome = "would-recycle"
+        result.reason = f"{decision.reason}; would wipe {hosts[0]}:{source.mount_path}"
+        _log(logging.INFO, result, "dry run: would recycle (%s)", result.reason)
+
+    def _ensure_current(self, view: ClusterView) -> None:
+        """Nothing is removed and the view is not watched: its lists are fresh enough."""
+
+    def _report_failure(self, pv: dict[str, Any], result: VolumeResult) -> None:
+        """A dry run sends no RecycleFailed Event: the report says what failed."""

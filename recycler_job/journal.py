@@ -22,7 +22,6 @@ again or is known never to have been deleted.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
@@ -33,16 +32,14 @@ from recycler_job import failpoints
 from recycler_job.api_errors import ClusterUnavailable, Conflict, KubeError
 from recycler_job.clock import format_time, utcnow
 from recycler_job.kube import CONFIGMAP, PV, Kube
+from recycler_job.pv_writes import (
+    KEPT_SYSTEM_ANNOTATIONS,
+    PV_PROTECTION,
+    SYSTEM_ANNOTATION_PREFIXES,
+)
 
 log = logging.getLogger(__name__)
 
-BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
-PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
-PV_PROTECTION = "kubernetes.io/pv-protection"
-# Annotations the control plane writes; a re-created PV must not carry them. provisioned-by
-# is the exception: it names the provisioner that owns the volume, and the admin's record.
-SYSTEM_ANNOTATION_PREFIXES = ("pv.kubernetes.io/", "kubectl.kubernetes.io/last-applied")
-KEPT_SYSTEM_ANNOTATIONS = frozenset({PROVISIONED_BY})
 RECORD_PV_KEYS = frozenset({"apiVersion", "kind", "metadata", "spec"})
 RECORD_METADATA_KEYS = frozenset({"name", "labels", "annotations", "finalizers"})
 RECORD_SPEC_KEYS = frozenset(
@@ -58,8 +55,8 @@ RECORD_SPEC_KEYS = frozenset(
         "volumeMode",
     }
 )
-"""What `clean_copy` of a glusterfs PV can hold: any other spec key (hostPath, csi, nfs, local,
-or a volume source added later) is refused."""
+"""What `pv_writes.clean_copy` of a glusterfs PV can hold: any other spec key (hostPath, csi,
+nfs, local, or a volume source added later) is refused."""
 RECORD_CLAIM_REF_KEYS = frozenset({"apiVersion", "kind", "namespace", "name"})
 DELETE_WAIT_SECONDS = 60.0
 # A foreign finalizer is removed by its owner or by an admin, not by waiting: stop sooner.
@@ -68,50 +65,6 @@ FOREIGN_FINALIZER_WAIT_SECONDS = 5.0
 
 class StillTerminating(KubeError):
     """The deleted PV is still there (finalizers): it is re-created once it is gone."""
-
-
-def released_claim_ref(pv: dict[str, Any]) -> dict[str, Any] | None:
-    """The claimRef the PV keeps once recycled, as the PV controller's unbindVolume leaves it.
-
-    Bound by the controller (annotation `pv.kubernetes.io/bound-by-controller`, any value):
-    none. Pre-bound by an admin: the same namespace and name without the claim's uid (and
-    its resourceVersion), so the PV stays reserved for a new claim of that name.
-    """
-    meta = pv.get("metadata") or {}
-    ref = (pv.get("spec") or {}).get("claimRef")
-    if BOUND_BY_CONTROLLER in (meta.get("annotations") or {}) or not isinstance(ref, dict):
-        return None
-    return {key: value for key, value in ref.items() if key not in ("uid", "resourceVersion")}
-
-
-def clean_copy(pv: dict[str, Any], drop_annotations: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The PV as an admin would have created it, released as the PV controller releases it.
-
-    Name, labels, user annotations and `provisioned-by`, finalizers the admin set (not
-    `kubernetes.io/pv-protection`, which the server adds), the spec with claimRef reduced to
-    the reservation `released_claim_ref` keeps; no status, uid, resourceVersion or
-    managedFields.
-    """
-    meta = pv.get("metadata") or {}
-    annotations = {
-        key: value
-        for key, value in (meta.get("annotations") or {}).items()
-        if (key in KEPT_SYSTEM_ANNOTATIONS or not key.startswith(SYSTEM_ANNOTATION_PREFIXES))
-        and key not in drop_annotations
-    }
-    finalizers = [f for f in meta.get("finalizers") or [] if f != PV_PROTECTION]
-    spec = copy.deepcopy(pv.get("spec") or {})
-    spec.pop("claimRef", None)
-    if (reservation := released_claim_ref(pv)) is not None:
-        spec["claimRef"] = copy.deepcopy(reservation)
-    new_meta: dict[str, Any] = {"name": meta["name"]}
-    if meta.get("labels"):
-        new_meta["labels"] = dict(meta["labels"])
-    if annotations:
-        new_meta["annotations"] = annotations
-    if finalizers:
-        new_meta["finalizers"] = finalizers
-    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": new_meta, "spec": spec}
 
 
 def replay_refusal(name: str, uid: object, pv: dict[str, Any]) -> str | None:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from recycler_job import failpoints, tls
-from recycler_job.act import Actor
+from recycler_job.act import Actor, DryRunActor
 from recycler_job.api_errors import ClusterUnavailable, Conflict, KubeError
 from recycler_job.clock import Clock, format_time, utcnow
 from recycler_job.config import Config
@@ -30,6 +30,7 @@ from recycler_job.gluster import mount
 from recycler_job.journal import Journal
 from recycler_job.kube import LEASE, PV, Kube, gc_paused
 from recycler_job.lease import LeaseKeeper, LeaseLock
+from recycler_job.pv_writes import first_seen_patch
 from recycler_job.report import RunReport, VolumeResult
 from recycler_job.sources import describe_source
 from recycler_job.view import ClusterView
@@ -276,7 +277,7 @@ class Runner:
         deadline = None
         if config.deadline is not None:
             deadline = self._started + config.deadline
-        actor = Actor(
+        actor = (DryRunActor if config.dry_run else Actor)(
             kube=kube,
             config=config,
             settings=settings,
@@ -349,12 +350,7 @@ class Runner:
         precondition keeps a rebind that happened since the listing from getting this stamp.
         """
         name = pv["metadata"]["name"]
-        patch = {
-            "metadata": {
-                "resourceVersion": pv["metadata"]["resourceVersion"],
-                "annotations": {FIRST_SEEN_ANNOTATION: first_seen_value(pv, self.clock())},
-            }
-        }
+        patch = first_seen_patch(pv, first_seen_value(pv, self.clock()))
         try:
             kube.merge_patch(PV, name, patch)
         except Conflict:

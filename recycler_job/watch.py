@@ -5,6 +5,10 @@ Each probe (the PV and its claims, the volume's gluster clients, the Lease) runs
 thread every `interval` seconds; the first one to see a change, or to fail to look, raises the
 flag that the wipe checks between entries. "Could not check" stops the wipe too: a volume
 whose state cannot be seen is not wiped further.
+
+`volume_watcher` builds the watcher of one volume's wipe: the probes of what has no watch
+(the volume's gluster clients, the Lease's own deadline) and their bounds. The PV and its
+claims are watched by the pass's view (view.py), which raises the flag through `fire`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import time
 from collections.abc import Callable, Mapping
 
 from recycler_job.errors import RecyclerError
+from recycler_job.gluster.clients import ClientReport, client_report
+from recycler_job.gluster.errors import VolumeInUse
+from recycler_job.lease import LeaseKeeper, LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +31,9 @@ DEFAULT_BOUND = 10.0
 """Seconds one probe may take, unless its caller gives it a bound of its own (`bounds`)."""
 
 Probe = Callable[[], None]
+
+# How long one gluster CLI call of a client poll may take per host during a wipe.
+_PROBE_TIMEOUT = 5.0
 
 
 class VolumeChanged(RecyclerError):
@@ -123,3 +133,74 @@ class Watcher:
                 self._fire(f"could not check {name}: {type(exc).__name__}: {exc}")
                 return
             next_run = max(next_run, time.monotonic())  # behind: probe again, do not burst
+
+
+# ---- the probes of one volume's wipe ---------------------------------------------------------
+
+
+def gluster_probe_bound(hosts: tuple[str, ...]) -> float:
+    """How long one poll of the volume's clients may take: two CLI calls (`clients`,
+    `client-list`), each trying the hosts in turn, each host bounded by the CLI's --timeout
+    plus the backstop of gluster.cli.run (`_PROBE_TIMEOUT + min(_PROBE_TIMEOUT, 5)`)."""
+    return 2 * len(hosts) * (_PROBE_TIMEOUT + min(_PROBE_TIMEOUT, 5.0)) + 1.0
+
+
+def _beyond(kinds: dict[str, int], allowed: dict[str, int]) -> dict[str, int]:
+    """Client kinds counted more often than `allowed` allows, with the excess."""
+    return {k: n - allowed.get(k, 0) for k, n in kinds.items() if n > allowed.get(k, 0)}
+
+
+def _kinds(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+
+
+def clients_besides_own(
+    hosts: tuple[str, ...], volume: str, own: dict[str, int], *, timeout: float
+) -> ClientReport:
+    """The volume's clients with ours connected: ours must be the only one (VolumeInUse
+    otherwise). The report is what the gluster clients probe compares with."""
+    report = client_report(hosts, volume, timeout=timeout)
+    others = _beyond(report.foreign_kinds, own)
+    if others:
+        raise VolumeInUse(f"volume {volume} has clients besides our own: {_kinds(others)}")
+    return report
+
+
+def volume_watcher(
+    hosts: tuple[str, ...],
+    volume: str,
+    clients: ClientReport | None,
+    own: dict[str, int],
+    keeper: LeaseKeeper | None,
+) -> Watcher:
+    """The watcher of one volume's wipe; each probe raises VolumeChanged on a change.
+
+    The PV, its claims, the PVs on its volume and the Lease's holder are not polled: the
+    view's watches apply every rule again on each change (view.watch_volume). Gluster has
+    no watch, so the volume's clients are polled (when `clients`, the report taken with ours
+    connected, is given); the Lease's own deadline is checked without a request.
+    """
+    probes: dict[str, Probe] = {}
+    if clients is not None:
+        allowed = {**own, **clients.foreign_kinds}
+
+        def gluster_clients() -> None:
+            report = client_report(hosts, volume, timeout=_PROBE_TIMEOUT)
+            new = _beyond(report.foreign_kinds, allowed)
+            if new:
+                raise VolumeChanged(
+                    f"a new gluster client connected to volume {volume}: {_kinds(new)}"
+                )
+
+        probes["gluster clients"] = gluster_clients
+    if keeper is not None:
+
+        def lease() -> None:
+            # No API request (which may hang) delays this check.
+            try:
+                keeper.check()
+            except LeaseLost as exc:
+                raise VolumeChanged(f"the Lease is no longer ours: {exc}") from exc
+
+        probes["lease"] = lease
+    return Watcher(probes, bounds={"gluster clients": gluster_probe_bound(hosts)})

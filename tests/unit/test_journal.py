@@ -10,8 +10,9 @@ import pytest
 
 from recycler_job.api_errors import ClusterUnavailable, Conflict
 from recycler_job.decide import FIRST_SEEN_ANNOTATION
-from recycler_job.journal import BOUND_BY_CONTROLLER, Journal, clean_copy, released_claim_ref
+from recycler_job.journal import Journal
 from recycler_job.kube import CONFIGMAP
+from recycler_job.pv_writes import BOUND_BY_CONTROLLER, clean_copy, released_claim_ref
 
 
 def released_pv() -> dict[str, Any]:

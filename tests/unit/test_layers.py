@@ -49,6 +49,7 @@ PURE = frozenset(
         "errors",
         "exit_codes",
         "names",
+        "pv_writes",
         "selector",
         "snapshot",
         "sources",

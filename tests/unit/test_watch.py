@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import cast
 
 import pytest
 
-from recycler_job.watch import VolumeChanged, Watcher
+from recycler_job.lease import LeaseKeeper, LeaseLost
+from recycler_job.watch import VolumeChanged, Watcher, volume_watcher
 from tests.sandbox.objects import wait_for
 
 
@@ -113,3 +115,15 @@ def test_a_probe_that_outlives_its_bound_counts_as_could_not_check() -> None:
     release.set()
     with pytest.raises(VolumeChanged, match=r"no answer within 0\.3s"):
         watcher.check()
+
+
+def test_a_volume_wipe_stops_once_the_lease_is_no_longer_ours() -> None:
+    """The Lease probe of volume_watcher asks the keeper, without a request of its own."""
+
+    class Keeper:
+        def check(self) -> None:
+            raise LeaseLost("renewal overdue")
+
+    with volume_watcher(("h1",), "vol1", None, {}, cast(LeaseKeeper, Keeper())) as watcher:
+        wait_for(watcher.changed, timeout=3.0, interval=0.01, what="the Lease probe")
+    assert watcher.reason == "the Lease is no longer ours: renewal overdue"
