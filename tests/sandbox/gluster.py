@@ -402,9 +402,18 @@ class GlusterServer:
         handle = self.volumes.get(name)
         self._unmount_where(lambda e: _source_volume(e.source) == name)
         self.stop_volume(name)
-        result = self.gluster("volume", "delete", name, check=False)
-        if result.returncode != 0 and "does not exist" not in result.stderr:
-            raise GlusterSandboxError(f"volume delete {name}: {result.stderr.strip()}")
+        # glusterd refuses a volume operation while another one holds its cluster lock ("Another
+        # transaction is in progress", at times with nothing on stderr): try again a few times.
+        for attempt in range(5):
+            result = self.gluster("volume", "delete", name, check=False)
+            output = f"{result.stderr} {result.stdout}"
+            if result.returncode == 0 or "does not exist" in output:
+                break
+            time.sleep(0.5 * (attempt + 1))
+        else:
+            raise GlusterSandboxError(
+                f"volume delete {name} failed ({result.returncode}): {output.strip()}"
+            )
         if handle is not None:
             bricks_root = self.workdir / "bricks"
             for brick in handle.bricks:
