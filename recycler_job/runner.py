@@ -33,7 +33,7 @@ from recycler_job.lease import LeaseKeeper, LeaseLock
 from recycler_job.report import RunReport, VolumeResult
 from recycler_job.sources import describe_source
 from recycler_job.view import ClusterView
-from recycler_job.wipe_engine import WorkerBudget
+from recycler_job.wipe.engine import WorkerBudget
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from recycler_job import mountinfo
 from recycler_job.act import RECYCLED_ANNOTATION
 from recycler_job.failpoints import ENV
+from recycler_job.gluster import mountinfo
 from tests.integration.scenario import Scenario
 
 pytestmark = [pytest.mark.cluster, pytest.mark.gluster]

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from recycler_job import mountinfo
 from recycler_job.act import RECYCLED_ANNOTATION
 from recycler_job.api_errors import Conflict
 from recycler_job.failpoints import ENV
+from recycler_job.gluster import mountinfo
 from recycler_job.kube import LEASE, Kube
 from tests.integration.scenario import Scenario
 from tests.sandbox.objects import gluster_pv, pvc, wait_for

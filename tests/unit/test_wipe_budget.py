@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from recycler_job.wipe_engine import (
+from recycler_job.wipe.engine import (
     POLL_S,
     Abort,
     Counts,
