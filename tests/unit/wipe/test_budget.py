@@ -18,7 +18,7 @@ from recycler_job.wipe.engine import (
     WipeInterrupted,
     WorkerBudget,
 )
-from tests.unit.test_wipe_engine import MemoryEngine, Tree, _Dir, tree
+from tests.unit.wipe.test_engine import MemoryEngine, Tree, _Dir, tree
 
 
 class InFlight:
