@@ -72,9 +72,13 @@ from typing import Any
 
 from bench.apicost import MarkedPass, run_marked
 from bench.common import REPO, loadavg, median, merge_results, run_child
-from tests.sandbox.controlplane import ControlPlane, _cert, _key, _name, _pem_key
+from tests.sandbox.controlplane import ControlPlane
 from tests.sandbox.gluster import GlusterServer, new_volume_name
 from tests.sandbox.objects import endpoints
+from tests.sandbox.pki import certificate as _cert
+from tests.sandbox.pki import new_key as _key
+from tests.sandbox.pki import pem_key as _pem_key
+from tests.sandbox.pki import subject as _name
 from tests.sandbox.requirements import gluster_unavailable_reason
 
 RECYCLER_USER = "bench-recycler"

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,18 @@ from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle
 from tests.sandbox.objects import endpoints, gluster_pv, pvc, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
+RECYCLER = (sys.executable, "-m", "recycler_job")  # one pass, as the image's entry point
+DHT_LINKTO = "trusted.glusterfs.dht.linkto"
+
+
+def _dht_link(path: str) -> bool:
+    """A DHT link file: a brick's pointer to a file stored on another brick (mode ---------T,
+    the linkto xattr); clients never list it."""
+    try:
+        mode = os.lstat(path).st_mode
+        return bool(mode & stat.S_ISVTX) and bool(os.getxattr(path, DHT_LINKTO))
+    except OSError:
+        return False
 
 
 @dataclass
@@ -149,28 +162,36 @@ class Scenario:
         return str(self.pv(name).get("status", {}).get("phase", ""))
 
     def listing(self, pv_name: str) -> list[str]:
-        """Every path below the PV's directory, read through a fresh FUSE mount."""
-        handle = self.volumes[pv_name]
-        with self.gluster.mounted(handle) as root:
-            base = os.path.join(root, handle.subdir) if handle.subdir else root
-            found = []
-            for dirpath, dirnames, filenames in os.walk(base):
-                for entry in dirnames + filenames:
-                    found.append(os.path.relpath(os.path.join(dirpath, entry), base))
-            return sorted(found)
+        """Every path below the PV's directory, as its bricks store it: the union over the
+        bricks, without gluster's own `.glusterfs` at a brick's root and without DHT link
+        files, which is what a FUSE client lists. Read without a mount: a mount per call cost
+        a second or more, and would be one more client of the volume while a pass runs."""
+        found: set[str] = set()
+        for base, dirpath, dirnames, filenames in self._stored(pv_name):
+            found.update(os.path.relpath(os.path.join(dirpath, d), base) for d in dirnames)
+            found.update(
+                os.path.relpath(os.path.join(dirpath, f), base)
+                for f in filenames
+                if not _dht_link(os.path.join(dirpath, f))
+            )
+        return sorted(found)
 
     def brick_files(self, pv_name: str) -> int:
-        """Files of the PV's directory as stored on the bricks: read without a mount, so
-        counting adds no gluster client and works while the pass has the volume mounted."""
+        """Files of the PV's directory as stored on the bricks (each copy of a replica):
+        read without a mount, so counting adds no gluster client and works while the pass
+        has the volume mounted."""
+        return sum(len(filenames) for _, _, _, filenames in self._stored(pv_name))
+
+    def _stored(self, pv_name: str) -> Iterator[tuple[str, str, list[str], list[str]]]:
+        """os.walk of the PV's directory on each brick, as (base, dirpath, dirnames,
+        filenames); gluster's own bookkeeping at the brick root is left out."""
         handle = self.volumes[pv_name]
-        count = 0
         for brick in self.gluster.brick_paths(handle):
             base = os.path.join(brick, handle.subdir) if handle.subdir else brick
             for dirpath, dirnames, filenames in os.walk(base):
-                if dirpath == brick:  # gluster's own bookkeeping at the brick root
+                if dirpath == brick:
                     dirnames[:] = [d for d in dirnames if not d.startswith(".glusterfs")]
-                count += len(filenames)
-        return count
+                yield base, dirpath, dirnames, filenames
 
     def events(self, pv_name: str) -> list[dict[str, Any]]:
         items = self.plane.get_json(
@@ -180,9 +201,7 @@ class Scenario:
 
     def command(self, *args: str, kubeconfig: Path | None = None) -> list[str]:
         return [
-            sys.executable,
-            "-m",
-            "recycler_job",
+            *RECYCLER,
             "--kubeconfig",
             str(kubeconfig or self.plane.kubeconfig),
             "--selector",
@@ -212,15 +231,7 @@ class Scenario:
         """Run one pass as a separate process, exactly as the CronJob would."""
         report = self.tmp / "report.json"
         report.unlink(missing_ok=True)
-        proc = subprocess.run(
-            self.command(*args, kubeconfig=kubeconfig),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=REPO,
-            env={**os.environ, **(env or {})},
-            check=False,
-        )
+        proc = run_pass(self.command(*args, kubeconfig=kubeconfig), env=env, timeout=timeout)
         data = json.loads(report.read_text()) if report.exists() else {}
         return RunResult(proc.returncode, proc.stdout, proc.stderr, data)
 
@@ -234,6 +245,29 @@ class Scenario:
             cwd=REPO,
             env={**os.environ, **(env or {})},
         )
+
+
+def run_pass(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    clean_env: bool = False,
+    timeout: float = 240,
+) -> subprocess.CompletedProcess[str]:
+    """Run one pass (`argv`: RECYCLER and its arguments) as a separate process, as the
+    CronJob's pod does, and wait for it. `clean_env`: of our environment only PATH, HOME and
+    LANG, so that no setting leaks in; `env` is added (a pod's ConfigMap through envFrom)."""
+    keep = ("PATH", "HOME", "LANG")
+    base = {k: os.environ[k] for k in keep if k in os.environ} if clean_env else dict(os.environ)
+    return subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**base, **(env or {})},
+        check=False,
+    )
 
 
 class Follow:

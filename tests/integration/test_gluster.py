@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from recycler_job.gluster.mount import (
 from recycler_job.sources.glusterfs import GlusterSource
 from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle, connected_clients
 from tests.sandbox.gluster_fixtures import VolumeFactory
+from tests.sandbox.objects import wait_for
 
 pytestmark = pytest.mark.gluster
 
@@ -89,14 +89,6 @@ def exited(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state in ("Z", "X")
-
-
-def wait_until(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.3)
 
 
 def mount(volume: GlusterVolumeHandle, mountpoint: str, **kwargs) -> mountinfo.MountEntry:
@@ -324,7 +316,11 @@ def test_a_second_client_makes_the_volume_in_use(
         with pytest.raises(VolumeInUse, match="1 fuse client"):
             ensure_not_in_use(volume.hosts, volume.name, timeout=TIMEOUT)
 
-    wait_until(lambda: not connected_clients(volume.hosts, volume.name, timeout=TIMEOUT))
+    wait_for(
+        lambda: not connected_clients(volume.hosts, volume.name, timeout=TIMEOUT),
+        timeout=30,
+        what="the volume's clients to go",
+    )
     ensure_not_in_use(volume.hosts, volume.name, timeout=TIMEOUT)
     mount(volume, mountpoint)
     # our own mount counts as a client too: that is why the check runs before mounting
@@ -491,7 +487,7 @@ def test_a_mount_whose_client_died_is_refused_and_cleaned_up(
     assert found is not None
     pid = found[0]
     os.kill(pid, signal.SIGKILL)  # the client process our mount started
-    wait_until(lambda: exited(pid))
+    wait_for(lambda: exited(pid), timeout=30, what=f"process {pid} to exit")
 
     with pytest.raises(MountError):
         verify_mounted(mountpoint, volume.hosts, volume.source(), timeout=10)

@@ -36,6 +36,7 @@ from tests.integration.test_gfapi import (
 )
 from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle
 from tests.sandbox.gluster_fixtures import VolumeFactory
+from tests.sandbox.objects import wait_for
 from tests.sandbox.pki import Pki
 
 pytestmark = pytest.mark.gluster
@@ -51,13 +52,6 @@ def mount_root(tmp_path: Path, matrix_server: GlusterServer) -> Iterator[str]:
     yield str(root)
     leftovers = matrix_server.unmount_below(root)
     assert leftovers == [], f"test left mounts behind: {leftovers}"
-
-
-def wait_until(predicate: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.3)
 
 
 def hostile_tree(root: str, away: Path) -> None:
@@ -98,7 +92,11 @@ def test_client_check_sees_a_fuse_client_and_its_leaving(
         assert [len(b.connections) for b in report.bricks] == [1]
         with pytest.raises(VolumeInUse, match="1 fuse client"):
             ensure_not_in_use(volume.hosts, volume.name, timeout=TIMEOUT)
-    wait_until(lambda: not client_report(volume.hosts, volume.name, timeout=TIMEOUT).in_use)
+    wait_for(
+        lambda: not client_report(volume.hosts, volume.name, timeout=TIMEOUT).in_use,
+        timeout=30,
+        what="the volume's clients to go",
+    )
 
 
 def test_client_check_of_a_missing_or_stopped_volume_is_an_error(
@@ -241,7 +239,7 @@ def test_a_frozen_brick_fails_the_client_check(
     assert not isinstance(caught.value, VolumeInUse)
     assert elapsed < 3 * FROZEN_TIMEOUT + 5, elapsed
     # thawed, the volume answers again (glusterd may hold the volume's lock a little longer)
-    wait_until(lambda: _answers(volume), timeout=60)
+    wait_for(lambda: _answers(volume), timeout=60, what="the volume to answer")
 
 
 def _answers(volume: GlusterVolumeHandle) -> bool:

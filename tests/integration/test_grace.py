@@ -14,14 +14,14 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from recycler_job.clock import utcnow
+from recycler_job.clock import format_time
 from recycler_job.decide import FIRST_SEEN_ANNOTATION, parse_first_seen
 from tests.integration.scenario import Scenario
 from tests.sandbox.objects import pvc, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.gluster]
 
-MIN_AGE = 6
+MIN_AGE = 600  # long enough that no run of a test reaches it by the clock
 
 
 def skip_if_server_sets_phase_times(scenario: Scenario, pv: str) -> None:
@@ -39,14 +39,16 @@ def first_seen(scenario: Scenario, pv: str) -> tuple[datetime, str]:
     return when, claim
 
 
-def wait_until_older_than_min_age(when: datetime) -> None:
-    """Wait for the clock (the condition the next run checks), with a second's margin for
-    the annotation's whole-second precision."""
-    wait_for(
-        lambda: utcnow() >= when + timedelta(seconds=MIN_AGE + 1),
-        timeout=MIN_AGE + 30,
-        what="the first-seen stamp to pass min-age",
-    )
+def age_past_min_age(scenario: Scenario, pv: str) -> datetime:
+    """Move the first-seen stamp back past min-age, its claim uid unchanged (what the clock
+    would do in MIN_AGE seconds; the next run reads only the annotation); the new stamp."""
+    when, claim = first_seen(scenario, pv)
+    older = when - timedelta(seconds=MIN_AGE + 1)
+    value = f"{format_time(older)};claim={claim}"
+    patch = json.dumps({"metadata": {"annotations": {FIRST_SEEN_ANNOTATION: value}}})
+    scenario.plane.run_kubectl("patch", "pv", pv, "--type=merge", "-p", patch)
+    assert first_seen(scenario, pv) == (older, claim)
+    return older
 
 
 def test_first_run_records_an_early_run_waits_a_later_run_recycles(scenario: Scenario) -> None:
@@ -68,7 +70,7 @@ def test_first_run_records_an_early_run_waits_a_later_run_recycles(scenario: Sce
     assert first_seen(scenario, pv) == (when, claim)  # waiting does not restart the clock
     assert scenario.listing(pv) == ["f"]
 
-    wait_until_older_than_min_age(when)
+    age_past_min_age(scenario, pv)
     later = scenario.run("--min-age", str(MIN_AGE))
     assert later.code == 0, later.stderr
     assert later.volume(pv)["outcome"] == "recycled"
@@ -96,8 +98,9 @@ def test_a_first_seen_of_an_earlier_claim_does_not_shorten_the_wait(scenario: Sc
     assert new_uid != old_claim
     scenario.plane.run_kubectl("delete", "pvc", claim, "-n", scenario.namespace, "--wait=false")
     wait_for(lambda: scenario.phase(pv) == "Failed", what="the second release")
-    wait_until_older_than_min_age(old_when)
-    assert first_seen(scenario, pv) == (old_when, old_claim)  # still there, and old enough
+    # Still there after the release and the rebind; made old enough.
+    assert first_seen(scenario, pv) == (old_when, old_claim)
+    old_when = age_past_min_age(scenario, pv)
 
     stale = scenario.run("--min-age", str(MIN_AGE))
     assert stale.code == 0, stale.stderr
@@ -105,9 +108,9 @@ def test_a_first_seen_of_an_earlier_claim_does_not_shorten_the_wait(scenario: Sc
     assert "is not for the claim in claimRef" in stale.volume(pv)["reason"]
     assert scenario.listing(pv) == ["new", "old"]
     when, claim_uid = first_seen(scenario, pv)
-    assert claim_uid == new_uid and when > old_when
+    assert claim_uid == new_uid and when > old_when + timedelta(seconds=MIN_AGE)
 
-    wait_until_older_than_min_age(when)
+    age_past_min_age(scenario, pv)
     later = scenario.run("--min-age", str(MIN_AGE))
     assert later.code == 0, later.stderr
     assert later.volume(pv)["outcome"] == "recycled"

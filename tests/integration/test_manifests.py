@@ -30,6 +30,8 @@ import yaml
 
 from recycler_job.config import build_parser, load_config
 from recycler_job.exit_codes import ExitCode
+from tests.integration import scenario
+from tests.integration.scenario import RECYCLER
 from tests.sandbox.controlplane import ControlPlane, control_plane_bin_dir
 from tests.sandbox.kustomize import RELEASED, downstream
 from tests.sandbox.objects import endpoints, gluster_pv, pvc, wait_for
@@ -172,39 +174,67 @@ def template_from_overlay(docs: list[dict[str, Any]]) -> str:
     return header + yaml.safe_dump(current, sort_keys=False, width=100)
 
 
-def can_i(plane: ControlPlane, verb: str, resource: str, namespace: str | None = None) -> bool:
-    args = ["auth", "can-i", verb, resource, f"--as={SA}"]
-    args += [f"--namespace={namespace}"] if namespace else []
-    result = plane.run_kubectl(*args, check=False)
-    answer = result.stdout.strip()
-    assert answer in ("yes", "no"), f"can-i {verb} {resource}: {result.stdout} {result.stderr}"
-    return answer == "yes"
+# (verb, resource, namespace) as `kubectl auth can-i` takes them: `resource[.group][/name]`,
+# except these, which are subresources.
+SUBRESOURCES = {"pods/exec", "pods/log", "serviceaccounts/token"}
+
+
+def attributes(verb: str, resource: str, namespace: str | None) -> dict[str, str]:
+    """The SubjectAccessReview resourceAttributes of one can-i question."""
+    kind, _, rest = resource.partition("/")
+    plural, _, group = kind.partition(".")
+    attrs = {"verb": verb, "group": group, "resource": plural}
+    if rest:
+        attrs["subresource" if resource in SUBRESOURCES else "name"] = rest
+    return attrs | ({"namespace": namespace} if namespace else {})
+
+
+def allowed(plane: ControlPlane, questions: list[dict[str, str]]) -> list[bool]:
+    """RBAC's answers for the pass's ServiceAccount: one SubjectAccessReview per question, all
+    created by one kubectl. The user and groups are what `kubectl auth can-i --as=<SA>` gets
+    from impersonation; a SubjectAccessReview also asks about groups the server does not
+    serve (OpenShift's SCCs), which `can-i` drops."""
+    reviews = [
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": SA,
+                "groups": [
+                    "system:serviceaccounts",
+                    f"system:serviceaccounts:{NS}",
+                    "system:authenticated",
+                ],
+                "resourceAttributes": question,
+            },
+        }
+        for question in questions
+    ]
+    doc = {"apiVersion": "v1", "kind": "List", "items": reviews}
+    out = plane.run_kubectl("create", "-f", "-", "-o", "json", input_text=json.dumps(doc))
+    items, decoder, at = [], json.JSONDecoder(), 0  # one JSON document per review
+    while out.stdout[at:].strip():
+        item, at = decoder.raw_decode(out.stdout, len(out.stdout) - len(out.stdout[at:].lstrip()))
+        items.append(item)
+    asked = [{k: v for k, v in question.items() if v} for question in questions]  # omitempty
+    assert [i["spec"]["resourceAttributes"] for i in items] == asked, out.stdout
+    return [bool(i["status"].get("allowed")) for i in items]
+
+
+def can_i(plane: ControlPlane, questions: list[tuple[str, str, str | None]]) -> list[bool]:
+    return allowed(plane, [attributes(*question) for question in questions])
 
 
 def may_use_scc(plane: ControlPlane, scc: str, namespace: str = NS) -> bool:
-    """What OpenShift's SCC admission asks RBAC for the pod's ServiceAccount. (`kubectl auth
-    can-i` cannot ask it here: it drops the group of a resource the server does not serve.)"""
-    review = {
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SubjectAccessReview",
-        "spec": {
-            "user": SA,
-            "groups": [
-                "system:serviceaccounts",
-                f"system:serviceaccounts:{NS}",
-                "system:authenticated",
-            ],
-            "resourceAttributes": {
-                "group": "security.openshift.io",
-                "resource": "securitycontextconstraints",
-                "name": scc,
-                "verb": "use",
-                "namespace": namespace,
-            },
-        },
+    """What OpenShift's SCC admission asks RBAC for the pod's ServiceAccount."""
+    question = {
+        "group": "security.openshift.io",
+        "resource": "securitycontextconstraints",
+        "name": scc,
+        "verb": "use",
+        "namespace": namespace,
     }
-    out = plane.run_kubectl("create", "-f", "-", "-o", "json", input_text=json.dumps(review))
-    return bool(json.loads(out.stdout)["status"].get("allowed"))
+    return allowed(plane, [question])[0]
 
 
 def phase(plane: ControlPlane, name: str) -> str:
@@ -220,28 +250,10 @@ def token_of(kubeconfig: Path) -> str:
 def run_pass(
     kubeconfig: Path, *args: str, settings: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """One pass as a subprocess with a clean environment (no settings leak in from ours),
-    plus `settings` as environment variables (as envFrom gives a pod the ConfigMap's)."""
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
-    env.update(settings or {})
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "recycler_job",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--lease-namespace",
-            NS,
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=240,
-        check=False,
-    )
+    """One pass with a clean environment (no settings leak in from ours), plus `settings` as
+    environment variables (as envFrom gives a pod the ConfigMap's)."""
+    argv = [*RECYCLER, "--kubeconfig", str(kubeconfig), "--lease-namespace", NS, *args]
+    return scenario.run_pass(argv, env=settings, clean_env=True)
 
 
 # ---- fixtures -----------------------------------------------------------------------------
@@ -761,7 +773,7 @@ def test_rbac_rules_are_exactly_these_and_have_no_wildcard(control_plane: Contro
 
 
 def test_service_account_may_do_what_a_pass_needs(installed: ControlPlane) -> None:
-    allowed = [
+    needed = [
         *(
             (verb, "persistentvolumes", None)
             for verb in ("get", "list", "watch", "patch", "create", "delete")
@@ -782,9 +794,8 @@ def test_service_account_may_do_what_a_pass_needs(installed: ControlPlane) -> No
         ("get", "configmaps/gluster-recycler-recreate", NS),
         ("update", "configmaps/gluster-recycler-recreate", NS),
     ]
-    denied_for = [
-        (verb, res, ns) for verb, res, ns in allowed if not can_i(installed, verb, res, ns)
-    ]
+    answers = can_i(installed, needed)
+    denied_for = [question for question, yes in zip(needed, answers, strict=True) if not yes]
     assert not denied_for, f"the ServiceAccount lacks {denied_for}"
 
 
@@ -828,7 +839,8 @@ def test_service_account_is_denied_everything_else(installed: ControlPlane) -> N
         ("create", "jobs.batch", NS),
         ("*", "*", None),
     ]
-    allowed_for = [(verb, res, ns) for verb, res, ns in denied if can_i(installed, verb, res, ns)]
+    answers = can_i(installed, denied)
+    allowed_for = [question for question, yes in zip(denied, answers, strict=True) if yes]
     assert not allowed_for, f"the ServiceAccount may also {allowed_for}"
     assert not may_use_scc(installed, "privileged"), "the base grants an OpenShift SCC"
 

@@ -9,8 +9,6 @@ below. Everything runs as child processes in one temporary directory with genera
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import ipaddress
 import json
 import os
 import re
@@ -28,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+
+from tests.sandbox.pki import certificate, new_key, pem_cert, pem_key, subject
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "testenv" / "build.sh"
@@ -74,59 +71,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-
-
-def _cert(
-    subject: x509.Name,
-    key: rsa.RSAPrivateKey,
-    issuer: tuple[x509.Name, rsa.RSAPrivateKey] | None,
-    *,
-    ca: bool = False,
-    server: bool = False,
-) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    issuer_name, issuer_key = issuer if issuer else (subject, key)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.DNSName("kubernetes.default.svc"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                ]
-            ),
-            critical=False,
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _name(cn: str, org: str | None = None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
-    if org:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
-    return x509.Name(attrs)
 
 
 @dataclass
@@ -493,24 +437,24 @@ class ControlPlane:
     def _write_pki(self) -> None:
         pki = self.workdir / "pki"
         pki.mkdir(parents=True, exist_ok=True)
-        ca_key = _key()
-        ca_name = _name("gluster-recycler-sandbox-ca")
-        ca = _cert(ca_name, ca_key, None, ca=True)
+        ca_key = new_key()
+        ca_name = subject("gluster-recycler-sandbox-ca")
+        ca = certificate(ca_name, ca_key, None, ca=True)
         files: dict[str, bytes] = {
-            "ca.crt": ca.public_bytes(serialization.Encoding.PEM),
-            "ca.key": _pem_key(ca_key),
+            "ca.crt": pem_cert(ca),
+            "ca.key": pem_key(ca_key),
         }
-        for stem, subject, server in (
-            ("apiserver", _name("kube-apiserver"), True),
-            ("admin", _name("sandbox-admin", "system:masters"), False),
-            ("controller-manager", _name("sandbox-controller-manager", "system:masters"), False),
+        for stem, name, server in (
+            ("apiserver", subject("kube-apiserver"), True),
+            ("admin", subject("sandbox-admin", "system:masters"), False),
+            ("controller-manager", subject("sandbox-controller-manager", "system:masters"), False),
         ):
-            key = _key()
-            cert = _cert(subject, key, (ca_name, ca_key), server=server)
-            files[f"{stem}.crt"] = cert.public_bytes(serialization.Encoding.PEM)
-            files[f"{stem}.key"] = _pem_key(key)
-        sa_key = _key()
-        files["sa.key"] = _pem_key(sa_key)
+            key = new_key()
+            cert = certificate(name, key, (ca_name, ca_key), server=server)
+            files[f"{stem}.crt"] = pem_cert(cert)
+            files[f"{stem}.key"] = pem_key(key)
+        sa_key = new_key()
+        files["sa.key"] = pem_key(sa_key)
         files["sa.pub"] = sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )

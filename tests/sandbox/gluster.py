@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -106,6 +108,9 @@ class GlusterServer:
         self.timeout = timeout
         self.volumes: dict[str, GlusterVolumeHandle] = {}
         self._mounts: set[str] = set()
+        self._doomed: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._reaper: threading.Thread | None = None
+        self._reap_errors: list[str] = []
         self.started_glusterd = False
         self._address: str | None = None
 
@@ -409,6 +414,34 @@ class GlusterServer:
                 (bricks_root / name).rmdir()
             del self.volumes[name]
 
+    def delete_volume_later(self, volume: GlusterVolumeHandle | str) -> None:
+        """Unmount what is left mounted of `volume` now, stop and delete it in the background
+        (`close()` waits for that and reports its errors): a test's teardown does not wait
+        for glusterd to stop the bricks, the next test runs meanwhile. Volume operations
+        lock only their own volume in glusterd, so the next test's are not held up."""
+        name = self._name(volume)
+        self._unmount_where(lambda e: _source_volume(e.source) == name)
+        if self._reaper is None:
+            self._reaper = threading.Thread(target=self._reap, name="volume-reaper", daemon=True)
+            self._reaper.start()
+        self._doomed.put(name)
+
+    def _reap(self) -> None:
+        while (name := self._doomed.get()) is not None:
+            try:
+                self.delete_volume(name)
+            except (GlusterSandboxError, OSError) as exc:
+                self._reap_errors.append(str(exc))
+
+    def _wait_for_reaper(self) -> list[str]:
+        """Let the background deletions finish; their errors."""
+        if self._reaper is not None:
+            self._doomed.put(None)
+            self._reaper.join()
+            self._reaper = None
+        errors, self._reap_errors = self._reap_errors, []
+        return errors
+
     # ------------------------------------------------------------------ mounts
 
     def fuse_mount(
@@ -533,7 +566,7 @@ class GlusterServer:
 
     def close(self) -> None:
         """Unmount leftovers, stop and delete every volume created, remove the workdir."""
-        errors: list[str] = []
+        errors = self._wait_for_reaper()
         for path in sorted(self._mounts, reverse=True):
             try:
                 self.fuse_unmount(path)

@@ -95,7 +95,8 @@ def matrix_volume(matrix_server: GlusterServer) -> Iterator[VolumeFactory]:
 
 @pytest.fixture
 def gluster_volume(gluster_server: GlusterServer) -> Iterator[VolumeFactory]:
-    """A factory for scratch volumes; each is unmounted, stopped and deleted afterwards."""
+    """A factory for scratch volumes; each is unmounted afterwards, then stopped and deleted
+    in the background (GlusterServer.delete_volume_later)."""
     yield from _volumes(gluster_server)
 
 
@@ -120,7 +121,7 @@ def _volumes(gluster_server: GlusterServer) -> Iterator[VolumeFactory]:
     errors: list[str] = []
     for volume_name in reversed(created):
         try:
-            gluster_server.delete_volume(volume_name)
+            gluster_server.delete_volume_later(volume_name)  # close() reports its errors
         except GlusterSandboxError as exc:
             errors.append(str(exc))
     if errors:

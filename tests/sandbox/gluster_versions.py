@@ -306,7 +306,7 @@ class VersionedGlusterServer(GlusterServer):
     def close(self) -> None:
         """Unmount this machine's mounts of its volumes, end every process of the server,
         remove the namespace, the link, the hosts entry and the state directory."""
-        errors: list[str] = []
+        errors = self._wait_for_reaper()
         for path in sorted(self._mounts, reverse=True):
             try:
                 self.fuse_unmount(path)

@@ -1,4 +1,5 @@
-"""Throw-away certificates for TLS tests, made with the `openssl` command in a temp directory.
+"""Throw-away certificates for the tests: one builder (`cryptography`) for the sandbox control
+plane's PKI and for the TLS tests' gluster certificates.
 
     pki = Pki.create(tmp)
     pki.server_options()        # gluster volume options: the bricks' own cert, key, CA
@@ -7,43 +8,90 @@
 One CA signs the server's and the client's certificate; a second, unrelated CA is the
 "wrong CA". The bricks' files are readable by root only, so a client that is not root can
 only connect with files handed to it: it cannot fall back on the paths the volume file names.
+`new_key`, `subject`, `certificate`, `pem_key` and `pem_cert` build any other certificate
+(the control plane's, a benchmark's own client).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 FORK = ("tls.crt", "tls.key", "tls.ca")
 GLUSTER = ("glusterfs.pem", "glusterfs.key", "glusterfs.ca")
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+def new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def _self_signed(cwd: Path, name: str, cn: str) -> None:
-    _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-keyout", f"{name}.key", "-out", f"{name}.pem", "-subj", f"/CN={cn}",
-        cwd=cwd,
-    )  # fmt: skip
+def pem_key(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
 
 
-def _signed(cwd: Path, name: str, cn: str, ca: str) -> None:
-    _openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
-        "-out", f"{name}.csr", "-subj", f"/CN={cn}",
-        cwd=cwd,
-    )  # fmt: skip
-    _openssl(
-        "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-        "-CAcreateserial", "-out", f"{name}.pem", "-days", "2",
-        cwd=cwd,
-    )  # fmt: skip
+def pem_cert(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def subject(cn: str, org: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    if org:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    return x509.Name(attrs)
+
+
+def certificate(
+    name: x509.Name,
+    key: rsa.RSAPrivateKey,
+    issuer: tuple[x509.Name, rsa.RSAPrivateKey] | None,
+    *,
+    ca: bool = False,
+    server: bool = False,
+) -> x509.Certificate:
+    """`key`'s certificate for `name`, valid for two days, signed by `issuer` (name, key) or
+    self-signed; `server` adds the loopback names an API server is reached by."""
+    now = dt.datetime.now(dt.UTC)
+    issuer_name, issuer_key = issuer if issuer else (name, key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.DNSName("kubernetes.default.svc"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    path.write_bytes(data)
+    os.chmod(path, mode)
 
 
 @dataclass(frozen=True)
@@ -58,10 +106,18 @@ class Pki:
         os.chmod(root, 0o755)
         work = root / "work"
         work.mkdir(mode=0o700)
-        _self_signed(work, "ca", "grt-ca")
-        _self_signed(work, "wrong-ca", "grt-wrong-ca")
-        _signed(work, "server", "grt-server", "ca")
-        _signed(work, "client", "grt-client", "ca")
+        cas = {}
+        for ca, cn in (("ca", "grt-ca"), ("wrong-ca", "grt-wrong-ca")):
+            key = new_key()
+            cas[ca] = (subject(cn), key)
+            _write(work / f"{ca}.key", pem_key(key), 0o600)
+            _write(
+                work / f"{ca}.pem", pem_cert(certificate(subject(cn), key, None, ca=True)), 0o600
+            )
+        for leaf, cn in (("server", "grt-server"), ("client", "grt-client")):
+            key = new_key()
+            _write(work / f"{leaf}.key", pem_key(key), 0o600)
+            _write(work / f"{leaf}.pem", pem_cert(certificate(subject(cn), key, cas["ca"])), 0o600)
         server = root / "server"
         server.mkdir(mode=0o700)
         pairs = (("server.pem", "cert.pem"), ("server.key", "key.pem"), ("ca.pem", "ca.pem"))

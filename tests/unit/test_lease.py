@@ -28,6 +28,7 @@ from recycler_job.lease import (
     renew_timeout,
     retry_interval,
 )
+from tests.sandbox.objects import wait_for
 
 NOW = dt.datetime(2026, 11, 29, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -176,7 +177,7 @@ def test_a_hanging_renewal_does_not_keep_the_lease(monkeypatch: pytest.MonkeyPat
     api = LeaseApi(fail=hang)
     keeper = LeaseKeeper(held_lock(api, clock)).start()
     try:
-        wait_until(lambda: bool(api.timeouts), "the renewal to start")
+        wait_for(lambda: api.timeouts, timeout=5, interval=0.005, what="the renewal to start")
         clock.now += 9
         keeper.check()
         clock.now += 1
@@ -207,7 +208,9 @@ def test_a_renewal_after_an_api_error_extends_the_hold(monkeypatch: pytest.Monke
     keeper.start()
     try:
         assert api.renewed.wait(5)
-        wait_until(lambda: keeper.deadline > before, "the deadline to move")
+        wait_for(
+            lambda: keeper.deadline > before, timeout=5, interval=0.005, what="the deadline to move"
+        )
     finally:
         keeper.stop()
     assert len(api.timeouts) >= 2  # the error was retried
@@ -275,13 +278,6 @@ def test_check_is_safe_from_many_threads() -> None:
         assert outcomes == sorted(outcomes, reverse=True)
         assert outcomes.count(False) == 200
     assert keeper.lost_reason.startswith("not renewed")
-
-
-def wait_until(probe: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
 
 
 @pytest.mark.parametrize("duration", [15, 60, 3600])

@@ -9,13 +9,13 @@ from collections.abc import Callable
 import pytest
 
 from recycler_job.watch import VolumeChanged, Watcher
+from tests.sandbox.objects import wait_for
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> float:
+def waited(condition: Callable[[], bool]) -> float:
+    """Seconds until `condition` holds, polled every 10 ms (at most 5 s)."""
     started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, "condition not reached"
-        time.sleep(0.01)
+    wait_for(condition, timeout=5.0, interval=0.01, what="the watcher")
     return time.monotonic() - started
 
 
@@ -29,11 +29,11 @@ def test_a_change_raises_the_flag_within_one_interval() -> None:
             raise VolumeChanged("pv/x was modified")
 
     with Watcher({"pv": probe}, interval=0.1) as watcher:
-        wait_until(lambda: len(calls) >= 3)
+        waited(lambda: len(calls) >= 3)
         assert not watcher.changed()
         watcher.check()
         changed.set()
-        assert wait_until(watcher.changed) < 0.5
+        assert waited(watcher.changed) < 0.5
         with pytest.raises(VolumeChanged, match="pv/x was modified"):
             watcher.check()
     assert watcher.reason == "pv/x was modified"
@@ -44,7 +44,7 @@ def test_failing_to_look_stops_the_wipe_too() -> None:
         raise OSError("connection refused")
 
     with Watcher({"gluster clients": probe}, interval=0.05) as watcher:
-        wait_until(watcher.changed)
+        waited(watcher.changed)
     assert watcher.reason == "could not check gluster clients: OSError: connection refused"
 
 
@@ -59,7 +59,7 @@ def test_probes_run_independently_a_slow_one_does_not_delay_the_others() -> None
 
     watcher = Watcher({"slow": slow, "lease": fast}, interval=0.05).start()
     try:
-        assert wait_until(watcher.changed) < 1.0
+        assert waited(watcher.changed) < 1.0
         assert watcher.reason == "Lease taken"
     finally:
         release.set()
@@ -69,7 +69,7 @@ def test_probes_run_independently_a_slow_one_does_not_delay_the_others() -> None
 def test_no_probe_after_stop() -> None:
     calls: list[float] = []
     watcher = Watcher({"pv": lambda: calls.append(time.monotonic())}, interval=0.05).start()
-    wait_until(lambda: len(calls) >= 2)
+    waited(lambda: len(calls) >= 2)
     watcher.stop()
     count = len(calls)
     time.sleep(0.3)
