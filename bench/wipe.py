@@ -22,7 +22,7 @@ per contender is built, then the contenders run back to back, their order rotate
 * ``find DIR -mindepth 1 -delete``, ``rm -rf DIR``, ``rsync -a --delete EMPTY/ DIR/`` and
   ``find DIR -mindepth 1 -maxdepth 1 -print0 | xargs -0 -r -n1 -P16 rm -rf`` (16 in flight, one
   ``rm`` per top-level entry) on a FUSE mount of the volume with gluster's default options;
-* ``fuse``: ``recycler_job.wipe.wipe_tree`` on a mount made with the options of the wipe's own
+* ``fuse``: ``recycler_job.wipe.fuse.wipe_tree`` on a mount made with the options of the wipe's own
   mount (gluster/client_cache.py);
 * ``gfapi``: ``GfapiVolume.wipe`` on a ``glfs_t`` of its own, ``glfs_init`` and ``glfs_fini``
   included;
@@ -61,8 +61,8 @@ from bench.common import (
     mode_options,
     run_child,
 )
-from recycler_job import gfapi
 from recycler_job.gluster import client_cache
+from recycler_job.wipe import gfapi
 from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle, new_volume_name
 from tests.sandbox.requirements import gluster_unavailable_reason
 

@@ -28,7 +28,7 @@ def _emit(result: dict[str, object], *, hard_exit: bool) -> None:
 
 
 def wipe_fuse(path: str, workers: int) -> None:
-    from recycler_job.wipe import wipe_tree
+    from recycler_job.wipe.fuse import wipe_tree
 
     started = time.monotonic()
     stats = wipe_tree(path, workers=workers)
@@ -41,8 +41,8 @@ def wipe_fuse(path: str, workers: int) -> None:
 def wipe_gfapi(volume: str, host: str, subdir: str, workers: int, log_file: str) -> None:
     import ctypes
 
-    from recycler_job.gfapi_transport import client_gone
-    from recycler_job.gfapi_wipe import client_list_name, open_volume
+    from recycler_job.wipe.gfapi_handles import client_list_name, open_volume
+    from recycler_job.wipe.gfapi_transport import client_gone
 
     # A process name of its own: the benchmark's tree builder is a gfapi client named after
     # the interpreter too, and the close waits until no client of the wipe's name is listed.
@@ -71,7 +71,7 @@ def wipe_gfapi(volume: str, host: str, subdir: str, workers: int, log_file: str)
 def fill(host: str, dirs: int, per_dir: int, log_dir: str, volumes: list[str]) -> None:
     """``dirs`` directories of ``per_dir`` empty files at the root of each volume, over gfapi
     (no kernel directory lock, no FUSE round trips: several times faster than a mount)."""
-    from recycler_job import gfapi
+    from recycler_job.wipe import gfapi
 
     started = time.monotonic()
     for name in volumes:

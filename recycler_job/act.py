@@ -23,15 +23,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from recycler_job import failpoints, tls, watch, wipe
+from recycler_job import failpoints, tls, watch
 from recycler_job.api_errors import ClusterUnavailable, Conflict, KubeError, NotFound
 from recycler_job.clock import Clock, format_time
 from recycler_job.config import Config
 from recycler_job.decide import Action, DecideSettings, Decision
 from recycler_job.errors import VolumeError
 from recycler_job.events import EventRecorder
-from recycler_job.fuse_transport import open_fuse
-from recycler_job.gfapi_transport import open_gfapi
 from recycler_job.gluster.bricks import BrickRuns, bricks_running, ensure_same_runs
 from recycler_job.gluster.cli import volume_info
 from recycler_job.gluster.clients import ensure_not_in_use
@@ -47,8 +45,11 @@ from recycler_job.lease import LeaseKeeper
 from recycler_job.pv_writes import recreated, release_patch, released_claim_ref
 from recycler_job.report import VolumeResult, timed
 from recycler_job.sources import GlusterSource, describe_source
-from recycler_job.transport import Opened, Target, Transport
 from recycler_job.view import ClusterView, NotCurrent
+from recycler_job.wipe import fuse as fuse_wipe
+from recycler_job.wipe.fuse_transport import open_fuse
+from recycler_job.wipe.gfapi_transport import open_gfapi
+from recycler_job.wipe.transport import Opened, Target, Transport
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class Actor:
     deadline: float | None = None  # time.monotonic() after which no volume starts
     fatal: threading.Event = field(default_factory=threading.Event)  # 401/403 seen
     view: ClusterView | None = None  # the pass's watched view of PVs and claims (view.py)
-    budget: wipe.WorkerBudget | None = None  # the pass's wipe workers, shared by its volumes
+    budget: fuse_wipe.WorkerBudget | None = None  # the pass's wipe workers, shared by its volumes
 
     def __post_init__(self) -> None:
         # The dry run is a path of its own (DryRunActor): this one wipes.
@@ -196,7 +197,7 @@ class Actor:
             result.error = f"cannot use the cluster: {exc}"
             _log(logging.ERROR, result, "not recycled: %s; stopping the pass", exc)
         else:
-            if isinstance(exc, wipe.WipeInterrupted):
+            if isinstance(exc, fuse_wipe.WipeInterrupted):
                 result.outcome = "interrupted"
             result.error = str(exc)
             if isinstance(exc, KubeError):
@@ -340,7 +341,7 @@ class Actor:
                     lambda: self.stop.is_set() or watcher.changed(),
                 )
                 result.files, result.dirs, result.bytes = stats.files, stats.dirs, stats.bytes
-            except wipe.WipeError as exc:
+            except fuse_wipe.WipeError as exc:
                 if exc.stats is not None:
                     result.files, result.dirs = exc.stats.files, exc.stats.dirs
                     result.bytes = exc.stats.bytes

@@ -34,7 +34,7 @@ from recycler_job.pv_writes import first_seen_patch
 from recycler_job.report import RunReport, VolumeResult
 from recycler_job.sources import describe_source
 from recycler_job.view import ClusterView
-from recycler_job.wipe_engine import WorkerBudget
+from recycler_job.wipe.engine import WorkerBudget
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,11 @@ import signal
 import stat
 from collections.abc import Sequence
 
-from recycler_job import mountinfo, names, tls
-from recycler_job.gluster import client_cache, probe
+from recycler_job import names, tls
+from recycler_job.gluster import client_cache, mountinfo, probe
 from recycler_job.gluster.errors import GlusterError, MountError
 from recycler_job.gluster.hosts import check_hosts, expected_sources, mount_source_and_options
+from recycler_job.gluster.mountinfo import MountEntry
 from recycler_job.gluster.process import run
 from recycler_job.gluster.records import (
     FSTYPE,
@@ -20,7 +21,6 @@ from recycler_job.gluster.records import (
     remove_record,
     write_record,
 )
-from recycler_job.mountinfo import MountEntry
 from recycler_job.sources.glusterfs import GlusterSource
 
 log = logging.getLogger(__name__)

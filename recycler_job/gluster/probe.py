@@ -6,9 +6,9 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from recycler_job import mountinfo
+from recycler_job.gluster import mountinfo
 from recycler_job.gluster.errors import MountError
-from recycler_job.mountinfo import MountEntry
+from recycler_job.gluster.mountinfo import MountEntry
 
 _T = TypeVar("_T")
 

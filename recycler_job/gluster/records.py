@@ -11,9 +11,10 @@ import json
 import os
 import threading
 
-from recycler_job import mountinfo, names
+from recycler_job import names
+from recycler_job.gluster import mountinfo
 from recycler_job.gluster.errors import MountError
-from recycler_job.mountinfo import MountEntry
+from recycler_job.gluster.mountinfo import MountEntry
 
 FSTYPE = "fuse.glusterfs"
 RECORD_DIR = ".gluster-recycler-mounts"

@@ -24,16 +24,16 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from recycler_job import gfapi
-from recycler_job.gfapi_wipe import (
+from recycler_job.gluster import cli as gluster_cli
+from recycler_job.gluster.trash import Trash
+from recycler_job.wipe import gfapi
+from recycler_job.wipe.fuse import WipeError, WipeInterrupted
+from recycler_job.wipe.gfapi_handles import (
     GfapiVolume,
     WipeRootSquashed,
     client_list_name,
     open_volume,
 )
-from recycler_job.gluster import cli as gluster_cli
-from recycler_job.gluster.trash import Trash
-from recycler_job.wipe import WipeError, WipeInterrupted
 
 
 def _emit(**fields: Any) -> None:

@@ -477,7 +477,7 @@ def test_large_files_of_one_directory_go_to_several_workers(
     """The brick frees a large file's blocks inside its unlink: batches close at
     _UNLINK_BATCH_BYTES so that the large files of one directory are unlinked in parallel
     (not 128 names to one worker, as for small files)."""
-    from recycler_job import gfapi_wipe
+    from recycler_job.wipe import gfapi_handles
 
     volume = gluster_volume()
     with gluster_server.mounted(volume) as mnt:
@@ -489,14 +489,14 @@ def test_large_files_of_one_directory_go_to_several_workers(
             with open(os.path.join(mnt, "big", f"small{i}"), "wb") as f:
                 f.write(b"x")
     batches: list[list[bytes]] = []
-    original = gfapi_wipe._GfapiEngine.unlink_batch
+    original = gfapi_handles._GfapiEngine.unlink_batch
 
     def recording(self: Any, node: Any, batch: list[tuple[bytes, int]], counts: Any) -> None:
         batches.append(sorted(name for name, _ in batch))
         original(self, node, batch, counts)
 
-    monkeypatch.setattr(gfapi_wipe._GfapiEngine, "unlink_batch", recording)
-    with gfapi_wipe.open_volume(
+    monkeypatch.setattr(gfapi_handles._GfapiEngine, "unlink_batch", recording)
+    with gfapi_handles.open_volume(
         volume.name, list(volume.hosts), log_file=str(scratch / "gfapi.log")
     ) as vol:
         stats = vol.wipe("big", workers=4)
@@ -521,7 +521,8 @@ def test_a_gfapi_wipe_waits_for_the_budget_it_shares_with_the_other_volumes(
     this one removes nothing, and a stop still ends it; once the slot is free it goes on."""
     import threading
 
-    from recycler_job import gfapi_wipe, wipe_engine
+    from recycler_job.wipe import engine as wipe_engine
+    from recycler_job.wipe import gfapi_handles
 
     volume = gluster_volume()
     with gluster_server.mounted(volume) as mnt:
@@ -533,7 +534,7 @@ def test_a_gfapi_wipe_waits_for_the_budget_it_shares_with_the_other_volumes(
     budget.acquire(lambda: None)  # the other volume's wipe
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()
-    with gfapi_wipe.open_volume(
+    with gfapi_handles.open_volume(
         volume.name, list(volume.hosts), log_file=str(scratch / "gfapi.log")
     ) as vol:
         with pytest.raises(wipe_engine.WipeInterrupted):

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from recycler_job import gfapi
-from recycler_job.gfapi_transport import client_gone
-from recycler_job.gfapi_wipe import client_list_name
 from recycler_job.gluster import cli
+from recycler_job.wipe import gfapi
+from recycler_job.wipe.gfapi_handles import client_list_name
+from recycler_job.wipe.gfapi_transport import client_gone
 from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle
 from tests.sandbox.gluster_fixtures import VolumeFactory
 

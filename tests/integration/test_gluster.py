@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from recycler_job import mountinfo
+from recycler_job.gluster import mountinfo
 from recycler_job.gluster.clients import client_report, ensure_not_in_use
 from recycler_job.gluster.errors import GlusterError, MountError, VolumeInUse
 from recycler_job.gluster.mount import (

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 from recycler_job import tls
-from recycler_job.gfapi_wipe import volume_ids_match
 from recycler_job.gluster import cli
 from recycler_job.gluster.clients import client_report, ensure_not_in_use
 from recycler_job.gluster.errors import GlusterError, MountError, VolumeIdentityError, VolumeInUse
 from recycler_job.gluster.identity import verify_volume_identity
 from recycler_job.gluster.mount import mount_volume, mountpoint_for, unmount
-from recycler_job.wipe import wipe_tree
+from recycler_job.wipe.fuse import wipe_tree
+from recycler_job.wipe.gfapi_handles import volume_ids_match
 from tests.integration.test_gfapi import (
     brick_listing,
     local_digest,

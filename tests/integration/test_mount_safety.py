@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from recycler_job import mountinfo
 from recycler_job.failpoints import ENV
+from recycler_job.gluster import mountinfo
 from recycler_job.pv_writes import RECYCLED_ANNOTATION
 from tests.integration.scenario import Scenario
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recycler_job import mountinfo
 from recycler_job.decide import SKIP_ANNOTATION
+from recycler_job.gluster import mountinfo
 from recycler_job.kube import CONFIGMAP, LEASE, PV, Kube
 from tests.integration.scenario import Follow, Scenario
 from tests.sandbox.controlplane import ControlPlane

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from recycler_job import mountinfo
 from recycler_job.api_errors import Conflict
 from recycler_job.failpoints import ENV
+from recycler_job.gluster import mountinfo
 from recycler_job.kube import LEASE, Kube
 from recycler_job.pv_writes import RECYCLED_ANNOTATION
 from tests.integration.scenario import Scenario

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from recycler_job import gfapi, gfapi_wipe, wipe
 from recycler_job.gluster import mount
+from recycler_job.wipe import fuse as fuse_wipe
+from recycler_job.wipe import gfapi, gfapi_handles
 from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle
 from tests.sandbox.gluster_fixtures import VolumeFactory
 
@@ -66,7 +67,7 @@ def test_fuse_wipe_sends_one_brick_fop_per_file(
     entry = mount.mount_volume(slow_volume.hosts, slow_volume.source(), mountpoint, timeout=60)
     try:
         gluster_server.profile_start(slow_volume)
-        stats = wipe.wipe_tree(os.path.join(mountpoint, "one"), workers=16)
+        stats = fuse_wipe.wipe_tree(os.path.join(mountpoint, "one"), workers=16)
         per_file = fops_per_file(gluster_server, slow_volume, stats.files)
     finally:
         mount.unmount(mountpoint, timeout=60, mount_id=entry.mount_id)
@@ -77,7 +78,7 @@ def test_gfapi_wipe_sends_one_brick_fop_per_file(
     gluster_server: GlusterServer, slow_volume: GlusterVolumeHandle, tmp_path: Path
 ) -> None:
     gluster_server.profile_start(slow_volume)
-    with gfapi_wipe.open_volume(
+    with gfapi_handles.open_volume(
         slow_volume.name, list(slow_volume.hosts), log_file=str(tmp_path / "gfapi.log")
     ) as vol:
         stats = vol.wipe("one", workers=16)

@@ -19,7 +19,7 @@ import pytest
 
 from recycler_job.gluster import cli
 from recycler_job.gluster.trash import Trash
-from recycler_job.wipe import TRASH_DIR, WipeError, WipeInterrupted, verify_empty, wipe_tree
+from recycler_job.wipe.fuse import TRASH_DIR, WipeError, WipeInterrupted, verify_empty, wipe_tree
 from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle
 from tests.sandbox.gluster_fixtures import VolumeFactory
 

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from recycler_job import mountinfo
+from recycler_job.gluster import mountinfo
 from recycler_job.gluster.clients import client_report
 from recycler_job.sources.glusterfs import GlusterSource
 

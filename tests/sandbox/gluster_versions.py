@@ -330,7 +330,7 @@ class VersionedGlusterServer(GlusterServer):
             self._lock.close()  # releases the slot
             self._lock = None
         self._workdir = None
-        from recycler_job import mountinfo
+        from recycler_job.gluster import mountinfo
 
         if mountinfo.mounts_below(str(self._state)):
             errors.append(f"mounts left below {self._state}; not removing it")

@@ -13,7 +13,7 @@ from kubernetes.dynamic.exceptions import api_exception
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
 import recycler_job
-from recycler_job import act, errors, kube, lease, tls, view, wipe
+from recycler_job import act, errors, kube, lease, tls, view
 from recycler_job.api_errors import (
     ApiStatus,
     ClusterUnavailable,
@@ -25,6 +25,7 @@ from recycler_job.api_errors import (
 )
 from recycler_job.errors import RecyclerError, VolumeError
 from recycler_job.gluster.errors import GlusterError
+from recycler_job.wipe import fuse as fuse_wipe
 
 
 def _package_exceptions() -> list[type[BaseException]]:
@@ -92,7 +93,7 @@ def test_what_stops_one_volume_is_one_family() -> None:
         tls.TlsError,
         KubeError,
         GlusterError,
-        wipe.WipeError,
+        fuse_wipe.WipeError,
     ):
         assert issubclass(kind, VolumeError), kind
 

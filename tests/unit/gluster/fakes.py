@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from recycler_job.mountinfo import MountEntry
+from recycler_job.gluster.mountinfo import MountEntry
 from recycler_job.sources.glusterfs import GlusterSource
 
 # --------------------------------------------------------------------------------------

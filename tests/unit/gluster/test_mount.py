@@ -18,8 +18,8 @@ from recycler_job.gluster.mount import (
     unmount,
     verify_mounted,
 )
+from recycler_job.gluster.mountinfo import MountEntry
 from recycler_job.gluster.records import RECORD_DIR
-from recycler_job.mountinfo import MountEntry
 from tests.unit.gluster.fakes import entry, fake_mount, gone, source, stat_result, write_script
 
 # --------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from recycler_job.gluster import records
+from recycler_job.gluster.mountinfo import MountEntry
 from recycler_job.gluster.records import FSTYPE, is_own_mount
-from recycler_job.mountinfo import MountEntry
 
 # --------------------------------------------------------------------------------------
 # the mark of our own mounts

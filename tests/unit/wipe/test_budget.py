@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from recycler_job.wipe_engine import (
+from recycler_job.wipe.engine import (
     POLL_S,
     Abort,
     Counts,
@@ -18,7 +18,7 @@ from recycler_job.wipe_engine import (
     WipeInterrupted,
     WorkerBudget,
 )
-from tests.unit.test_wipe_engine import MemoryEngine, Tree, _Dir, tree
+from tests.unit.wipe.test_engine import MemoryEngine, Tree, _Dir, tree
 
 
 class InFlight:

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from recycler_job import mountinfo
-from recycler_job.mountinfo import MountinfoError
+from recycler_job.gluster import mountinfo
+from recycler_job.gluster.mountinfo import MountinfoError
 
 # Lines as a Linux kernel writes them (optional fields such as "shared:1") and as the
 # gVisor sandbox these tests were written in writes them (no optional fields).

@@ -35,9 +35,9 @@ The rules are wipe.py's, expressed for gfapi:
   without recursion, and only a handle (no open directory stream) is kept per directory on the
   current path.
 * ``stop`` is checked between entries; the wipe returns promptly with
-  :class:`~recycler_job.wipe.WipeInterrupted` and the caller's ``with`` block then frees the
+  :class:`~recycler_job.wipe.fuse.WipeInterrupted` and the caller's ``with`` block then frees the
   ``glfs_t``.  Any other error (ENOTCONN of a stopped volume, EIO, ...) aborts with a
-  :class:`~recycler_job.wipe.WipeError` carrying ``errno`` and the progress made.
+  :class:`~recycler_job.wipe.fuse.WipeError` carrying ``errno`` and the progress made.
 * At the end the PV directory is listed once more and must be empty (a tolerated empty
   ``.trashcan`` at the volume root aside).
 """
@@ -52,18 +52,11 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 
-from recycler_job import gfapi, tls, wipe_engine
-from recycler_job.gfapi import GfapiError, Handle, Stat
+from recycler_job import tls
 from recycler_job.gluster import client_cache
-from recycler_job.wipe import (
-    DEFAULT_WORKERS,
-    TRASH_DIR,
-    TRASH_INTERNAL_OP,
-    StopFlag,
-    WipeError,
-    WipeStats,
-)
-from recycler_job.wipe_engine import (
+from recycler_job.wipe import engine as wipe_engine
+from recycler_job.wipe import gfapi
+from recycler_job.wipe.engine import (
     Counts,
     Engine,
     LocalWork,
@@ -72,6 +65,15 @@ from recycler_job.wipe_engine import (
     is_tenant_xattr,
     wipe_error,
 )
+from recycler_job.wipe.fuse import (
+    DEFAULT_WORKERS,
+    TRASH_DIR,
+    TRASH_INTERNAL_OP,
+    StopFlag,
+    WipeError,
+    WipeStats,
+)
+from recycler_job.wipe.gfapi import GfapiError, Handle, Stat
 
 __all__ = [
     "GfapiVolume",
@@ -404,11 +406,11 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
     ) -> WipeStats:
         """Remove everything below the PV directory (kept), then verify it is empty.
 
-        Same contract as :func:`recycler_job.wipe.wipe_tree`: ``stop`` (an Event or a
+        Same contract as :func:`recycler_job.wipe.fuse.wipe_tree`: ``stop`` (an Event or a
         thread-safe callable) raises :class:`WipeInterrupted` promptly; any failure is a
         :class:`WipeError` with ``errno`` and ``.stats``. ``trash``: the names of the volume's
         trash directories (``Trash.root_names``); ``budget``: the slots shared with the pass's
-        other wipes (see :func:`recycler_job.wipe.wipe_tree`).
+        other wipes (see :func:`recycler_job.wipe.fuse.wipe_tree`).
         """
         if workers < 1:
             raise ValueError("workers must be at least 1")

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from recycler_job import gfapi
-from recycler_job.gfapi_wipe import (
+from recycler_job.wipe import gfapi
+from recycler_job.wipe.engine import Node
+from recycler_job.wipe.gfapi_handles import (
     _GfapiEngine,
     split_subdir,
     volume_ids_match,
 )
-from recycler_job.wipe_engine import Node
 
 
 def test_volume_ids_match() -> None:
@@ -76,7 +76,7 @@ def test_client_list_name_of_a_script_is_its_file_name_not_its_interpreter(
     script = tmp_path / "gluster-recycler"
     script.write_text(
         f"#!{sys.executable}\n"
-        "from recycler_job.gfapi_wipe import client_list_name\n"
+        "from recycler_job.wipe.gfapi_handles import client_list_name\n"
         "print(client_list_name())\n"
     )
     script.chmod(0o755)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from recycler_job import wipe_engine
-from recycler_job.wipe_engine import (
+from recycler_job.wipe import engine as wipe_engine
+from recycler_job.wipe.engine import (
     Counts,
     Engine,
     LocalWork,

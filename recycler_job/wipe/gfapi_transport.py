@@ -21,12 +21,13 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from recycler_job import failpoints, wipe
+from recycler_job import failpoints
 from recycler_job.gluster.clients import client_report
 from recycler_job.gluster.errors import GlusterError, VolumeIdentityError
 from recycler_job.gluster.trash import Trash
 from recycler_job.report import timed
-from recycler_job.transport import Opened, StopCheck, Target, volume_info_checked
+from recycler_job.wipe import fuse as fuse_wipe
+from recycler_job.wipe.transport import Opened, StopCheck, Target, volume_info_checked
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def client_gone(
 def open_gfapi(target: Target) -> Iterator[Opened]:
     """Connect over libgfapi; the Volume ID it reads must be the one `gluster volume info`
     reports from the same hosts; wipe by handle; glfs_fini on every path."""
-    from recycler_job import gfapi_wipe  # noqa: PLC0415 (loads libgfapi only when used)
+    from recycler_job.wipe import gfapi_handles  # noqa: PLC0415 (loads libgfapi only when used)
 
     config = target.config
     pv_name, source, hosts, result = target.pv_name, target.source, target.hosts, target.result
@@ -65,24 +66,24 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
     failpoints.hit("before-mount")
     target.guard()
     log_file = os.path.join(config.log_dir, f"gfapi-{pv_name}.log")
-    volume: gfapi_wipe.GfapiVolume = timed(
+    volume: gfapi_handles.GfapiVolume = timed(
         result,
         "mount",
-        gfapi_wipe.open_volume,
+        gfapi_handles.open_volume,
         source.volume,
         hosts,
         log_file=log_file,
         timeout=config.mount_timeout,
         interrupt=target.guard,  # SIGTERM (or a lost Lease) gives up a hanging glfs_init
     )
-    own_name = gfapi_wipe.client_list_name()
+    own_name = gfapi_handles.client_list_name()
     disconnected = client_gone(hosts, source.volume, own_name, timeout=config.mount_timeout)
     closing_started: float | None = None
     try:
         try:
             try:
                 seen = volume.volume_id()
-                if not gfapi_wipe.volume_ids_match(seen, info.volume_id):
+                if not gfapi_handles.volume_ids_match(seen, info.volume_id):
                     raise VolumeIdentityError(
                         f"volume {source.volume}: libgfapi reached Volume ID {seen}, but "
                         f"`gluster volume info` on the same hosts says {info.volume_id}: "
@@ -92,7 +93,7 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
                 failpoints.hit("after-verify")
                 workers = config.wipe_workers
 
-                def run(stop: StopCheck) -> wipe.WipeStats:
+                def run(stop: StopCheck) -> fuse_wipe.WipeStats:
                     return volume.wipe(
                         source.subdir,
                         workers=workers,
@@ -135,7 +136,7 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
         else:  # a worker is still inside a gfapi call: freeing it now would crash
             log.error("pv/%s: glfs_fini of volume %s skipped", pv_name, source.volume)
     if volume.volume.fini_result is None and not volume.volume.fini_detached:
-        raise wipe.WipeError(
+        raise fuse_wipe.WipeError(
             f"volume {source.volume}: glfs_fini did not return within {config.mount_timeout:g} s "
             f"and the bricks still list a client of ours ({own_name}): not released while we "
             "may still be connected"

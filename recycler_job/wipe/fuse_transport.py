@@ -10,13 +10,14 @@ import logging
 import time
 from collections.abc import Iterator
 
-from recycler_job import failpoints, tls, wipe
+from recycler_job import failpoints, tls
 from recycler_job.gluster import identity, mount
 from recycler_job.gluster.errors import GlusterError, MountError
+from recycler_job.gluster.mountinfo import MountEntry
 from recycler_job.gluster.trash import Trash
-from recycler_job.mountinfo import MountEntry
 from recycler_job.report import timed
-from recycler_job.transport import Opened, StopCheck, Target, volume_info_checked
+from recycler_job.wipe import fuse as fuse_wipe
+from recycler_job.wipe.transport import Opened, StopCheck, Target, volume_info_checked
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,12 @@ def open_fuse(target: Target) -> Iterator[Opened]:
         failpoints.hit("after-verify")
         # From here on the path is never looked up again: everything goes through this fd,
         # proven to be the root of the verified mount (its device, gluster's root inode).
-        with wipe.open_verified_root(
+        with fuse_wipe.open_verified_root(
             mountpoint, device=verified.device, inode=mount.ROOT_INODE
         ) as root:
 
-            def run(stop: StopCheck) -> wipe.WipeStats:
-                stats = wipe.wipe_tree(
+            def run(stop: StopCheck) -> fuse_wipe.WipeStats:
+                stats = fuse_wipe.wipe_tree(
                     root,
                     workers=config.wipe_workers,
                     stop=stop,
@@ -71,7 +72,7 @@ def open_fuse(target: Target) -> Iterator[Opened]:
                     budget=target.budget,
                 )
                 if config.reset_owner is not None or config.reset_mode is not None:
-                    wipe.reset_root(root, config.reset_owner, config.reset_mode)
+                    fuse_wipe.reset_root(root, config.reset_owner, config.reset_mode)
                 return stats
 
             yield Opened(volume_id=info.volume_id, own_clients={"fuse": 1}, wipe=run)

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 from recycler_job.config import Config
 from recycler_job.gluster import trash as gluster_trash
-from recycler_job.wipe_engine import (
+from recycler_job.wipe.engine import (
     SUBDIR_BATCH,
     Counts,
     Engine,
@@ -60,7 +60,7 @@ from recycler_job.wipe_engine import (
     ensure_empty,
     is_tenant_xattr,
 )
-from recycler_job.wipe_engine import (
+from recycler_job.wipe.engine import (
     wipe_error as _os_error,
 )
 

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from recycler_job import gfapi_wipe, wipe, wipe_engine
 from recycler_job.config import Config
-from recycler_job.wipe import (
+from recycler_job.wipe import engine as wipe_engine
+from recycler_job.wipe import fuse as fuse_wipe
+from recycler_job.wipe import gfapi_handles
+from recycler_job.wipe.fuse import (
     WipeCrossDevice,
     WipeError,
     WipeInterrupted,
@@ -154,7 +156,7 @@ def test_deep_tree_open_descriptors_stay_bounded(root: Path) -> None:
     code = (
         "import resource, sys\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))\n"
-        "from recycler_job.wipe import wipe_tree\n"
+        "from recycler_job.wipe.fuse import wipe_tree\n"
         "s = wipe_tree(sys.argv[1], workers=2)\n"
         "print(s.files, s.dirs)\n"
     )
@@ -173,7 +175,7 @@ def test_deep_tree_open_descriptors_stay_bounded(root: Path) -> None:
 
 def test_wide_directories_and_many_files(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A tiny subdirectory batch forces re-scans (and a full queue) on a small tree."""
-    monkeypatch.setattr(wipe, "_SUBDIR_BATCH", 3)
+    monkeypatch.setattr(fuse_wipe, "_SUBDIR_BATCH", 3)
     monkeypatch.setattr(wipe_engine, "QUEUE_PER_WORKER", 1)
     for d in range(40):
         for f in range(7):
@@ -212,18 +214,18 @@ def test_a_subdirectory_is_emptied_while_its_parent_is_still_scanned(
     real_scandir = os.scandir
     monkeypatch.setattr(os, "scandir", lambda fd: _ScanInOrder(real_scandir, fd))
     opened = threading.Event()
-    monkeypatch.setattr(wipe, "_before_open_dir", lambda fd, name: opened.set())
+    monkeypatch.setattr(fuse_wipe, "_before_open_dir", lambda fd, name: opened.set())
     late: list[str] = []
-    original = wipe._FdEngine._unlink
+    original = fuse_wipe._FdEngine._unlink
 
     def unlink(
-        self: wipe._FdEngine, node: wipe._FdNode, name: str, size: int, counts: object
+        self: fuse_wipe._FdEngine, node: fuse_wipe._FdNode, name: str, size: int, counts: object
     ) -> None:
         if name.startswith("z") and not late and not opened.wait(2):
             late.append(name)  # the scan went on, the subdirectory had not been handed out
         original(self, node, name, size, counts)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(wipe._FdEngine, "_unlink", unlink)
+    monkeypatch.setattr(fuse_wipe._FdEngine, "_unlink", unlink)
     stats = wipe_tree(str(root), workers=2)
     assert late == []
     assert listing(root) == []
@@ -301,7 +303,7 @@ def test_read_only_dirs_as_unprivileged_owner(shared_tmp: Path) -> None:
     (root / "locked").chmod(0o000)  # cannot even be opened before a chmod
     root.chmod(0o500)
     result = run_as(65534, lambda: wipe_tree(str(root), workers=2))
-    assert isinstance(result, wipe.WipeStats), result
+    assert isinstance(result, fuse_wipe.WipeStats), result
     assert (result.files, result.dirs) == (4, 3)
     assert listing(root) == []
 
@@ -376,7 +378,7 @@ def test_directory_swapped_for_symlink_is_not_followed(
             os.symlink(str(outside), "victim", dir_fd=parent_fd)
             swapped.append(name)
 
-    monkeypatch.setattr(wipe, "_before_open_dir", swap)
+    monkeypatch.setattr(fuse_wipe, "_before_open_dir", swap)
     wipe_tree(str(root), workers=1)
     assert swapped == ["victim"]
     assert listing(root) == []
@@ -399,7 +401,7 @@ def test_deep_directory_swapped_for_symlink(
             os.symlink(str(outside / "dir"), "c", dir_fd=parent_fd)
             swapped.append(name)
 
-    monkeypatch.setattr(wipe, "_before_open_dir", swap)
+    monkeypatch.setattr(fuse_wipe, "_before_open_dir", swap)
     wipe_tree(str(root), workers=2)
     assert swapped
     assert listing(root) == []
@@ -471,7 +473,7 @@ def test_endless_swapping_gives_up(
         if name == "x":
             os.mkdir("x", dir_fd=dir_fd)  # ... and it is back as a directory
 
-    monkeypatch.setattr(wipe, "_before_open_dir", swap)
+    monkeypatch.setattr(fuse_wipe, "_before_open_dir", swap)
     monkeypatch.setattr(os, "unlink", unlink)
     with pytest.raises(WipeNotEmpty, match="passes"):
         wipe_tree(str(root), workers=2)
@@ -533,7 +535,7 @@ def test_other_filesystem_below_root_is_not_entered(
     write(root / "sub" / "mnt-sibling")
     write(root / "top")
     opened: list[str] = []
-    monkeypatch.setattr(wipe, "_before_open_dir", lambda fd, name: opened.append(name))
+    monkeypatch.setattr(fuse_wipe, "_before_open_dir", lambda fd, name: opened.append(name))
     with pytest.raises(WipeCrossDevice, match="another device"):
         wipe_tree(str(root), workers=1)
     assert "mnt" not in opened  # refused on the scan's lstat, before any open
@@ -562,7 +564,7 @@ def test_mount_appearing_after_the_scan_is_not_entered(
             )
             mounted.append(res.returncode == 0)
 
-    monkeypatch.setattr(wipe, "_before_open_dir", hook)
+    monkeypatch.setattr(fuse_wipe, "_before_open_dir", hook)
     try:
         with pytest.raises(WipeCrossDevice, match="another device"):
             wipe_tree(str(root), workers=1)
@@ -618,7 +620,7 @@ def test_vanishing_entries_are_tolerated(root: Path, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(os, "unlink", unlink)
     monkeypatch.setattr(os, "rmdir", rmdir)
-    monkeypatch.setattr(wipe, "_before_open_dir", hook)
+    monkeypatch.setattr(fuse_wipe, "_before_open_dir", hook)
     stats = wipe_tree(str(root), workers=3)
     monkeypatch.undo()
     assert listing(root) == []
@@ -712,7 +714,7 @@ def test_not_connected_while_opening_a_directory(
         if name == "b":
             raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
 
-    monkeypatch.setattr(wipe, "_before_open_dir", hook)
+    monkeypatch.setattr(fuse_wipe, "_before_open_dir", hook)
     with pytest.raises(WipeError, match="Transport endpoint is not connected") as info:
         wipe_tree(str(root), workers=2)
     assert info.value.errno == errno.ENOTCONN
@@ -858,7 +860,7 @@ def test_wipe_tree_verifies_at_the_end(root: Path, monkeypatch: pytest.MonkeyPat
         seen.append(path)
         raise WipeNotEmpty(f"{path} is not empty after the wipe: 'ghost'")
 
-    monkeypatch.setattr(wipe, "_verify_dir", verify)
+    monkeypatch.setattr(fuse_wipe, "_verify_dir", verify)
     with pytest.raises(WipeNotEmpty, match="ghost") as info:
         wipe_tree(str(root))
     assert seen == [str(root)]
@@ -963,7 +965,7 @@ def test_a_worker_that_cannot_start_stops_the_others_before_returning(
 
     monkeypatch.setattr(threading.Thread, "start", start)
     # Keep the started workers busy, so that they are still at work when the start fails.
-    monkeypatch.setattr(wipe, "_before_open_dir", lambda fd, name: time.sleep(0.02))
+    monkeypatch.setattr(fuse_wipe, "_before_open_dir", lambda fd, name: time.sleep(0.02))
     with pytest.raises(WipeError, match="cannot start a worker"):
         wipe_tree(str(root), workers=4)
     assert wipe_threads() == [], "a worker outlived wipe_tree"
@@ -981,9 +983,9 @@ def every_path(root: Path) -> list[str]:
 def test_the_engines_take_the_configured_worker_count_by_default() -> None:
     """One default for --wipe-workers: the declaration's, in both engines."""
     configured = Config().wipe_workers
-    assert configured == wipe.DEFAULT_WORKERS
+    assert configured == fuse_wipe.DEFAULT_WORKERS
     assert inspect.signature(wipe_tree).parameters["workers"].default == configured
-    wipe_of_gfapi = inspect.signature(gfapi_wipe.GfapiVolume.wipe)
+    wipe_of_gfapi = inspect.signature(gfapi_handles.GfapiVolume.wipe)
     assert wipe_of_gfapi.parameters["workers"].default == configured
 
 
@@ -1048,7 +1050,7 @@ def test_a_wipe_waits_for_the_budget_it_shares_with_the_other_volumes(root: Path
     budget.acquire(lambda: None)  # the other volume's wipe
     stop = threading.Event()
     threading.Timer(0.3, stop.set).start()
-    with pytest.raises(wipe.WipeInterrupted):
+    with pytest.raises(fuse_wipe.WipeInterrupted):
         wipe_tree(str(root), workers=2, stop=stop, budget=budget)
     assert listing(root) == ["d", "g"] and listing(root / "d") == ["f"]
     budget.release()
