@@ -32,6 +32,7 @@ while [ $# -gt 0 ]; do
     *) echo "uninstall: unknown argument $1" >&2; usage ;;
   esac
 done
+case "$timeout" in ''|*[!0-9]*) echo "uninstall: --timeout $timeout: not a whole number of seconds" >&2; exit 2 ;; esac
 [ -d "$kustomize_dir" ] || { echo "uninstall: --kustomize-dir $kustomize_dir: not a directory" >&2; exit 2; }
 k() { "$kubectl" "$@"; }
 refuse() { echo "uninstall: refused, nothing deleted: $*" >&2; exit 1; }
@@ -44,15 +45,19 @@ for cronjob in $cronjobs; do
 done
 
 # 2. Wait for running passes (scheduled or manual Jobs) to end.
-deadline=$(( $(date +%s) + timeout ))
+# Count the seconds slept, not the clock's whole seconds: a deadline taken from
+# `date +%s` can pass a moment after it was set, and the wait would be skipped.
+waited=0
 while :; do
   active=$(k get jobs -n "$namespace" -l "$selector" \
     -o jsonpath='{range .items[?(@.status.active)]}{.metadata.name}{" "}{end}')
   [ -z "$active" ] && break
-  if [ "$(date +%s)" -ge "$deadline" ]; then
+  if [ "$waited" -ge "$timeout" ]; then
     refuse "Jobs still active after ${timeout}s: $active(wait, or delete them, then run this again)"
   fi
-  sleep 5
+  step=$(( timeout - waited < 5 ? timeout - waited : 5 ))
+  sleep "$step"
+  waited=$(( waited + step ))
 done
 
 # 3. A pass outside the cluster may hold the Lease; the record must be empty.
