@@ -46,7 +46,7 @@ from recycler_job.pv_writes import recreated, release_patch, released_claim_ref
 from recycler_job.report import VolumeResult, timed
 from recycler_job.sources import GlusterSource, describe_source
 from recycler_job.view import ClusterView, NotCurrent
-from recycler_job.wipe import fuse as fuse_wipe
+from recycler_job.wipe import engine as wipe_engine
 from recycler_job.wipe.fuse_transport import open_fuse
 from recycler_job.wipe.gfapi_transport import open_gfapi
 from recycler_job.wipe.transport import Opened, Target, Transport
@@ -102,7 +102,7 @@ class Actor:
     deadline: float | None = None  # time.monotonic() after which no volume starts
     fatal: threading.Event = field(default_factory=threading.Event)  # 401/403 seen
     view: ClusterView | None = None  # the pass's watched view of PVs and claims (view.py)
-    budget: fuse_wipe.WorkerBudget | None = None  # the pass's wipe workers, shared by its volumes
+    budget: wipe_engine.WorkerBudget | None = None  # the pass's wipe workers, shared by its volumes
 
     def __post_init__(self) -> None:
         # The dry run is a path of its own (DryRunActor): this one wipes.
@@ -197,7 +197,7 @@ class Actor:
             result.error = f"cannot use the cluster: {exc}"
             _log(logging.ERROR, result, "not recycled: %s; stopping the pass", exc)
         else:
-            if isinstance(exc, fuse_wipe.WipeInterrupted):
+            if isinstance(exc, wipe_engine.WipeInterrupted):
                 result.outcome = "interrupted"
             result.error = str(exc)
             if isinstance(exc, KubeError):
@@ -341,7 +341,7 @@ class Actor:
                     lambda: self.stop.is_set() or watcher.changed(),
                 )
                 result.files, result.dirs, result.bytes = stats.files, stats.dirs, stats.bytes
-            except fuse_wipe.WipeError as exc:
+            except wipe_engine.WipeError as exc:
                 if exc.stats is not None:
                     result.files, result.dirs = exc.stats.files, exc.stats.dirs
                     result.bytes = exc.stats.bytes

@@ -43,9 +43,8 @@ import uuid
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
-from recycler_job.config import Config
-from recycler_job.gluster import trash as gluster_trash
 from recycler_job.wipe.engine import (
+    DEFAULT_WORKERS,
     SUBDIR_BATCH,
     Counts,
     Engine,
@@ -53,8 +52,6 @@ from recycler_job.wipe.engine import (
     Node,
     StopFlag,
     WipeError,
-    WipeInterrupted,
-    WipeNotEmpty,
     WipeStats,
     WorkerBudget,
     ensure_empty,
@@ -63,30 +60,18 @@ from recycler_job.wipe.engine import (
 from recycler_job.wipe.engine import (
     wipe_error as _os_error,
 )
+from recycler_job.wipe.trash import DEFAULT_TRASH as _DEFAULT_TRASH
+from recycler_job.wipe.trash import TRASH_INTERNAL_OP
 
 __all__ = [
-    "DEFAULT_WORKERS",
-    "TRASH_DIR",
-    "StopFlag",
     "VerifiedRoot",
     "WipeCrossDevice",
-    "WipeError",
-    "WipeInterrupted",
-    "WipeNotEmpty",
-    "WipeStats",
     "WipeWrongRoot",
-    "WorkerBudget",
     "open_verified_root",
     "reset_root",
     "verify_empty",
     "wipe_tree",
 ]
-
-DEFAULT_WORKERS = Config.wipe_workers
-"""The configured default of --wipe-workers (its declaration is the one place it is set)."""
-TRASH_DIR = gluster_trash.DEFAULT_NAME
-TRASH_INTERNAL_OP = gluster_trash.INTERNAL_OP
-_DEFAULT_TRASH = frozenset({TRASH_DIR})
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _SUBDIR_BATCH = SUBDIR_BATCH  # a module global, so that tests can make it small

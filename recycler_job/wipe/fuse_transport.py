@@ -17,6 +17,7 @@ from recycler_job.gluster.mountinfo import MountEntry
 from recycler_job.gluster.trash import Trash
 from recycler_job.report import timed
 from recycler_job.wipe import fuse as fuse_wipe
+from recycler_job.wipe.engine import WipeStats
 from recycler_job.wipe.transport import Opened, StopCheck, Target, volume_info_checked
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def open_fuse(target: Target) -> Iterator[Opened]:
             mountpoint, device=verified.device, inode=mount.ROOT_INODE
         ) as root:
 
-            def run(stop: StopCheck) -> fuse_wipe.WipeStats:
+            def run(stop: StopCheck) -> WipeStats:
                 stats = fuse_wipe.wipe_tree(
                     root,
                     workers=config.wipe_workers,

@@ -35,9 +35,9 @@ The rules are wipe.py's, expressed for gfapi:
   without recursion, and only a handle (no open directory stream) is kept per directory on the
   current path.
 * ``stop`` is checked between entries; the wipe returns promptly with
-  :class:`~recycler_job.wipe.fuse.WipeInterrupted` and the caller's ``with`` block then frees the
+  :class:`~recycler_job.wipe.engine.WipeInterrupted` and the caller's ``with`` block then frees the
   ``glfs_t``.  Any other error (ENOTCONN of a stopped volume, EIO, ...) aborts with a
-  :class:`~recycler_job.wipe.fuse.WipeError` carrying ``errno`` and the progress made.
+  :class:`~recycler_job.wipe.engine.WipeError` carrying ``errno`` and the progress made.
 * At the end the PV directory is listed once more and must be empty (a tolerated empty
   ``.trashcan`` at the volume root aside).
 """
@@ -57,23 +57,20 @@ from recycler_job.gluster import client_cache
 from recycler_job.wipe import engine as wipe_engine
 from recycler_job.wipe import gfapi
 from recycler_job.wipe.engine import (
+    DEFAULT_WORKERS,
     Counts,
     Engine,
     LocalWork,
     Node,
+    StopFlag,
+    WipeError,
+    WipeStats,
     WorkerBudget,
     is_tenant_xattr,
     wipe_error,
 )
-from recycler_job.wipe.fuse import (
-    DEFAULT_WORKERS,
-    TRASH_DIR,
-    TRASH_INTERNAL_OP,
-    StopFlag,
-    WipeError,
-    WipeStats,
-)
 from recycler_job.wipe.gfapi import GfapiError, Handle, Stat
+from recycler_job.wipe.trash import TRASH_DIR, TRASH_INTERNAL_OP
 
 __all__ = [
     "GfapiVolume",

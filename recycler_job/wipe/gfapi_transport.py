@@ -26,7 +26,7 @@ from recycler_job.gluster.clients import client_report
 from recycler_job.gluster.errors import GlusterError, VolumeIdentityError
 from recycler_job.gluster.trash import Trash
 from recycler_job.report import timed
-from recycler_job.wipe import fuse as fuse_wipe
+from recycler_job.wipe.engine import WipeError, WipeStats
 from recycler_job.wipe.transport import Opened, StopCheck, Target, volume_info_checked
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
                 failpoints.hit("after-verify")
                 workers = config.wipe_workers
 
-                def run(stop: StopCheck) -> fuse_wipe.WipeStats:
+                def run(stop: StopCheck) -> WipeStats:
                     return volume.wipe(
                         source.subdir,
                         workers=workers,
@@ -136,7 +136,7 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
         else:  # a worker is still inside a gfapi call: freeing it now would crash
             log.error("pv/%s: glfs_fini of volume %s skipped", pv_name, source.volume)
     if volume.volume.fini_result is None and not volume.volume.fini_detached:
-        raise fuse_wipe.WipeError(
+        raise WipeError(
             f"volume {source.volume}: glfs_fini did not return within {config.mount_timeout:g} s "
             f"and the bricks still list a client of ours ({own_name}): not released while we "
             "may still be connected"

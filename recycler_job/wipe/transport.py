@@ -19,7 +19,7 @@ from recycler_job.gluster import cli
 from recycler_job.gluster.parse import VolumeInfo
 from recycler_job.report import VolumeResult, timed
 from recycler_job.sources import GlusterSource
-from recycler_job.wipe.fuse import WipeStats, WorkerBudget
+from recycler_job.wipe.engine import WipeStats, WorkerBudget
 
 StopCheck = Callable[[], bool]
 
