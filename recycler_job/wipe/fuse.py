@@ -61,7 +61,12 @@ from recycler_job.wipe.engine import (
     wipe_error as _os_error,
 )
 from recycler_job.wipe.trash import DEFAULT_TRASH as _DEFAULT_TRASH
-from recycler_job.wipe.trash import TRASH_INTERNAL_OP
+from recycler_job.wipe.trash import (
+    TRASH_INTERNAL_OP,
+    empty_trash,
+    keeps_on_eperm,
+    trash_leftovers,
+)
 
 __all__ = [
     "VerifiedRoot",
@@ -311,8 +316,7 @@ class _FdEngine(Engine[int, str]):
                 os.fchmod(fd, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
         except OSError as exc:
             raise _os_error("open", self.path(parent, name), exc) from exc
-        if parent.top and parent.name in self.trash and name == TRASH_INTERNAL_OP:
-            node.keep_on_eperm = True
+        node.keep_on_eperm = keeps_on_eperm(parent, name, self.trash)
         return node
 
     def _open_unreadable(self, parent: _FdNode, name: str) -> int | None:
@@ -411,51 +415,53 @@ def wipe_tree(
 
 
 def _wipe_trash(root: str, root_fd: int, engine: _FdEngine, name: str) -> None:
-    """Empty the trash ``name`` last (the wipe itself may have filled it), then try to remove
-    it; anything but a directory of that name is an ordinary entry: unlinked."""
+    """The trash ``name`` at the root, by the rule of wipe/trash.py, through ``root_fd``."""
     path = os.path.join(root, name)
-    try:
-        st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise _os_error("stat", path, exc) from exc
-    if st.st_dev != engine.dev:
-        raise WipeCrossDevice(f"{path} is on another device; not removed")
-    if not stat.S_ISDIR(st.st_mode):
+
+    def unlink_if_not_dir() -> bool:
+        try:
+            st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            raise _os_error("stat", path, exc) from exc
+        if st.st_dev != engine.dev:
+            raise WipeCrossDevice(f"{path} is on another device; not removed")
+        if stat.S_ISDIR(st.st_mode):
+            return False
         try:
             os.unlink(name, dir_fd=root_fd)
         except FileNotFoundError:
-            return
+            return True
         except OSError as exc:
             raise _os_error("unlink", path, exc) from exc
         engine.main_counts.files += 1
         engine.main_counts.bytes += st.st_size
-        return
-    try:
-        fd = os.open(name, _DIR_FLAGS, dir_fd=root_fd)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise _os_error("open", path, exc) from exc
-    node = _FdNode(fd, None, name)
-    engine.track(node)
-    try:
-        if os.fstat(fd).st_dev != engine.dev:
-            raise WipeCrossDevice(f"{path} is on another device; not removed")
-    except OSError as exc:
-        raise _os_error("stat", path, exc) from exc
-    engine.run(node, path)
-    engine.release(node)
-    try:
+        return True
+
+    def open_dir() -> _FdNode | None:
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=root_fd)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _os_error("open", path, exc) from exc
+        node = _FdNode(fd, None, name)
+        engine.track(node)
+        try:
+            if os.fstat(fd).st_dev != engine.dev:
+                raise WipeCrossDevice(f"{path} is on another device; not removed")
+        except OSError as exc:
+            raise _os_error("stat", path, exc) from exc
+        return node
+
+    def remove_dir() -> bool:
         os.rmdir(name, dir_fd=root_fd)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        if exc.errno == errno.EPERM:
-            return  # gluster's trash translator refuses: it stays, empty
-        raise _os_error("rmdir", path, exc) from exc
-    engine.main_counts.dirs += 1
+        return True
+
+    empty_trash(
+        engine, path, unlink_if_not_dir=unlink_if_not_dir, open_dir=open_dir, remove_dir=remove_dir
+    )
 
 
 def verify_empty(root: str | VerifiedRoot, *, trash: Collection[str] = _DEFAULT_TRASH) -> None:
@@ -498,18 +504,19 @@ def _trash_leftovers(root_fd: int, dev: int, name: str) -> list[str] | None:
     if not stat.S_ISDIR(st.st_mode) or st.st_dev != dev:
         return None
     fd = os.open(name, _DIR_FLAGS, dir_fd=root_fd)
-    try:
-        names = os.listdir(fd)
-        if names != [TRASH_INTERNAL_OP]:
-            return [f"{name}/{n}" for n in names]
+
+    def internal_op() -> list[str] | None:
         ist = os.stat(TRASH_INTERNAL_OP, dir_fd=fd, follow_symlinks=False)
         if not stat.S_ISDIR(ist.st_mode) or ist.st_dev != dev:
-            return [f"{name}/{TRASH_INTERNAL_OP}"]
+            return None
         ifd = os.open(TRASH_INTERNAL_OP, _DIR_FLAGS, dir_fd=fd)
         try:
-            return [f"{name}/{TRASH_INTERNAL_OP}/{n}" for n in os.listdir(ifd)]
+            return os.listdir(ifd)
         finally:
             os.close(ifd)
+
+    try:
+        return trash_leftovers(name, os.listdir(fd), internal_op)
     finally:
         os.close(fd)
 
