@@ -49,7 +49,7 @@ from recycler_job.view import ClusterView, NotCurrent
 from recycler_job.wipe import engine as wipe_engine
 from recycler_job.wipe.fuse_transport import open_fuse
 from recycler_job.wipe.gfapi_transport import open_gfapi
-from recycler_job.wipe.transport import Opened, Target, Transport
+from recycler_job.wipe.transport import Opened, Target, Transport, WipeSettings
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,18 @@ def _failure_text(result: VolumeResult) -> str:
     return result.error
 
 
+def wipe_settings(config: Config) -> WipeSettings:
+    """What the wipe transports read of the run's configuration."""
+    return WipeSettings(
+        workers=config.wipe_workers,
+        mount_timeout=config.mount_timeout,
+        mount_root=config.mount_root,
+        log_dir=config.log_dir,
+        reset_owner=config.reset_owner,
+        reset_mode=config.reset_mode,
+    )
+
+
 @dataclass
 class Actor:
     """Everything a volume's recycle needs, shared by the worker threads of a pass."""
@@ -103,8 +115,10 @@ class Actor:
     fatal: threading.Event = field(default_factory=threading.Event)  # 401/403 seen
     view: ClusterView | None = None  # the pass's watched view of PVs and claims (view.py)
     budget: wipe_engine.WorkerBudget | None = None  # the pass's wipe workers, shared by its volumes
+    wipe_settings: WipeSettings = field(init=False)  # the transports' slice of `config`
 
     def __post_init__(self) -> None:
+        self.wipe_settings = wipe_settings(self.config)
         # The dry run is a path of its own (DryRunActor): this one wipes.
         if self.config.dry_run and not isinstance(self, DryRunActor):
             raise ValueError("a dry run recycles through DryRunActor, which removes nothing")
@@ -295,7 +309,7 @@ class Actor:
         self._guard()
         transport: Transport = open_gfapi if self.config.backend == "gfapi" else open_fuse
         target = Target(
-            self.config,
+            self.wipe_settings,
             self._guard,
             pv["metadata"]["name"],
             source,

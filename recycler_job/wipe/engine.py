@@ -37,11 +37,10 @@ from dataclasses import dataclass
 from typing import Generic, TypeAlias, TypeVar
 
 from recycler_job import failpoints
-from recycler_job.config import Config
 from recycler_job.errors import RecyclerError, VolumeError
 
-DEFAULT_WORKERS = Config.wipe_workers
-"""The configured default of --wipe-workers (its declaration is the one place it is set)."""
+DEFAULT_WORKERS = 16
+"""The default of --wipe-workers; tests/unit/wipe/test_fuse.py holds Config's to it."""
 SUBDIR_BATCH = 512  # subdirectories taken from one scan before the directory is re-scanned
 MAX_PASSES = 20  # re-scans of a directory that still is not empty before giving up
 GHOST_BACKOFF_S = 0.1  # first re-scan delay when listed entries could not be looked up
