@@ -56,6 +56,7 @@ from recycler_job.wipe.engine import (
     WorkerBudget,
     ensure_empty,
     is_tenant_xattr,
+    wipe,
 )
 from recycler_job.wipe.engine import (
     wipe_error as _os_error,
@@ -383,35 +384,37 @@ def wipe_tree(
         raise ValueError("workers must be at least 1")
     started = time.monotonic()
     root_fd, root = _open(root)
-    engine: _FdEngine | None = None
     try:
-        try:
-            st = os.fstat(root_fd)
-            if st.st_mode & stat.S_IRWXU != stat.S_IRWXU:
-                os.fchmod(root_fd, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
-        except OSError as exc:
-            raise _os_error("stat", root, exc) from exc
-        engine = _FdEngine(root, st.st_dev, workers, stop, frozenset(trash), budget=budget)
-        top = _FdNode(root_fd, None, "")
-        top.skip = engine.trash
-        engine.run(top, root)
-        for name in sorted(engine.trash):
-            _wipe_trash(root, root_fd, engine, name)
-        _verify_dir(root_fd, root, engine.trash)
-        _strip_tenant_xattrs(root_fd, root)
-    except WipeError as exc:
-        if engine is not None:
-            exc.stats = engine.stats()
-            exc.stats.seconds = time.monotonic() - started
+        dev = _owner_access(root_fd, root)
+        engine = _FdEngine(root, dev, workers, stop, frozenset(trash), budget=budget)
+    except BaseException:
+        os.close(root_fd)
         raise
-    finally:
-        if engine is not None:
-            engine.close()
-        if engine is None or not engine.stuck:
-            os.close(root_fd)
-    result = engine.stats()
-    result.seconds = time.monotonic() - started
-    return result
+    top = _FdNode(root_fd, None, "")
+    top.skip = engine.trash
+    return wipe(
+        engine,
+        top,
+        root,
+        started,
+        trash=sorted(engine.trash),
+        empty_trash=lambda name: _wipe_trash(root, root_fd, engine, name),
+        verify=lambda: _verify_dir(root_fd, root, engine.trash),
+        strip_tenant_xattrs=lambda: _strip_tenant_xattrs(root_fd, root),
+        close_top=lambda: os.close(root_fd),
+    )
+
+
+def _owner_access(fd: int, path: str) -> int:
+    """Give the owner rwx on the directory ``fd`` (a tenant's 0000 root is still wiped);
+    its device."""
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & stat.S_IRWXU != stat.S_IRWXU:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
+    except OSError as exc:
+        raise _os_error("stat", path, exc) from exc
+    return st.st_dev
 
 
 def _wipe_trash(root: str, root_fd: int, engine: _FdEngine, name: str) -> None:

@@ -425,27 +425,23 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
         if top_handle is None:
             raise WipeError(f"refusing to wipe {label}: it does not exist", errno=errno.ENOENT)
         top = _Dir(top_handle, None, parts[-1] if parts else b"")
+        if not parts:
+            top.skip = names
         try:
-            self._check_root_allowed(top_handle, label)
-            if not parts:
-                top.skip = names
-            engine.run(top, label)
-            for name in sorted(names):
-                self._wipe_trash(parts, engine, name)
-            self._verify(top_handle, label, names if not parts else frozenset())
-            self._strip_tenant_xattrs(top_handle, label)
-        except WipeError as exc:
-            exc.stats = engine.stats()
-            exc.stats.seconds = time.monotonic() - started
-            raise
+            return wipe_engine.wipe(
+                engine,
+                top,
+                label,
+                started,
+                prepare=lambda: self._check_root_allowed(top_handle, label),
+                trash=sorted(names),
+                empty_trash=lambda name: self._wipe_trash(parts, engine, name),
+                verify=lambda: self._verify(top_handle, label, names if not parts else frozenset()),
+                strip_tenant_xattrs=lambda: self._strip_tenant_xattrs(top_handle, label),
+                close_top=top_handle.close,
+            )
         finally:
-            engine.close()
             self.stuck = self.stuck or engine.stuck > 0
-            if not engine.stuck:
-                top_handle.close()
-        result = engine.stats()
-        result.seconds = time.monotonic() - started
-        return result
 
     def _wipe_trash(self, parts: Sequence[bytes], engine: _GfapiEngine, name: bytes) -> None:
         """Empty the trash ``name`` (volume root PV) or ``<name>/<subdir>`` (subdir PV) last;
