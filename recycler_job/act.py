@@ -46,10 +46,10 @@ from recycler_job.pv_writes import recreated, release_patch, released_claim_ref
 from recycler_job.report import VolumeResult, timed
 from recycler_job.sources import GlusterSource, describe_source
 from recycler_job.view import ClusterView, NotCurrent
-from recycler_job.wipe import fuse as fuse_wipe
+from recycler_job.wipe import engine as wipe_engine
 from recycler_job.wipe.fuse_transport import open_fuse
 from recycler_job.wipe.gfapi_transport import open_gfapi
-from recycler_job.wipe.transport import Opened, Target, Transport
+from recycler_job.wipe.transport import Opened, Target, Transport, WipeSettings
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,18 @@ def _failure_text(result: VolumeResult) -> str:
     return result.error
 
 
+def wipe_settings(config: Config) -> WipeSettings:
+    """What the wipe transports read of the run's configuration."""
+    return WipeSettings(
+        workers=config.wipe_workers,
+        mount_timeout=config.mount_timeout,
+        mount_root=config.mount_root,
+        log_dir=config.log_dir,
+        reset_owner=config.reset_owner,
+        reset_mode=config.reset_mode,
+    )
+
+
 @dataclass
 class Actor:
     """Everything a volume's recycle needs, shared by the worker threads of a pass."""
@@ -102,9 +114,11 @@ class Actor:
     deadline: float | None = None  # time.monotonic() after which no volume starts
     fatal: threading.Event = field(default_factory=threading.Event)  # 401/403 seen
     view: ClusterView | None = None  # the pass's watched view of PVs and claims (view.py)
-    budget: fuse_wipe.WorkerBudget | None = None  # the pass's wipe workers, shared by its volumes
+    budget: wipe_engine.WorkerBudget | None = None  # the pass's wipe workers, shared by its volumes
+    wipe_settings: WipeSettings = field(init=False)  # the transports' slice of `config`
 
     def __post_init__(self) -> None:
+        self.wipe_settings = wipe_settings(self.config)
         # The dry run is a path of its own (DryRunActor): this one wipes.
         if self.config.dry_run and not isinstance(self, DryRunActor):
             raise ValueError("a dry run recycles through DryRunActor, which removes nothing")
@@ -197,7 +211,7 @@ class Actor:
             result.error = f"cannot use the cluster: {exc}"
             _log(logging.ERROR, result, "not recycled: %s; stopping the pass", exc)
         else:
-            if isinstance(exc, fuse_wipe.WipeInterrupted):
+            if isinstance(exc, wipe_engine.WipeInterrupted):
                 result.outcome = "interrupted"
             result.error = str(exc)
             if isinstance(exc, KubeError):
@@ -295,7 +309,7 @@ class Actor:
         self._guard()
         transport: Transport = open_gfapi if self.config.backend == "gfapi" else open_fuse
         target = Target(
-            self.config,
+            self.wipe_settings,
             self._guard,
             pv["metadata"]["name"],
             source,
@@ -341,7 +355,7 @@ class Actor:
                     lambda: self.stop.is_set() or watcher.changed(),
                 )
                 result.files, result.dirs, result.bytes = stats.files, stats.dirs, stats.bytes
-            except fuse_wipe.WipeError as exc:
+            except wipe_engine.WipeError as exc:
                 if exc.stats is not None:
                     result.files, result.dirs = exc.stats.files, exc.stats.dirs
                     result.bytes = exc.stats.bytes

@@ -2,6 +2,7 @@
 
 - `engine`: the walk both backends share (scheduling across workers, the pass's worker
   budget, stats, the stop between two entries, the tenant-xattr rule).
+- `trash`: gluster's trash directory as both backends handle it.
 - `transport`: what the actor asks of a backend (`Target` in, `Opened` out) and the volume
   checks both make before a wipe.
 - FUSE: `fuse` (directory-fd primitives, `wipe_tree`, the final emptiness check) and

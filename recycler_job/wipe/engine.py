@@ -1,9 +1,10 @@
 """The parallel tree walk both wipe backends share: scheduling, settling and accounting.
 
-A backend (wipe.py over a FUSE mount, gfapi_wipe.py over libgfapi) supplies only its file
+A backend (fuse.py over a FUSE mount, gfapi_handles.py over libgfapi) supplies only its file
 system primitives: how to scan a directory, open a child directory without following it,
 remove an emptied directory, unlink a batch of names and close what it opened.  The engine
-decides what runs where and when a directory is done.
+decides what runs where and when a directory is done; :func:`wipe` is the whole wipe around
+it (trash last, emptiness proof, stats, cleanup), the same for both.
 
 * A pool of threads works on a bounded queue (plus per-worker overflow stacks bounded by the
   subdirectory batch times the depth), so memory does not grow with the size of the tree.
@@ -32,13 +33,15 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeAlias, TypeVar
 
 from recycler_job import failpoints
 from recycler_job.errors import RecyclerError, VolumeError
 
+DEFAULT_WORKERS = 16
+"""The default of --wipe-workers; tests/unit/wipe/test_fuse.py holds Config's to it."""
 SUBDIR_BATCH = 512  # subdirectories taken from one scan before the directory is re-scanned
 MAX_PASSES = 20  # re-scans of a directory that still is not empty before giving up
 GHOST_BACKOFF_S = 0.1  # first re-scan delay when listed entries could not be looked up
@@ -582,3 +585,48 @@ class Engine(ABC, Generic[R, K]):
         self._done.set()
         for _ in range(self._workers):
             self._queue.put_nowait(None)
+
+
+def wipe(
+    engine: Engine[R, K],
+    top: Node[R, K],
+    label: str,
+    started: float,
+    *,
+    trash: Sequence[K],
+    empty_trash: Callable[[K], None],
+    verify: Callable[[], None],
+    strip_tenant_xattrs: Callable[[], None],
+    close_top: Callable[[], None],
+    prepare: Callable[[], None] | None = None,
+) -> WipeStats:
+    """One wipe of ``top`` (kept), the same for every backend; the callables are its primitives.
+
+    ``prepare`` checks before anything is removed; then the tree, then each ``trash`` name
+    last (the wipe itself fills the trash: wipe/trash.py), then ``verify`` proves ``top``
+    empty and ``strip_tenant_xattrs`` clears it.  A WipeError carries the progress made in
+    ``.stats``.  ``close_top`` is skipped while a worker is still blocked in a call: it may
+    still use ``top``.
+    """
+
+    def stats() -> WipeStats:
+        total = engine.stats()
+        total.seconds = time.monotonic() - started
+        return total
+
+    try:
+        if prepare is not None:
+            prepare()
+        engine.run(top, label)
+        for name in trash:
+            empty_trash(name)
+        verify()
+        strip_tenant_xattrs()
+    except WipeError as exc:
+        exc.stats = stats()
+        raise
+    finally:
+        engine.close()
+        if not engine.stuck:
+            close_top()
+    return stats()

@@ -43,9 +43,8 @@ import uuid
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
-from recycler_job.config import Config
-from recycler_job.gluster import trash as gluster_trash
 from recycler_job.wipe.engine import (
+    DEFAULT_WORKERS,
     SUBDIR_BATCH,
     Counts,
     Engine,
@@ -53,40 +52,32 @@ from recycler_job.wipe.engine import (
     Node,
     StopFlag,
     WipeError,
-    WipeInterrupted,
-    WipeNotEmpty,
     WipeStats,
     WorkerBudget,
     ensure_empty,
     is_tenant_xattr,
+    wipe,
 )
 from recycler_job.wipe.engine import (
     wipe_error as _os_error,
 )
+from recycler_job.wipe.trash import DEFAULT_TRASH as _DEFAULT_TRASH
+from recycler_job.wipe.trash import (
+    TRASH_INTERNAL_OP,
+    empty_trash,
+    keeps_on_eperm,
+    trash_leftovers,
+)
 
 __all__ = [
-    "DEFAULT_WORKERS",
-    "TRASH_DIR",
-    "StopFlag",
     "VerifiedRoot",
     "WipeCrossDevice",
-    "WipeError",
-    "WipeInterrupted",
-    "WipeNotEmpty",
-    "WipeStats",
     "WipeWrongRoot",
-    "WorkerBudget",
     "open_verified_root",
     "reset_root",
     "verify_empty",
     "wipe_tree",
 ]
-
-DEFAULT_WORKERS = Config.wipe_workers
-"""The configured default of --wipe-workers (its declaration is the one place it is set)."""
-TRASH_DIR = gluster_trash.DEFAULT_NAME
-TRASH_INTERNAL_OP = gluster_trash.INTERNAL_OP
-_DEFAULT_TRASH = frozenset({TRASH_DIR})
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _SUBDIR_BATCH = SUBDIR_BATCH  # a module global, so that tests can make it small
@@ -326,8 +317,7 @@ class _FdEngine(Engine[int, str]):
                 os.fchmod(fd, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
         except OSError as exc:
             raise _os_error("open", self.path(parent, name), exc) from exc
-        if parent.top and parent.name in self.trash and name == TRASH_INTERNAL_OP:
-            node.keep_on_eperm = True
+        node.keep_on_eperm = keeps_on_eperm(parent, name, self.trash)
         return node
 
     def _open_unreadable(self, parent: _FdNode, name: str) -> int | None:
@@ -394,83 +384,87 @@ def wipe_tree(
         raise ValueError("workers must be at least 1")
     started = time.monotonic()
     root_fd, root = _open(root)
-    engine: _FdEngine | None = None
     try:
-        try:
-            st = os.fstat(root_fd)
-            if st.st_mode & stat.S_IRWXU != stat.S_IRWXU:
-                os.fchmod(root_fd, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
-        except OSError as exc:
-            raise _os_error("stat", root, exc) from exc
-        engine = _FdEngine(root, st.st_dev, workers, stop, frozenset(trash), budget=budget)
-        top = _FdNode(root_fd, None, "")
-        top.skip = engine.trash
-        engine.run(top, root)
-        for name in sorted(engine.trash):
-            _wipe_trash(root, root_fd, engine, name)
-        _verify_dir(root_fd, root, engine.trash)
-        _strip_tenant_xattrs(root_fd, root)
-    except WipeError as exc:
-        if engine is not None:
-            exc.stats = engine.stats()
-            exc.stats.seconds = time.monotonic() - started
+        dev = _owner_access(root_fd, root)
+        engine = _FdEngine(root, dev, workers, stop, frozenset(trash), budget=budget)
+    except BaseException:
+        os.close(root_fd)
         raise
-    finally:
-        if engine is not None:
-            engine.close()
-        if engine is None or not engine.stuck:
-            os.close(root_fd)
-    result = engine.stats()
-    result.seconds = time.monotonic() - started
-    return result
+    top = _FdNode(root_fd, None, "")
+    top.skip = engine.trash
+    return wipe(
+        engine,
+        top,
+        root,
+        started,
+        trash=sorted(engine.trash),
+        empty_trash=lambda name: _wipe_trash(root, root_fd, engine, name),
+        verify=lambda: _verify_dir(root_fd, root, engine.trash),
+        strip_tenant_xattrs=lambda: _strip_tenant_xattrs(root_fd, root),
+        close_top=lambda: os.close(root_fd),
+    )
+
+
+def _owner_access(fd: int, path: str) -> int:
+    """Give the owner rwx on the directory ``fd`` (a tenant's 0000 root is still wiped);
+    its device."""
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & stat.S_IRWXU != stat.S_IRWXU:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
+    except OSError as exc:
+        raise _os_error("stat", path, exc) from exc
+    return st.st_dev
 
 
 def _wipe_trash(root: str, root_fd: int, engine: _FdEngine, name: str) -> None:
-    """Empty the trash ``name`` last (the wipe itself may have filled it), then try to remove
-    it; anything but a directory of that name is an ordinary entry: unlinked."""
+    """The trash ``name`` at the root, by the rule of wipe/trash.py, through ``root_fd``."""
     path = os.path.join(root, name)
-    try:
-        st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise _os_error("stat", path, exc) from exc
-    if st.st_dev != engine.dev:
-        raise WipeCrossDevice(f"{path} is on another device; not removed")
-    if not stat.S_ISDIR(st.st_mode):
+
+    def unlink_if_not_dir() -> bool:
+        try:
+            st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            raise _os_error("stat", path, exc) from exc
+        if st.st_dev != engine.dev:
+            raise WipeCrossDevice(f"{path} is on another device; not removed")
+        if stat.S_ISDIR(st.st_mode):
+            return False
         try:
             os.unlink(name, dir_fd=root_fd)
         except FileNotFoundError:
-            return
+            return True
         except OSError as exc:
             raise _os_error("unlink", path, exc) from exc
         engine.main_counts.files += 1
         engine.main_counts.bytes += st.st_size
-        return
-    try:
-        fd = os.open(name, _DIR_FLAGS, dir_fd=root_fd)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise _os_error("open", path, exc) from exc
-    node = _FdNode(fd, None, name)
-    engine.track(node)
-    try:
-        if os.fstat(fd).st_dev != engine.dev:
-            raise WipeCrossDevice(f"{path} is on another device; not removed")
-    except OSError as exc:
-        raise _os_error("stat", path, exc) from exc
-    engine.run(node, path)
-    engine.release(node)
-    try:
+        return True
+
+    def open_dir() -> _FdNode | None:
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=root_fd)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _os_error("open", path, exc) from exc
+        node = _FdNode(fd, None, name)
+        engine.track(node)
+        try:
+            if os.fstat(fd).st_dev != engine.dev:
+                raise WipeCrossDevice(f"{path} is on another device; not removed")
+        except OSError as exc:
+            raise _os_error("stat", path, exc) from exc
+        return node
+
+    def remove_dir() -> bool:
         os.rmdir(name, dir_fd=root_fd)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        if exc.errno == errno.EPERM:
-            return  # gluster's trash translator refuses: it stays, empty
-        raise _os_error("rmdir", path, exc) from exc
-    engine.main_counts.dirs += 1
+        return True
+
+    empty_trash(
+        engine, path, unlink_if_not_dir=unlink_if_not_dir, open_dir=open_dir, remove_dir=remove_dir
+    )
 
 
 def verify_empty(root: str | VerifiedRoot, *, trash: Collection[str] = _DEFAULT_TRASH) -> None:
@@ -513,18 +507,19 @@ def _trash_leftovers(root_fd: int, dev: int, name: str) -> list[str] | None:
     if not stat.S_ISDIR(st.st_mode) or st.st_dev != dev:
         return None
     fd = os.open(name, _DIR_FLAGS, dir_fd=root_fd)
-    try:
-        names = os.listdir(fd)
-        if names != [TRASH_INTERNAL_OP]:
-            return [f"{name}/{n}" for n in names]
+
+    def internal_op() -> list[str] | None:
         ist = os.stat(TRASH_INTERNAL_OP, dir_fd=fd, follow_symlinks=False)
         if not stat.S_ISDIR(ist.st_mode) or ist.st_dev != dev:
-            return [f"{name}/{TRASH_INTERNAL_OP}"]
+            return None
         ifd = os.open(TRASH_INTERNAL_OP, _DIR_FLAGS, dir_fd=fd)
         try:
-            return [f"{name}/{TRASH_INTERNAL_OP}/{n}" for n in os.listdir(ifd)]
+            return os.listdir(ifd)
         finally:
             os.close(ifd)
+
+    try:
+        return trash_leftovers(name, os.listdir(fd), internal_op)
     finally:
         os.close(fd)
 

@@ -17,6 +17,7 @@ from recycler_job.gluster.mountinfo import MountEntry
 from recycler_job.gluster.trash import Trash
 from recycler_job.report import timed
 from recycler_job.wipe import fuse as fuse_wipe
+from recycler_job.wipe.engine import WipeStats
 from recycler_job.wipe.transport import Opened, StopCheck, Target, volume_info_checked
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,9 @@ log = logging.getLogger(__name__)
 @contextlib.contextmanager
 def open_fuse(target: Target) -> Iterator[Opened]:
     """Mount, verify the mount and the volume's identity, wipe through an fd; unmount."""
-    config = target.config
+    settings = target.settings
     pv_name, source, hosts, result = target.pv_name, target.source, target.hosts, target.result
-    mountpoint = mount.mountpoint_for(config.mount_root, pv_name)
+    mountpoint = mount.mountpoint_for(settings.mount_root, pv_name)
     ours: MountEntry | None = None  # only what this run mounted is ever unmounted
     if tls.current() is not None:  # TLS files given: say which volume they cannot serve
         volume_info_checked(target)
@@ -40,7 +41,7 @@ def open_fuse(target: Target) -> Iterator[Opened]:
             hosts,
             source,
             mountpoint,
-            timeout=config.mount_timeout,
+            timeout=settings.mount_timeout,
         )
         failpoints.hit("before-wipe")
         target.guard()
@@ -51,7 +52,7 @@ def open_fuse(target: Target) -> Iterator[Opened]:
         # Which volume answered: the bricks serving the mount must be bricks of the volume
         # `gluster volume info` describes on the same hosts (and no trash out of reach).
         info = identity.verify_volume_identity(
-            mountpoint, hosts, source, timeout=config.mount_timeout
+            mountpoint, hosts, source, timeout=settings.mount_timeout
         )
         result.volume_id = info.volume_id
         # The trash directories at a whole-volume root are emptied last (gluster/trash.py).
@@ -63,16 +64,16 @@ def open_fuse(target: Target) -> Iterator[Opened]:
             mountpoint, device=verified.device, inode=mount.ROOT_INODE
         ) as root:
 
-            def run(stop: StopCheck) -> fuse_wipe.WipeStats:
+            def run(stop: StopCheck) -> WipeStats:
                 stats = fuse_wipe.wipe_tree(
                     root,
-                    workers=config.wipe_workers,
+                    workers=settings.workers,
                     stop=stop,
                     trash=trash,
                     budget=target.budget,
                 )
-                if config.reset_owner is not None or config.reset_mode is not None:
-                    fuse_wipe.reset_root(root, config.reset_owner, config.reset_mode)
+                if settings.reset_owner is not None or settings.reset_mode is not None:
+                    fuse_wipe.reset_root(root, settings.reset_owner, settings.reset_mode)
                 return stats
 
             yield Opened(volume_id=info.volume_id, own_clients={"fuse": 1}, wipe=run)
@@ -80,7 +81,7 @@ def open_fuse(target: Target) -> Iterator[Opened]:
         unmount_started = time.monotonic()
         if ours is not None:
             try:
-                mount.unmount(mountpoint, timeout=config.mount_timeout, mount_id=ours.mount_id)
+                mount.unmount(mountpoint, timeout=settings.mount_timeout, mount_id=ours.mount_id)
             except GlusterError as exc:
                 log.error("pv/%s: unmount of %s failed: %s", pv_name, mountpoint, exc)
         result.durations["unmount"] = round(time.monotonic() - unmount_started, 3)

@@ -20,7 +20,7 @@ The rules are wipe.py's, expressed for gfapi:
   anonymous uid (or cannot be created at all), and the wipe stops with
   :class:`WipeRootSquashed` instead of failing half-way on the first file owned by someone else.
 * The trash directory (``.trashcan``, or the name ``features.trash-dir`` gives: ``trash``
-  names them, see gluster/trash.py) at the volume root is handled as wipe.py does (kept last,
+  names them, see gluster/trash.py) at the volume root follows wipe/trash.py (kept last,
   emptied, removal tried, an empty one tolerated; a file or symlink of that name is unlinked).
   For a subdir PV, ``<trash>/<subdir>`` -- where the trash translator put what this wipe
   unlinked -- is emptied and removed too.
@@ -35,9 +35,9 @@ The rules are wipe.py's, expressed for gfapi:
   without recursion, and only a handle (no open directory stream) is kept per directory on the
   current path.
 * ``stop`` is checked between entries; the wipe returns promptly with
-  :class:`~recycler_job.wipe.fuse.WipeInterrupted` and the caller's ``with`` block then frees the
+  :class:`~recycler_job.wipe.engine.WipeInterrupted` and the caller's ``with`` block then frees the
   ``glfs_t``.  Any other error (ENOTCONN of a stopped volume, EIO, ...) aborts with a
-  :class:`~recycler_job.wipe.fuse.WipeError` carrying ``errno`` and the progress made.
+  :class:`~recycler_job.wipe.engine.WipeError` carrying ``errno`` and the progress made.
 * At the end the PV directory is listed once more and must be empty (a tolerated empty
   ``.trashcan`` at the volume root aside).
 """
@@ -57,23 +57,26 @@ from recycler_job.gluster import client_cache
 from recycler_job.wipe import engine as wipe_engine
 from recycler_job.wipe import gfapi
 from recycler_job.wipe.engine import (
+    DEFAULT_WORKERS,
     Counts,
     Engine,
     LocalWork,
     Node,
+    StopFlag,
+    WipeError,
+    WipeStats,
     WorkerBudget,
     is_tenant_xattr,
     wipe_error,
 )
-from recycler_job.wipe.fuse import (
-    DEFAULT_WORKERS,
+from recycler_job.wipe.gfapi import GfapiError, Handle, Stat
+from recycler_job.wipe.trash import (
     TRASH_DIR,
     TRASH_INTERNAL_OP,
-    StopFlag,
-    WipeError,
-    WipeStats,
+    empty_trash,
+    keeps_on_eperm,
+    trash_leftovers,
 )
-from recycler_job.wipe.gfapi import GfapiError, Handle, Stat
 
 __all__ = [
     "GfapiVolume",
@@ -264,8 +267,7 @@ class _GfapiEngine(Engine[Handle, bytes]):
             parent.needs_rescan = True  # replaced by a non-directory: unlink it next pass
             return None
         node = _Dir(handle, parent, name, parent.depth + 1)
-        if parent.top and parent.name in self.trash and name == _INTERNAL_OP:
-            node.keep_on_eperm = True
+        node.keep_on_eperm = keeps_on_eperm(parent, name, self.trash)
         self.track(node)
         return node
 
@@ -423,61 +425,58 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
         if top_handle is None:
             raise WipeError(f"refusing to wipe {label}: it does not exist", errno=errno.ENOENT)
         top = _Dir(top_handle, None, parts[-1] if parts else b"")
+        if not parts:
+            top.skip = names
         try:
-            self._check_root_allowed(top_handle, label)
-            if not parts:
-                top.skip = names
-            engine.run(top, label)
-            for name in sorted(names):
-                self._wipe_trash(parts, engine, name)
-            self._verify(top_handle, label, names if not parts else frozenset())
-            self._strip_tenant_xattrs(top_handle, label)
-        except WipeError as exc:
-            exc.stats = engine.stats()
-            exc.stats.seconds = time.monotonic() - started
-            raise
+            return wipe_engine.wipe(
+                engine,
+                top,
+                label,
+                started,
+                prepare=lambda: self._check_root_allowed(top_handle, label),
+                trash=sorted(names),
+                empty_trash=lambda name: self._wipe_trash(parts, engine, name),
+                verify=lambda: self._verify(top_handle, label, names if not parts else frozenset()),
+                strip_tenant_xattrs=lambda: self._strip_tenant_xattrs(top_handle, label),
+                close_top=top_handle.close,
+            )
         finally:
-            engine.close()
             self.stuck = self.stuck or engine.stuck > 0
-            if not engine.stuck:
-                top_handle.close()
-        result = engine.stats()
-        result.seconds = time.monotonic() - started
-        return result
 
     def _wipe_trash(self, parts: Sequence[bytes], engine: _GfapiEngine, name: bytes) -> None:
         """Empty the trash ``name`` (volume root PV) or ``<name>/<subdir>`` (subdir PV) last;
         at the volume root, an entry ``name`` that is not a directory is unlinked."""
         trash_parts = [name, *parts]
         label = self._label(trash_parts)
-        if not parts and self._unlink_if_not_dir(name, label, engine):
-            return
-        handle = self._resolve(trash_parts, label, wait_for_gfid=True)
-        if handle is None:
-            return
-        node = _Dir(handle, None, trash_parts[-1])
-        try:
-            engine.run(node, label)
-        finally:
-            if not engine.stuck:
-                handle.close()
-        parent_parts = trash_parts[:-1]
-        parent = self._resolve(parent_parts, self._label(parent_parts))
-        if parent is None:
-            return
-        try:
-            self.volume.unlink(parent, trash_parts[-1])
-            engine.main_counts.dirs += 1
-        except GfapiError as exc:
-            if exc.errno == errno.ENOENT:
-                return
-            if exc.errno == errno.EPERM and not parts:
-                return  # gluster's trash translator refuses to remove .trashcan: it stays
-            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EPERM) and parts:
-                return  # .trashcan/<subdir> refilled or protected: verified below anyway
-            raise wipe_error("rmdir", label, exc) from exc
-        finally:
-            parent.close()
+
+        def open_dir() -> _Dir | None:
+            handle = self._resolve(trash_parts, label, wait_for_gfid=True)
+            if handle is None:
+                return None
+            node = _Dir(handle, None, trash_parts[-1])
+            engine.track(node)
+            return node
+
+        def remove_dir() -> bool:
+            parent_parts = trash_parts[:-1]
+            parent = self._resolve(parent_parts, self._label(parent_parts))
+            if parent is None:
+                return False
+            try:
+                self.volume.unlink(parent, trash_parts[-1])
+            finally:
+                parent.close()
+            return True
+
+        empty_trash(
+            engine,
+            label,
+            unlink_if_not_dir=lambda: not parts and self._unlink_if_not_dir(name, label, engine),
+            open_dir=open_dir,
+            remove_dir=remove_dir,
+            # .trashcan/<subdir> refilled since: the emptiness check that follows decides
+            tolerated=frozenset({errno.ENOTEMPTY, errno.EEXIST}) if parts else frozenset(),
+        )
 
     def _unlink_if_not_dir(self, name: bytes, label: str, engine: _GfapiEngine) -> bool:
         """Unlink the root's entry ``name`` (never followed) unless it is a directory; True
@@ -536,16 +535,18 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
         """What is left in the trash ``name`` beyond an empty ``internal_op``."""
         trash, _ = self.volume.lookup(root, name)
         try:
-            names = [(n, s) for n, s in self.volume.listdir(trash)]
-            if [n for n, _ in names] != [_INTERNAL_OP] or not names[0][1].is_dir:
-                return [name + b"/" + n for n, _ in names]
-            inner, _ = self.volume.lookup(trash, _INTERNAL_OP)
-            try:
-                return [
-                    name + b"/" + _INTERNAL_OP + b"/" + n for n, _ in self.volume.listdir(inner)
-                ]
-            finally:
-                inner.close()
+            listed = list(self.volume.listdir(trash))
+
+            def internal_op() -> list[bytes] | None:
+                if not listed[0][1].is_dir:
+                    return None
+                inner, _ = self.volume.lookup(trash, _INTERNAL_OP)
+                try:
+                    return [n for n, _ in self.volume.listdir(inner)]
+                finally:
+                    inner.close()
+
+            return trash_leftovers(name, [n for n, _ in listed], internal_op)
         finally:
             trash.close()
 

@@ -26,7 +26,7 @@ from recycler_job.gluster.clients import client_report
 from recycler_job.gluster.errors import GlusterError, VolumeIdentityError
 from recycler_job.gluster.trash import Trash
 from recycler_job.report import timed
-from recycler_job.wipe import fuse as fuse_wipe
+from recycler_job.wipe.engine import WipeError, WipeStats
 from recycler_job.wipe.transport import Opened, StopCheck, Target, volume_info_checked
 
 log = logging.getLogger(__name__)
@@ -58,14 +58,14 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
     reports from the same hosts; wipe by handle; glfs_fini on every path."""
     from recycler_job.wipe import gfapi_handles  # noqa: PLC0415 (loads libgfapi only when used)
 
-    config = target.config
+    settings = target.settings
     pv_name, source, hosts, result = target.pv_name, target.source, target.hosts, target.result
     info = volume_info_checked(target)
     trash = Trash.of(info)
     trash.check_pv_path(source.volume, source.subdir)
     failpoints.hit("before-mount")
     target.guard()
-    log_file = os.path.join(config.log_dir, f"gfapi-{pv_name}.log")
+    log_file = os.path.join(settings.log_dir, f"gfapi-{pv_name}.log")
     volume: gfapi_handles.GfapiVolume = timed(
         result,
         "mount",
@@ -73,11 +73,11 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
         source.volume,
         hosts,
         log_file=log_file,
-        timeout=config.mount_timeout,
+        timeout=settings.mount_timeout,
         interrupt=target.guard,  # SIGTERM (or a lost Lease) gives up a hanging glfs_init
     )
     own_name = gfapi_handles.client_list_name()
-    disconnected = client_gone(hosts, source.volume, own_name, timeout=config.mount_timeout)
+    disconnected = client_gone(hosts, source.volume, own_name, timeout=settings.mount_timeout)
     closing_started: float | None = None
     try:
         try:
@@ -91,9 +91,9 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
                     )
                 result.volume_id = info.volume_id
                 failpoints.hit("after-verify")
-                workers = config.wipe_workers
+                workers = settings.workers
 
-                def run(stop: StopCheck) -> fuse_wipe.WipeStats:
+                def run(stop: StopCheck) -> WipeStats:
                     return volume.wipe(
                         source.subdir,
                         workers=workers,
@@ -117,7 +117,7 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
                 "pv/%s: glfs_fini of volume %s did not return within %g s; given up",
                 pv_name,
                 source.volume,
-                config.mount_timeout,
+                settings.mount_timeout,
             )
         elif volume.volume.fini_detached:
             log.info(
@@ -136,8 +136,8 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
         else:  # a worker is still inside a gfapi call: freeing it now would crash
             log.error("pv/%s: glfs_fini of volume %s skipped", pv_name, source.volume)
     if volume.volume.fini_result is None and not volume.volume.fini_detached:
-        raise fuse_wipe.WipeError(
-            f"volume {source.volume}: glfs_fini did not return within {config.mount_timeout:g} s "
+        raise WipeError(
+            f"volume {source.volume}: glfs_fini did not return within {settings.mount_timeout:g} s "
             f"and the bricks still list a client of ours ({own_name}): not released while we "
             "may still be connected"
         )

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from recycler_job import tls
-from recycler_job.config import Config
 from recycler_job.gluster import cli
 from recycler_job.gluster.parse import VolumeInfo
 from recycler_job.report import VolumeResult, timed
 from recycler_job.sources import GlusterSource
-from recycler_job.wipe.fuse import WipeStats, WorkerBudget
+from recycler_job.wipe.engine import WipeStats, WorkerBudget
 
 StopCheck = Callable[[], bool]
 
@@ -34,10 +33,23 @@ class Opened:
 
 
 @dataclass(frozen=True)
+class WipeSettings:
+    """The settings the transports read, built once from Config (act.py): the wipe sees
+    nothing else of the run's configuration."""
+
+    workers: int  # --wipe-workers
+    mount_timeout: float  # bounds a mount, glfs_init/glfs_fini and the gluster CLI calls
+    mount_root: str  # FUSE: where volumes are mounted
+    log_dir: str  # gfapi: where libgfapi writes its log
+    reset_owner: tuple[int, int] | None  # FUSE: the emptied root's owner, if reset
+    reset_mode: int | None  # FUSE: its mode, if reset
+
+
+@dataclass(frozen=True)
 class Target:
     """One volume to open, and what the run lends the transport for it."""
 
-    config: Config
+    settings: WipeSettings
     guard: Callable[[], None]  # raises when the run must not go on (see Actor._guard)
     pv_name: str
     source: GlusterSource
@@ -64,7 +76,7 @@ def volume_info_checked(target: Target) -> VolumeInfo:
         cli.volume_info,
         target.hosts,
         source.volume,
-        timeout=target.config.mount_timeout,
+        timeout=target.settings.mount_timeout,
     )
     timed(result, "tls", tls.require_for, source.volume, info.options)
     return info

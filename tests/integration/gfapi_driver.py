@@ -27,7 +27,7 @@ from typing import Any
 from recycler_job.gluster import cli as gluster_cli
 from recycler_job.gluster.trash import Trash
 from recycler_job.wipe import gfapi
-from recycler_job.wipe.fuse import WipeError, WipeInterrupted
+from recycler_job.wipe.engine import WipeError, WipeInterrupted
 from recycler_job.wipe.gfapi_handles import (
     GfapiVolume,
     WipeRootSquashed,

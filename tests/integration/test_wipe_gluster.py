@@ -19,7 +19,9 @@ import pytest
 
 from recycler_job.gluster import cli
 from recycler_job.gluster.trash import Trash
-from recycler_job.wipe.fuse import TRASH_DIR, WipeError, WipeInterrupted, verify_empty, wipe_tree
+from recycler_job.wipe.engine import WipeError, WipeInterrupted
+from recycler_job.wipe.fuse import verify_empty, wipe_tree
+from recycler_job.wipe.trash import TRASH_DIR
 from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle
 from tests.sandbox.gluster_fixtures import VolumeFactory
 

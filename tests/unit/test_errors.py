@@ -25,7 +25,7 @@ from recycler_job.api_errors import (
 )
 from recycler_job.errors import RecyclerError, VolumeError
 from recycler_job.gluster.errors import GlusterError
-from recycler_job.wipe import fuse as fuse_wipe
+from recycler_job.wipe import engine as wipe_engine
 
 
 def _package_exceptions() -> list[type[BaseException]]:
@@ -93,7 +93,7 @@ def test_what_stops_one_volume_is_one_family() -> None:
         tls.TlsError,
         KubeError,
         GlusterError,
-        fuse_wipe.WipeError,
+        wipe_engine.WipeError,
     ):
         assert issubclass(kind, VolumeError), kind
 

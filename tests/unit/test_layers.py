@@ -252,3 +252,13 @@ def test_every_layer_member_exists() -> None:
     modules = set(package_imports())
     for layer, members in LAYERS:
         assert all(member in modules for member in members), layer
+
+
+def test_the_wipe_reads_only_its_own_settings() -> None:
+    """`wipe/` gets `WipeSettings` from the actor and never reads the run's Config."""
+    assert [
+        name
+        for name, imports in package_imports().items()
+        if _in(name, ("wipe",))
+        and any(_in(dep, ("config",)) for dep in imports.package | imports.typing_only)
+    ] == []

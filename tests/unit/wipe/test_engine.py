@@ -213,3 +213,55 @@ def test_a_run_that_finishes_while_the_main_thread_looks_away_succeeds() -> None
     engine._done = _SlowToLook()
     stats = wipe(engine, root)
     assert root == {} and stats.dirs == 6
+
+
+def test_the_wipe_skeleton_runs_the_steps_in_order_and_closes_the_top() -> None:
+    root: Tree = {"a": {"f": 1}, "trash": {"g": 2}}
+    engine = MemoryEngine()
+    steps: list[str] = []
+    top = _Dir(root, None, "")
+    top.skip = frozenset({"trash"})
+
+    def empty_trash(name: str) -> None:
+        steps.append(f"trash {name}: {sorted(root)}")
+        del root[name]
+
+    stats = wipe_engine.wipe(
+        engine,
+        top,
+        "/mem",
+        time.monotonic(),
+        prepare=lambda: steps.append("prepare"),
+        trash=["trash"],
+        empty_trash=empty_trash,
+        verify=lambda: steps.append(f"verify: {root}"),
+        strip_tenant_xattrs=lambda: steps.append("xattrs"),
+        close_top=lambda: steps.append("close"),
+    )
+    assert steps == ["prepare", "trash trash: ['trash']", "verify: {}", "xattrs", "close"]
+    assert (stats.files, stats.dirs) == (1, 1)
+    assert stats.seconds > 0
+
+
+def test_a_failed_step_of_the_skeleton_carries_the_progress_and_still_closes() -> None:
+    root: Tree = {"a": {"f": 1}}
+    closed: list[bool] = []
+
+    def verify() -> None:
+        raise WipeNotEmpty("/mem is not empty after the wipe")
+
+    with pytest.raises(WipeNotEmpty) as caught:
+        wipe_engine.wipe(
+            MemoryEngine(),
+            _Dir(root, None, ""),
+            "/mem",
+            time.monotonic(),
+            trash=[],
+            empty_trash=lambda name: None,
+            verify=verify,
+            strip_tenant_xattrs=lambda: None,
+            close_top=lambda: closed.append(True),
+        )
+    assert caught.value.stats is not None
+    assert (caught.value.stats.files, caught.value.stats.dirs) == (1, 1)
+    assert closed == [True]

@@ -21,11 +21,9 @@ from recycler_job.config import Config
 from recycler_job.wipe import engine as wipe_engine
 from recycler_job.wipe import fuse as fuse_wipe
 from recycler_job.wipe import gfapi_handles
+from recycler_job.wipe.engine import WipeError, WipeInterrupted, WipeNotEmpty
 from recycler_job.wipe.fuse import (
     WipeCrossDevice,
-    WipeError,
-    WipeInterrupted,
-    WipeNotEmpty,
     WipeWrongRoot,
     open_verified_root,
     reset_root,
@@ -303,7 +301,7 @@ def test_read_only_dirs_as_unprivileged_owner(shared_tmp: Path) -> None:
     (root / "locked").chmod(0o000)  # cannot even be opened before a chmod
     root.chmod(0o500)
     result = run_as(65534, lambda: wipe_tree(str(root), workers=2))
-    assert isinstance(result, fuse_wipe.WipeStats), result
+    assert isinstance(result, wipe_engine.WipeStats), result
     assert (result.files, result.dirs) == (4, 3)
     assert listing(root) == []
 
@@ -983,7 +981,7 @@ def every_path(root: Path) -> list[str]:
 def test_the_engines_take_the_configured_worker_count_by_default() -> None:
     """One default for --wipe-workers: the declaration's, in both engines."""
     configured = Config().wipe_workers
-    assert configured == fuse_wipe.DEFAULT_WORKERS
+    assert configured == wipe_engine.DEFAULT_WORKERS
     assert inspect.signature(wipe_tree).parameters["workers"].default == configured
     wipe_of_gfapi = inspect.signature(gfapi_handles.GfapiVolume.wipe)
     assert wipe_of_gfapi.parameters["workers"].default == configured
@@ -1050,7 +1048,7 @@ def test_a_wipe_waits_for_the_budget_it_shares_with_the_other_volumes(root: Path
     budget.acquire(lambda: None)  # the other volume's wipe
     stop = threading.Event()
     threading.Timer(0.3, stop.set).start()
-    with pytest.raises(fuse_wipe.WipeInterrupted):
+    with pytest.raises(wipe_engine.WipeInterrupted):
         wipe_tree(str(root), workers=2, stop=stop, budget=budget)
     assert listing(root) == ["d", "g"] and listing(root / "d") == ["f"]
     budget.release()
