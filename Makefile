@@ -2,6 +2,11 @@
 PY := .venv/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 PYTEST_ARGS ?=
+# `make test` runs the tests in TEST_WORKERS processes (pytest-xdist), a test file per worker
+# at a time: each worker starts its own control plane, all share this machine's glusterd
+# (README, "Tests in parallel"). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 3
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 # Kubernetes versions of the sandbox (testenv/versions): the whole suite runs on the default,
 # the compatibility subset (tests/conftest.py) on the others. K8S_VERSION=MAJOR.MINOR runs
 # one version only: `make test K8S_VERSION=1.21`.
@@ -40,20 +45,20 @@ lint: setup
 # the compatibility subset).
 test: setup lint controlplanes glusterservers
 ifeq ($(K8S_VERSION),)
-	K8S_VERSION=$(K8S_DEFAULT) $(PYTEST) $(PYTEST_ARGS)
+	K8S_VERSION=$(K8S_DEFAULT) $(PYTEST) $(XDIST) $(PYTEST_ARGS)
 	@for v in $(K8S_COMPAT); do \
-	  echo "K8S_VERSION=$$v $(PYTEST) -m compat tests/integration $(PYTEST_ARGS)"; \
-	  K8S_VERSION=$$v $(PYTEST) -m compat tests/integration $(PYTEST_ARGS) || exit 1; \
+	  echo "K8S_VERSION=$$v $(PYTEST) $(XDIST) -m compat tests/integration $(PYTEST_ARGS)"; \
+	  K8S_VERSION=$$v $(PYTEST) $(XDIST) -m compat tests/integration $(PYTEST_ARGS) || exit 1; \
 	done
 else ifeq ($(K8S_VERSION),$(K8S_DEFAULT))
-	K8S_VERSION=$(K8S_VERSION) $(PYTEST) $(PYTEST_ARGS)
+	K8S_VERSION=$(K8S_VERSION) $(PYTEST) $(XDIST) $(PYTEST_ARGS)
 else
-	$(PYTEST) tests/unit $(PYTEST_ARGS)
-	K8S_VERSION=$(K8S_VERSION) $(PYTEST) -m compat tests/integration $(PYTEST_ARGS)
+	$(PYTEST) $(XDIST) tests/unit $(PYTEST_ARGS)
+	K8S_VERSION=$(K8S_VERSION) $(PYTEST) $(XDIST) -m compat tests/integration $(PYTEST_ARGS)
 endif
 
 unit: setup
-	$(PYTEST) tests/unit $(PYTEST_ARGS)
+	$(PYTEST) $(XDIST) tests/unit $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) -m scripts.demo

@@ -23,6 +23,7 @@ glusterd is left running: other sessions may use it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import queue
 import re
@@ -49,6 +50,10 @@ _SBIN = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 
 class GlusterSandboxError(RuntimeError):
     """The sandbox gluster server could not do what a test asked."""
+
+
+# Held while glusterd is being started (GlusterServer.ensure_running).
+_START_LOCK = os.path.join(tempfile.gettempdir(), "grt-glusterd-start.lock")
 
 
 def new_volume_name(prefix: str = "grt") -> str:
@@ -203,17 +208,38 @@ class GlusterServer:
             )
         return result
 
+    def _change(self, *args: str, done_when: str | None = None) -> None:
+        """A volume change (create, set, start, delete), tried again a few times.
+
+        glusterd refuses an operation while another one holds the volume's lock ("Another
+        transaction is in progress", at times with nothing on stderr): the pass's own status
+        calls, or a test worker beside this one. `done_when`: output that also means done."""
+        for attempt in range(5):
+            result = self.gluster(*args, check=False)
+            output = f"{result.stderr} {result.stdout}".strip()
+            if result.returncode == 0 or (done_when is not None and done_when in output):
+                return
+            time.sleep(0.5 * (attempt + 1))
+        raise GlusterSandboxError(
+            f"`gluster {' '.join(args)}` failed ({result.returncode}): {output}"
+        )
+
     def ensure_running(self, timeout: float = 60.0) -> None:
-        """Start glusterd unless it already answers; wait until `volume list` answers."""
-        if self._answers():
-            return
-        subprocess.run([_binary("glusterd")], check=True, timeout=timeout)
-        self.started_glusterd = True
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Start glusterd unless it already answers; wait until `volume list` answers.
+
+        Under a file lock: the test workers (pytest-xdist) share this machine's glusterd, and
+        two of them must not both start one."""
+        with open(_START_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
             if self._answers():
                 return
-            time.sleep(0.5)
+            subprocess.run([_binary("glusterd")], check=True, timeout=timeout)
+            self.started_glusterd = True
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self._answers():
+                    return
+                time.sleep(0.5)
         raise GlusterSandboxError(f"glusterd did not answer within {timeout:g}s")
 
     def _answers(self) -> bool:
@@ -257,10 +283,10 @@ class GlusterServer:
             args += ["replica", str(replica)]
         args += [f"{self.host}:{self.server_path(brick)}" for brick in brick_dirs]
         args.append("force")
-        self.gluster(*args)
+        self._change(*args)
         for key, value in (options or {}).items():
-            self.gluster("volume", "set", name, key, value)
-        self.gluster("volume", "start", name)
+            self._change("volume", "set", name, key, value)
+        self._change("volume", "start", name)
         self.wait_online(name)
         if handle.subdir:
             self.write_files(handle, {}, dirs=[handle.subdir])
@@ -402,18 +428,7 @@ class GlusterServer:
         handle = self.volumes.get(name)
         self._unmount_where(lambda e: _source_volume(e.source) == name)
         self.stop_volume(name)
-        # glusterd refuses a volume operation while another one holds its cluster lock ("Another
-        # transaction is in progress", at times with nothing on stderr): try again a few times.
-        for attempt in range(5):
-            result = self.gluster("volume", "delete", name, check=False)
-            output = f"{result.stderr} {result.stdout}"
-            if result.returncode == 0 or "does not exist" in output:
-                break
-            time.sleep(0.5 * (attempt + 1))
-        else:
-            raise GlusterSandboxError(
-                f"volume delete {name} failed ({result.returncode}): {output.strip()}"
-            )
+        self._change("volume", "delete", name, done_when="does not exist")
         if handle is not None:
             bricks_root = self.workdir / "bricks"
             for brick in handle.bricks:
