@@ -2,10 +2,10 @@
 PY := .venv/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 PYTEST_ARGS ?=
-# `make test` runs the tests in TEST_WORKERS processes (pytest-xdist), a test file per worker
-# at a time: each worker starts its own control plane, all share this machine's glusterd
-# (README, "Tests in parallel"). TEST_WORKERS=0: one process.
-TEST_WORKERS ?= 3
+# TEST_WORKERS=N runs the tests in N processes (pytest-xdist), a test file per worker at a
+# time: each worker starts its own control plane, all share this machine's glusterd (README,
+# "Tests in parallel"). The default, 0, is one process: CI's command.
+TEST_WORKERS ?= 0
 XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 # Kubernetes versions of the sandbox (testenv/versions): the whole suite runs on the default,
 # the compatibility subset (tests/conftest.py) on the others. K8S_VERSION=MAJOR.MINOR runs

@@ -366,10 +366,12 @@ def test_glfs_init_against_a_frozen_brick_fails_the_volume_within_the_bound(
     fails within --mount-timeout, nothing is removed, the PV is not released."""
     pv = nobody.released_volume("gf-frozen", {"precious": "x"})
     handle = nobody.volumes[pv]
+    # Looked up before the pass starts: the freeze must land within the failpoint's 1 s.
+    pids = nobody.gluster.brick_pids(handle)
     run = Follow(nobody.start("--mount-timeout", "5s", env={ENV: "before-mount=sleep:1"}))
     try:
         run.wait_for_line("failpoint before-mount")
-        with nobody.gluster.bricks_frozen(handle):
+        with nobody.gluster.bricks_frozen(handle, pids):
             frozen_at = time.monotonic()
             code = run.wait(timeout=60)
             took = time.monotonic() - frozen_at
@@ -386,10 +388,11 @@ def test_glfs_init_against_a_frozen_brick_fails_the_volume_within_the_bound(
 def test_sigterm_during_a_frozen_glfs_init_exits_4_within_10_s(nobody: NobodyScenario) -> None:
     pv = nobody.released_volume("gf-frozen-term", {"precious": "x"})
     handle = nobody.volumes[pv]
+    pids = nobody.gluster.brick_pids(handle)  # the freeze must land within the failpoint's 1 s
     run = Follow(nobody.start(env={ENV: "before-mount=sleep:1"}))
     try:
         run.wait_for_line("failpoint before-mount")
-        with nobody.gluster.bricks_frozen(handle):
+        with nobody.gluster.bricks_frozen(handle, pids):
             time.sleep(4)  # the pass is inside glfs_init by now (60 s bound)
             assert run.proc.poll() is None, run.stderr
             sent = time.monotonic()

@@ -328,10 +328,13 @@ class GlusterServer:
         ]
 
     @contextlib.contextmanager
-    def bricks_frozen(self, volume: GlusterVolumeHandle | str) -> Iterator[list[int]]:
+    def bricks_frozen(
+        self, volume: GlusterVolumeHandle | str, pids: Sequence[int] | None = None
+    ) -> Iterator[list[int]]:
         """SIGSTOP the bricks of `volume` (a scratch volume of ours) for a `with` block;
-        SIGCONT on every way out."""
-        pids = self.brick_pids(volume)
+        SIGCONT on every way out. `pids`: the bricks' pids, looked up beforehand when the
+        freeze must land within a moment (a status call to a busy glusterd can take seconds)."""
+        pids = list(pids) if pids is not None else self.brick_pids(volume)
         stopped: list[int] = []
         try:
             for pid in pids:
