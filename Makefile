@@ -1,12 +1,12 @@
 # The two commands: `make demo` and `make test`. Both set up everything they need first.
 PY := .venv/bin/python
-PYTEST := $(PY) -m pytest -p no:cacheprovider
-PYTEST_ARGS ?=
 # TEST_WORKERS=N runs the tests in N processes (pytest-xdist), a test file per worker at a
 # time: each worker starts its own control plane, all share this machine's glusterd (README,
 # "Tests in parallel"). The default, 0, is one process: CI's command.
 TEST_WORKERS ?= 0
-XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+PYTEST := $(PY) -m pytest -p no:cacheprovider \
+  $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+PYTEST_ARGS ?=
 # Kubernetes versions of the sandbox (testenv/versions): the whole suite runs on the default,
 # the compatibility subset (tests/conftest.py) on the others. K8S_VERSION=MAJOR.MINOR runs
 # one version only: `make test K8S_VERSION=1.21`.
@@ -45,20 +45,20 @@ lint: setup
 # the compatibility subset).
 test: setup lint controlplanes glusterservers
 ifeq ($(K8S_VERSION),)
-	K8S_VERSION=$(K8S_DEFAULT) $(PYTEST) $(XDIST) $(PYTEST_ARGS)
+	K8S_VERSION=$(K8S_DEFAULT) $(PYTEST) $(PYTEST_ARGS)
 	@for v in $(K8S_COMPAT); do \
-	  echo "K8S_VERSION=$$v $(PYTEST) $(XDIST) -m compat tests/integration $(PYTEST_ARGS)"; \
-	  K8S_VERSION=$$v $(PYTEST) $(XDIST) -m compat tests/integration $(PYTEST_ARGS) || exit 1; \
+	  echo "K8S_VERSION=$$v $(PYTEST) -m compat tests/integration $(PYTEST_ARGS)"; \
+	  K8S_VERSION=$$v $(PYTEST) -m compat tests/integration $(PYTEST_ARGS) || exit 1; \
 	done
 else ifeq ($(K8S_VERSION),$(K8S_DEFAULT))
-	K8S_VERSION=$(K8S_VERSION) $(PYTEST) $(XDIST) $(PYTEST_ARGS)
+	K8S_VERSION=$(K8S_VERSION) $(PYTEST) $(PYTEST_ARGS)
 else
-	$(PYTEST) $(XDIST) tests/unit $(PYTEST_ARGS)
-	K8S_VERSION=$(K8S_VERSION) $(PYTEST) $(XDIST) -m compat tests/integration $(PYTEST_ARGS)
+	$(PYTEST) tests/unit $(PYTEST_ARGS)
+	K8S_VERSION=$(K8S_VERSION) $(PYTEST) -m compat tests/integration $(PYTEST_ARGS)
 endif
 
 unit: setup
-	$(PYTEST) $(XDIST) tests/unit $(PYTEST_ARGS)
+	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) -m scripts.demo
