@@ -12,6 +12,8 @@ import os
 import signal
 import subprocess
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -496,3 +498,39 @@ def test_a_mount_whose_client_died_is_refused_and_cleaned_up(
     assert cleanup_stale_mounts(mount_root) == [mountpoint]
     assert mountinfo.find_mount(mountpoint) is None
     assert os.listdir(mount_root) == []
+
+
+def test_the_sandbox_runs_gluster_in_a_thread_while_a_test_changes_the_environment(
+    gluster_server: GlusterServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The volume reaper runs `gluster` in its own thread while the next test may set PATH
+    (the unit tests' fake binaries): no start of a child may fail for it (it did, with
+    `[Errno 14] Bad address`, when the child read the environment being changed)."""
+    failures: list[OSError] = []
+    runs = 0
+    done = threading.Event()
+
+    def run_gluster() -> None:
+        nonlocal runs
+        while not done.is_set():
+            try:
+                gluster_server.gluster("--version")
+            except OSError as exc:
+                failures.append(exc)
+            runs += 1
+
+    runner = threading.Thread(target=run_gluster)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        i = 0
+        while runs < 200 and time.monotonic() < deadline:
+            i += 1
+            monkeypatch.setenv(f"GRT_CHURN_{i % 40}", "x" * (i % 300))
+            if i % 7 == 0:
+                monkeypatch.delenv(f"GRT_CHURN_{(i * 3) % 40}", raising=False)
+    finally:
+        done.set()
+        runner.join()
+    assert runs >= 200, runs  # enough starts for the old race to show (1 in 20 failed)
+    assert failures == [], runs

@@ -72,6 +72,24 @@ def _binary(name: str) -> str:
     raise GlusterSandboxError(f"{name} not found")
 
 
+def _run(argv: Sequence[str], *, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run` with the output captured and a copy of the environment.
+
+    The volume reaper runs commands in a thread while tests change `os.environ`
+    (`monkeypatch.setenv("PATH", ...)`). A child started with vfork, as CPython starts
+    it, would execute with the `environ` array glibc is reallocating in the other
+    thread, and at times fails with `[Errno 14] Bad address`; a copy taken under the GIL
+    is passed instead."""
+    return subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=dict(os.environ),
+    )
+
+
 @dataclass(frozen=True)
 class GlusterVolumeHandle:
     """A scratch volume: what Endpoints (`hosts`) and a PV (`name`, `path`) need."""
@@ -192,13 +210,7 @@ class GlusterServer:
             argv.append(f"--remote-host={remote_host}")
         argv += list(args)
         try:
-            result = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=timeout or self.timeout,
-                check=False,
-            )
+            result = _run(argv, timeout=timeout or self.timeout)
         except subprocess.TimeoutExpired as exc:
             raise GlusterSandboxError(f"`gluster {' '.join(args)}` timed out") from exc
         if check and result.returncode != 0:
@@ -499,9 +511,7 @@ class GlusterServer:
         if opts:
             argv += ["-o", ",".join(opts)]
         argv += [f"{handle.hosts[0]}:{remote}", path]
-        result = subprocess.run(
-            argv, capture_output=True, text=True, timeout=self.timeout, check=False
-        )
+        result = _run(argv, timeout=self.timeout)
         entry = mountinfo.find_mount(path)
         if result.returncode != 0 or entry is None or entry.fstype != "fuse.glusterfs":
             if entry is not None:
@@ -573,13 +583,8 @@ class GlusterServer:
             if mountinfo.find_mount(path) is None:
                 return
             umount = _binary("umount")
-            done = subprocess.run(
-                [umount, path], capture_output=True, timeout=self.timeout, check=False
-            )
-            if done.returncode != 0:
-                subprocess.run(
-                    [umount, "-l", path], capture_output=True, timeout=self.timeout, check=False
-                )
+            if _run([umount, path], timeout=self.timeout).returncode != 0:
+                _run([umount, "-l", path], timeout=self.timeout)
         if mountinfo.find_mount(path) is not None:
             raise GlusterSandboxError(f"cannot unmount {path}")
 
