@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import textwrap
@@ -534,3 +535,23 @@ def test_the_sandbox_runs_gluster_in_a_thread_while_a_test_changes_the_environme
         runner.join()
     assert runs >= 200, runs  # enough starts for the old race to show (1 in 20 failed)
     assert failures == [], runs
+
+
+def test_the_sandbox_runs_the_real_gluster_while_a_test_puts_a_fake_first_on_path(
+    gluster_server: GlusterServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unit tests of `gluster/` put a fake `gluster` first on PATH while the volume
+    reaper may still stop an earlier test's volumes: the sandbox must run the real one (it
+    once ran the fake, which recorded the reaper's `volume stop` and failed it)."""
+    fake_bin = tmp_path / "fake-bin"
+    fake_bin.mkdir()
+    fake = fake_bin / "gluster"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / "fake-calls"}\nexit 1\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}:{os.environ['PATH']}")
+    assert shutil.which("gluster") == str(fake)  # what a test's own child would run
+
+    result = gluster_server.gluster("--version")
+
+    assert result.returncode == 0 and "glusterfs" in result.stdout, result
+    assert not (tmp_path / "fake-calls").exists()

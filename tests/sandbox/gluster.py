@@ -61,8 +61,18 @@ def new_volume_name(prefix: str = "grt") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+# The environment of every command the sandbox runs (`run_command`), taken when this module
+# is imported, before any test runs. The volume reaper runs commands in a thread while the
+# next test may change `os.environ` (`monkeypatch.setenv("PATH", ...)` to fake binaries):
+# read then, it would run a test's fake `gluster` for the sandbox, and a child started with
+# vfork, as CPython starts it, would execute with the `environ` array glibc is reallocating
+# in the other thread (`[Errno 14] Bad address`).
+_ENV: Mapping[str, str] = dict(os.environ)
+
+
 def _binary(name: str) -> str:
-    found = shutil.which(name)
+    """`name` on the sandbox's PATH (`_ENV`, not the test's), else in an sbin directory."""
+    found = shutil.which(name, path=_ENV.get("PATH", os.defpath))
     if found:
         return found
     for directory in _SBIN:
@@ -72,21 +82,17 @@ def _binary(name: str) -> str:
     raise GlusterSandboxError(f"{name} not found")
 
 
-def _run(argv: Sequence[str], *, timeout: float) -> subprocess.CompletedProcess[str]:
-    """`subprocess.run` with the output captured and a copy of the environment.
-
-    The volume reaper runs commands in a thread while tests change `os.environ`
-    (`monkeypatch.setenv("PATH", ...)`). A child started with vfork, as CPython starts
-    it, would execute with the `environ` array glibc is reallocating in the other
-    thread, and at times fails with `[Errno 14] Bad address`; a copy taken under the GIL
-    is passed instead."""
+def run_command(
+    argv: Sequence[str], *, timeout: float, capture: bool = True, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run` with the sandbox's environment (`_ENV`), the output captured."""
     return subprocess.run(
         list(argv),
-        capture_output=True,
+        capture_output=capture,
         text=True,
         timeout=timeout,
-        check=False,
-        env=dict(os.environ),
+        check=check,
+        env=_ENV,
     )
 
 
@@ -210,7 +216,7 @@ class GlusterServer:
             argv.append(f"--remote-host={remote_host}")
         argv += list(args)
         try:
-            result = _run(argv, timeout=timeout or self.timeout)
+            result = run_command(argv, timeout=timeout or self.timeout)
         except subprocess.TimeoutExpired as exc:
             raise GlusterSandboxError(f"`gluster {' '.join(args)}` timed out") from exc
         if check and result.returncode != 0:
@@ -245,7 +251,7 @@ class GlusterServer:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self._answers():
                 return
-            subprocess.run([_binary("glusterd")], check=True, timeout=timeout)
+            run_command([_binary("glusterd")], timeout=timeout, capture=False, check=True)
             self.started_glusterd = True
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -511,7 +517,7 @@ class GlusterServer:
         if opts:
             argv += ["-o", ",".join(opts)]
         argv += [f"{handle.hosts[0]}:{remote}", path]
-        result = _run(argv, timeout=self.timeout)
+        result = run_command(argv, timeout=self.timeout)
         entry = mountinfo.find_mount(path)
         if result.returncode != 0 or entry is None or entry.fstype != "fuse.glusterfs":
             if entry is not None:
@@ -583,8 +589,8 @@ class GlusterServer:
             if mountinfo.find_mount(path) is None:
                 return
             umount = _binary("umount")
-            if _run([umount, path], timeout=self.timeout).returncode != 0:
-                _run([umount, "-l", path], timeout=self.timeout)
+            if run_command([umount, path], timeout=self.timeout).returncode != 0:
+                run_command([umount, "-l", path], timeout=self.timeout)
         if mountinfo.find_mount(path) is not None:
             raise GlusterSandboxError(f"cannot unmount {path}")
 

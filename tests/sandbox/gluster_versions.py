@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from tests.sandbox.gluster import GlusterSandboxError, GlusterServer
+from tests.sandbox.gluster import GlusterSandboxError, GlusterServer, run_command
 
 HOST_VERSION = "10.3"
 """The version of this machine's own glusterd (Debian 12), served by `GlusterServer`."""
@@ -272,9 +272,7 @@ class VersionedGlusterServer(GlusterServer):
             argv.append(f"--remote-host={remote_host}")
         argv += list(args)
         try:
-            result = subprocess.run(
-                argv, capture_output=True, text=True, timeout=timeout or self.timeout, check=False
-            )
+            result = run_command(argv, timeout=timeout or self.timeout)
         except subprocess.TimeoutExpired as exc:
             raise GlusterSandboxError(f"`gluster {' '.join(args)}` timed out") from exc
         if check and result.returncode != 0:
