@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import sys
 import threading
@@ -34,6 +33,17 @@ from recycler_job.wipe.gfapi_handles import (
     client_list_name,
     open_volume,
 )
+
+
+def _peak_rss_kib() -> int:
+    """This process's own peak RSS (`VmHWM`). Not `ru_maxrss`: Linux starts it at the size of
+    the process that started this one (the test worker, hundreds of MiB after some tests),
+    which exec does not reset."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def _emit(**fields: Any) -> None:
@@ -139,7 +149,7 @@ def main(argv: list[str]) -> int:
     if vol is not None:
         result["closed"] = vol.volume.closed
         result["fini"] = vol.volume.fini_result
-    result["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result["peak_rss_kib"] = _peak_rss_kib()
     if stopped_at:
         result["seconds_after_sigterm"] = time.monotonic() - stopped_at[0]
     _emit(**result)

@@ -279,8 +279,10 @@ def test_fifty_thousand_files_in_one_directory(
     assert result["stats"]["files"] == 50_010
     assert result["stats"]["dirs"] == 2
     assert brick_listing(volume) == []
-    print(f"peak RSS of the wiping process: {result['maxrss_kib'] / 1024:.0f} MiB")
-    assert result["maxrss_kib"] < 256 * 1024  # the listing is streamed, not held
+    print(f"peak RSS of the wiping process: {result['peak_rss_kib'] / 1024:.0f} MiB")
+    # 44 MiB measured here: the listing is streamed, not held (bench/wipe.py checks that the
+    # peak stays flat from 10,000 to 200,000 files)
+    assert result["peak_rss_kib"] < 128 * 1024
 
 
 @pytest.mark.parametrize("internal_op", ["off", "on"])
