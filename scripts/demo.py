@@ -20,6 +20,7 @@ from tests.sandbox.gluster import GlusterServer, GlusterVolumeHandle
 from tests.sandbox.objects import endpoints, gluster_pv, pvc, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
+ADMIN_NS = "gluster-storage"
 
 
 def banner(text: str) -> None:
@@ -59,9 +60,20 @@ def main() -> int:
                     "cache/objects/ab/cdef": b"\0" * 65536,
                 },
             )
-        plane.apply(endpoints("glusterfs-cluster", "default", list(server.hosts)))
+        # The servers are named by the admin, in a namespace no tenant writes to; the PVs say
+        # where (endpointsNamespace). Endpoints in a claim's namespace are the tenant's.
+        plane.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ADMIN_NS}})
+        plane.apply(endpoints("glusterfs-cluster", ADMIN_NS, list(server.hosts)))
         for name, policy in plans:
-            plane.apply(gluster_pv(name, volumes[name].path, policy=policy, labels={"demo": "1"}))
+            plane.apply(
+                gluster_pv(
+                    name,
+                    volumes[name].path,
+                    endpoints_namespace=ADMIN_NS,
+                    policy=policy,
+                    labels={"demo": "1"},
+                )
+            )
             plane.apply(pvc(f"claim-{name}", volume_name=name))
         for name, _ in plans:
             wait_for(functools.partial(has_phase, name, "Bound"), what=f"{name} to bind")
@@ -81,7 +93,6 @@ def main() -> int:
                 sys.executable, "-m", "recycler_job",
                 "--kubeconfig", str(plane.kubeconfig),
                 "--selector", "demo=1",
-                "--endpoints-namespace", "default",
                 "--phases", "Failed,Released",
                 "--min-age", "0",
                 "--mount-root", f"{tmp}/mounts",
