@@ -165,14 +165,20 @@ def test_another_client_is_refused(nobody: NobodyScenario) -> None:
 
 def test_a_gfapi_client_arriving_before_ours_is_refused(nobody: NobodyScenario) -> None:
     """After glfs_init exactly one client of our name may be connected: one that came between
-    the first check and ours has the same name, and is not ours."""
+    the first check and ours has the same name, and is not ours.
+
+    The count may read 2: a client that has just connected can build a second graph and be
+    listed twice until the first is shut down (seen once, with other test workers changing
+    other volumes on the same glusterd: the brick's log showed our pass's client as
+    GRAPH_ID 0 and 1, 3 ms apart, the first gone 0.5 s later). That errs towards busy,
+    never towards a client missed."""
     pv = nobody.released_volume("gf-early", {"precious": "x"})
     run = Follow(nobody.start(env={ENV: "before-mount=sleep:8"}))
     # Before the first unlink: busy, not a failure.
     _second_client_fails(
         nobody, pv, run, lambda: run.wait_for_line("failpoint before-mount"), exit_code=0
     )
-    assert "has clients besides our own: 1 gfapi." in run.stderr, run.stderr
+    assert re.search(r"has clients besides our own: [12] gfapi\.", run.stderr), run.stderr
     assert nobody.listing(pv) == ["precious"]
     assert nobody.pv(pv)["spec"].get("claimRef")
 

@@ -429,13 +429,11 @@ class GlusterServer:
         return counts
 
     def stop_volume(self, volume: GlusterVolumeHandle | str) -> None:
-        """`gluster volume stop --force`; a volume that is not started is fine."""
-        name = self._name(volume)
-        result = self.gluster("volume", "stop", name, "force", check=False)
-        if result.returncode != 0 and "is not in the started state" not in result.stderr + (
-            result.stdout
-        ):
-            raise GlusterSandboxError(f"volume stop {name}: {result.stderr.strip()}")
+        """`gluster volume stop --force`, tried again while glusterd is busy (`_change`); a
+        volume that is not started is fine."""
+        self._change(
+            "volume", "stop", self._name(volume), "force", done_when="is not in the started state"
+        )
 
     def start_volume(self, volume: GlusterVolumeHandle | str) -> None:
         """`gluster volume start --force` and wait until the bricks are online."""
