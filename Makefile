@@ -1,9 +1,9 @@
 # The two commands: `make demo` and `make test`. Both set up everything they need first.
 PY := .venv/bin/python
-# TEST_WORKERS=N runs the tests in N processes (pytest-xdist), a test file per worker at a
-# time: each worker starts its own control plane, all share this machine's glusterd (README,
-# "Tests in parallel"). The default, 0, is one process: CI's command.
-TEST_WORKERS ?= 0
+# The tests run in TEST_WORKERS processes (pytest-xdist), a test file per worker at a time:
+# each worker starts its own control plane, all share this machine's glusterd (README,
+# "Tests in parallel"). TEST_WORKERS=0 is one process.
+TEST_WORKERS ?= 3
 PYTEST := $(PY) -m pytest -p no:cacheprovider \
   $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 PYTEST_ARGS ?=

@@ -331,9 +331,14 @@ class Actor:
         resourceVersion, the claims, the volume's gluster clients and the Lease are polled.
         """
         source, hosts, result = target.source, target.hosts, target.result
+        failpoints.hit("before-client-check")
         clients = (
             watch.clients_besides_own(
-                hosts, source.volume, opened.own_clients, timeout=self.config.mount_timeout
+                hosts,
+                source.volume,
+                opened.own_clients,
+                opened.request,
+                timeout=self.config.mount_timeout,
             )
             if self.config.client_check
             else None

@@ -133,6 +133,15 @@ class VerifiedRoot:
     def close(self) -> None:
         os.close(self.fd)
 
+    def request(self) -> None:
+        """An fstat through the descriptor. It reaches the glusterfs client once the kernel's
+        cached attributes have expired (attribute-timeout, 1 s by default); that client moves
+        to a new graph on its next request, and only then lets the old graph disconnect."""
+        try:
+            os.fstat(self.fd)
+        except OSError as exc:
+            raise _os_error("stat", self.path, exc) from exc
+
     def __enter__(self) -> VerifiedRoot:
         return self
 

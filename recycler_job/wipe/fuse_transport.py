@@ -76,7 +76,9 @@ def open_fuse(target: Target) -> Iterator[Opened]:
                     fuse_wipe.reset_root(root, settings.reset_owner, settings.reset_mode)
                 return stats
 
-            yield Opened(volume_id=info.volume_id, own_clients={"fuse": 1}, wipe=run)
+            yield Opened(
+                volume_id=info.volume_id, own_clients={"fuse": 1}, wipe=run, request=root.request
+            )
     finally:
         unmount_started = time.monotonic()
         if ours is not None:

@@ -292,6 +292,16 @@ class GfapiVolume(contextlib.AbstractContextManager["GfapiVolume"]):
         except GfapiError as exc:
             raise WipeError(f"volume id of {self.name}: {exc.strerror}", errno=exc.errno) from exc
 
+    def request(self) -> None:
+        """One request to the bricks, a lookup of the root: libgfapi moves to a new graph
+        (the volume's client graph changed, or two volfile answers raced at ``glfs_init``)
+        on its next request, and only then lets the old graph disconnect."""
+        try:
+            handle, _ = self.volume.root()
+        except GfapiError as exc:
+            raise WipeError(f"lookup of / on {self.name}: {exc.strerror}", errno=exc.errno) from exc
+        handle.close()
+
     def close(self, disconnected: Callable[[float], bool] | None = None) -> None:
         """``glfs_fini`` -- skipped only when a worker is still inside a gfapi call (the
         process is about to exit then; freeing the ``glfs_t`` under it would crash it).

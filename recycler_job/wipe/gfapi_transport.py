@@ -103,7 +103,9 @@ def open_gfapi(target: Target) -> Iterator[Opened]:
                     )
 
                 own = {own_name: 1}
-                yield Opened(volume_id=info.volume_id, own_clients=own, wipe=run)
+                yield Opened(
+                    volume_id=info.volume_id, own_clients=own, wipe=run, request=volume.request
+                )
             finally:
                 closing_started = time.monotonic()
                 failpoints.hit("before-fini")

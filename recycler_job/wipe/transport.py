@@ -30,6 +30,9 @@ class Opened:
     volume_id: str
     own_clients: dict[str, int]  # what this connection adds to `volume status client-list`
     wipe: Callable[[StopCheck], WipeStats]  # stop flag -> stats
+    # One request through this connection: a client whose graph changed stays listed with
+    # its old graph too until its next request (watch.clients_besides_own).
+    request: Callable[[], None]
 
 
 @dataclass(frozen=True)

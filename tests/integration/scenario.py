@@ -193,6 +193,20 @@ class Scenario:
                     dirnames[:] = [d for d in dirnames if not d.startswith(".glusterfs")]
                 yield base, dirpath, dirnames, filenames
 
+    def switch_client_graphs(self, pv_name: str, kind: str) -> None:
+        """Change the client graph of the PV's volume (quick-read off: one translator fewer)
+        while a client of `kind` is connected, and wait until `kind` is listed twice: a
+        gluster client connects its new graph at once and leaves the old one connected
+        until its next request."""
+        volume = self.volumes[pv_name]
+        self.gluster.gluster("volume", "set", volume.name, "performance.quick-read", "off")
+        wait_for(
+            lambda: self.gluster.client_list(volume).get(kind) == 2,
+            interval=0.1,
+            timeout=30,
+            what=f"{kind} to be listed twice on {volume.name}",
+        )
+
     def events(self, pv_name: str) -> list[dict[str, Any]]:
         items = self.plane.get_json(
             "events", "-n", "default", f"--field-selector=involvedObject.name={pv_name}"

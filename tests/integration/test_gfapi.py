@@ -394,10 +394,10 @@ def test_sigterm_mid_wipe_returns_promptly_and_frees_glfs(
     driver = Driver(spec_for(volume, scratch, pause_after=100, pause_file=str(go), linger=5))
     try:
         assert driver.next_event()["event"] == "paused"
-        assert _gfapi_clients(gluster_server, volume) == {"gfapi.python": 1}
+        assert gluster_server.client_list(volume) == {"gfapi.python": 1}
         driver.proc.send_signal(signal.SIGTERM)
         result = driver.next_event()
-        clients_after = _gfapi_clients(gluster_server, volume)  # the process still lingers
+        clients_after = gluster_server.client_list(volume)  # the process still lingers
         rc = driver.finish()
     finally:
         driver.kill()
@@ -407,17 +407,6 @@ def test_sigterm_mid_wipe_returns_promptly_and_frees_glfs(
     assert result["seconds_after_sigterm"] < 20  # glfs_fini alone takes ~10 s in gluster 10.3
     assert clients_after == {}
     assert len(brick_listing(volume)) > 400
-
-
-def _gfapi_clients(gluster_server: GlusterServer, volume: GlusterVolumeHandle) -> dict[str, int]:
-    """``gluster volume status VOL client-list``: name -> count."""
-    out = gluster_server.gluster("volume", "status", volume.name, "client-list").stdout
-    found: dict[str, int] = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and not line.startswith("total"):
-            found[parts[0]] = int(parts[1])
-    return found
 
 
 def test_client_list_shows_our_gfapi_client(
@@ -432,16 +421,16 @@ def test_client_list_shows_our_gfapi_client(
         connected = driver.next_event()
         assert connected["event"] == "connected"
         assert connected["client_name"] == "gfapi.python"
-        assert _gfapi_clients(gluster_server, volume) == {"gfapi.python": 1}
+        assert gluster_server.client_list(volume) == {"gfapi.python": 1}
         assert gluster_server.brick_connection_counts(volume.name) == [1]
         clients = gluster_server.gluster("volume", "status", volume.name, "clients").stdout
         assert any(":" in line.split()[0] for line in clients.splitlines()[6:7]), clients
         with gluster_server.mounted(volume):
-            assert _gfapi_clients(gluster_server, volume) == {"gfapi.python": 1, "fuse": 1}
+            assert gluster_server.client_list(volume) == {"gfapi.python": 1, "fuse": 1}
         go.touch()
         result = driver.next_event()
         assert result["closed"]
-        assert _gfapi_clients(gluster_server, volume) == {}
+        assert gluster_server.client_list(volume) == {}
         assert gluster_server.brick_connection_counts(volume.name) == [0]
         assert driver.finish() == 0
     finally:

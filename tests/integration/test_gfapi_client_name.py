@@ -20,7 +20,6 @@ from tests.integration.test_gfapi import (
     REPO,
     SETPRIV,
     _env,
-    _gfapi_clients,
     scratch,
     spec_for,
 )
@@ -70,7 +69,7 @@ def test_gluster_lists_our_client_under_the_predicted_name(
         connected = _next_event(proc)
         assert connected["event"] == "connected"
         predicted = connected["client_name"]
-        assert _gfapi_clients(gluster_server, volume) == {predicted: 1}
+        assert gluster_server.client_list(volume) == {predicted: 1}
         assert predicted == "gfapi." + SCRIPT[:15]  # the file name, cut: not argv[0]
         go.touch()
         assert _next_event(proc)["closed"]

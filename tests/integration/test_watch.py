@@ -24,7 +24,7 @@ from recycler_job.failpoints import ENV
 from recycler_job.gluster import mountinfo
 from recycler_job.kube import LEASE, Kube
 from recycler_job.pv_writes import RECYCLED_ANNOTATION
-from tests.integration.scenario import Scenario
+from tests.integration.scenario import Follow, Scenario
 from tests.sandbox.objects import gluster_pv, pvc, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.gluster]
@@ -277,3 +277,43 @@ def test_the_watch_connection_cut_during_the_wipe_stops_it(scenario: Scenario) -
     assert "not current" in vol["error"], vol["error"]
     assert brick_files(scenario, pv) > 0
     assert RECYCLED_ANNOTATION not in (scenario.pv(pv)["metadata"].get("annotations") or {})
+
+
+def test_our_mount_listed_twice_while_it_changes_graphs_is_still_ours(scenario: Scenario) -> None:
+    """A client whose volume's client graph changes is listed twice until its next request
+    (and ~0.5 s after): the check with our mount connected sends one through the mount and
+    asks again, instead of taking our own old graph for a second client."""
+    pv = scenario.released_volume("regraphed", {"f": "x", "d/g": "y"})
+    run = Follow(scenario.start(env={ENV: "before-client-check=sleep:5"}))
+    try:
+        run.wait_for_line("failpoint before-client-check")
+        scenario.switch_client_graphs(pv, "fuse")
+        assert run.wait(timeout=120) == 0, run.stderr
+    finally:
+        run.kill()
+    vol = report_volume(scenario, pv)
+    assert vol["outcome"] == "recycled", vol
+    assert scenario.listing(pv) == []
+
+
+def test_a_mount_arriving_before_the_check_with_ours_connected_is_refused(
+    scenario: Scenario,
+) -> None:
+    """A mount that came between the first client check and the one with ours connected is
+    listed as `fuse`, as our own old graph would be; unlike that one it stays listed after
+    our request and the waits, so the volume is busy and nothing is removed."""
+    pv = scenario.released_volume("early-mount", {"precious": "x"})
+    run = Follow(scenario.start(env={ENV: "before-client-check=sleep:3"}))
+    mounted: list[str] = []
+    try:
+        run.wait_for_line("failpoint before-client-check")
+        mounted.append(scenario.gluster.fuse_mount(scenario.volumes[pv]))
+        assert run.wait(timeout=120) == 0, run.stderr  # busy before the first unlink
+    finally:
+        run.kill()
+        for path in mounted:
+            scenario.gluster.fuse_unmount(path)
+    assert report_volume(scenario, pv)["outcome"] == "busy"
+    assert "has clients besides our own: 1 fuse" in run.stderr, run.stderr
+    assert scenario.listing(pv) == ["precious"]
+    assert scenario.pv(pv)["spec"].get("claimRef")

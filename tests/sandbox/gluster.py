@@ -369,6 +369,17 @@ class GlusterServer:
         root = self._status_xml(name, "clients")
         return [int(node.findtext("clientsStatus/clientCount") or 0) for node in root.iter("node")]
 
+    def client_list(self, volume: GlusterVolumeHandle | str) -> dict[str, int]:
+        """The named client processes of `volume` and their counts (`volume status VOL
+        client-list`: `fuse`, `gfapi.<comm>`, gluster's daemons), without the total."""
+        out = self.gluster("volume", "status", self._name(volume), "client-list").stdout
+        found: dict[str, int] = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit() and not line.startswith("total"):
+                found[parts[0]] = int(parts[1])
+        return found
+
     def wait_connections(self, name: str, at_least: int, timeout: float = 60.0) -> None:
         """Wait until every brick of `name` has `at_least` client connections."""
         deadline = time.monotonic() + timeout

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import cast
 
 import pytest
 
+from recycler_job import watch
+from recycler_job.gluster.clients import ClientReport
+from recycler_job.gluster.errors import VolumeInUse
+from recycler_job.gluster.parse import BrickClients
 from recycler_job.lease import LeaseKeeper, LeaseLost
-from recycler_job.watch import VolumeChanged, Watcher, volume_watcher
+from recycler_job.watch import (
+    OWN_GRAPH_TRIES,
+    VolumeChanged,
+    Watcher,
+    clients_besides_own,
+    volume_watcher,
+)
 from tests.sandbox.objects import wait_for
 
 
@@ -127,3 +137,79 @@ def test_a_volume_wipe_stops_once_the_lease_is_no_longer_ours() -> None:
     with volume_watcher(("h1",), "vol1", None, {}, cast(LeaseKeeper, Keeper())) as watcher:
         wait_for(watcher.changed, timeout=3.0, interval=0.01, what="the Lease probe")
     assert watcher.reason == "the Lease is no longer ours: renewal overdue"
+
+
+class ClientLists:
+    """`client_report` answering from a list of client-kind counts, one per call (the last
+    repeats); counts the requests sent through our connection in between."""
+
+    def __init__(self, *kinds: dict[str, int]) -> None:
+        self.kinds = list(kinds)
+        self.asked = 0
+        self.requests: list[int] = []  # how many times the clients had been asked, per request
+
+    def report(self, hosts: Sequence[str], volume: str, *, timeout: float) -> ClientReport:
+        kinds = self.kinds[min(self.asked, len(self.kinds) - 1)]
+        self.asked += 1
+        widest = sum(kinds.values())
+        connections = tuple(f"10.0.0.{i}:49{i:03}" for i in range(widest))
+        brick = BrickClients(brick="h1:/b", online=True, connections=connections)
+        return ClientReport(volume=volume, bricks=(brick,), kinds=kinds)
+
+    def request(self) -> None:
+        self.requests.append(self.asked)
+
+
+def besides_own(lists: ClientLists, monkeypatch: pytest.MonkeyPatch) -> ClientReport:
+    monkeypatch.setattr(watch, "client_report", lists.report)
+    return clients_besides_own(
+        ("h1",), "vol1", {"gfapi.x": 1}, lists.request, timeout=1.0, sleep=lambda s: None
+    )
+
+
+def test_our_own_client_listed_twice_is_asked_again_after_a_request_of_ours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Our old graph is listed until our next request: one request, then the count is ours."""
+    lists = ClientLists({"gfapi.x": 2}, {"gfapi.x": 1, "glustershd": 1})
+    report = besides_own(lists, monkeypatch)
+    assert report.kinds == {"gfapi.x": 1, "glustershd": 1}
+    assert lists.requests == [1]
+
+
+def test_a_second_client_of_our_kind_that_stays_is_not_ours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lists = ClientLists({"gfapi.x": 2})
+    with pytest.raises(VolumeInUse, match=r"clients besides our own: 1 gfapi\.x$"):
+        besides_own(lists, monkeypatch)
+    assert lists.asked == OWN_GRAPH_TRIES
+    assert len(lists.requests) == OWN_GRAPH_TRIES - 1
+
+
+def test_a_client_of_another_kind_is_refused_without_asking_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only our own kinds can be our old graph: a `fuse` beside our gfapi client is not."""
+    lists = ClientLists({"gfapi.x": 2, "fuse": 1}, {"gfapi.x": 1})
+    with pytest.raises(VolumeInUse, match=r"besides our own: 1 fuse, 1 gfapi\.x$"):
+        besides_own(lists, monkeypatch)
+    assert (lists.asked, lists.requests) == (1, [])
+
+
+def test_a_connection_gluster_cannot_name_is_refused_without_asking_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More connections on a brick than named clients: `unidentified`, never ours."""
+
+    class Unnamed(ClientLists):
+        def report(self, hosts: Sequence[str], volume: str, *, timeout: float) -> ClientReport:
+            report = super().report(hosts, volume, timeout=timeout)
+            brick = report.bricks[0]
+            wider = BrickClients(brick.brick, True, (*brick.connections, "10.0.0.9:49999"))
+            return ClientReport(volume=volume, bricks=(wider,), kinds=report.kinds)
+
+    lists = Unnamed({"gfapi.x": 1})
+    with pytest.raises(VolumeInUse, match=r"besides our own: 1 unidentified$"):
+        besides_own(lists, monkeypatch)
+    assert lists.requests == []
