@@ -5,7 +5,8 @@
 
 Ops: ``wipe`` (keys ``subdir``, ``workers``, ``pause_after``/``pause_file``: after that many
 stop-flag checks every worker waits until the file exists or SIGTERM arrives, so that the test
-can act mid-wipe), ``volume-id``, ``hold`` (connect, report, wait for ``pause_file``).
+can act mid-wipe), ``volume-id``, ``hold`` (connect, send one request, report, wait for
+``pause_file``).
 Prints JSON lines: ``{"event": "paused"}`` / ``{"event": "connected"}`` and a final
 ``{"event": "result", ...}`` with stats or the error, then lingers ``linger`` seconds (so the
 test can look at the server's client list after ``glfs_fini`` while the process still lives).
@@ -119,6 +120,8 @@ def main(argv: list[str]) -> int:
             result["client_name"] = client_list_name()
             result["volume_id"] = vol.volume_id()
             if spec["op"] == "hold":
+                # A request: a graph of ours left from a volfile race at glfs_init goes now.
+                vol.request()
                 _emit(event="connected", client_name=result["client_name"])
                 while not os.path.exists(pause_file):
                     time.sleep(0.05)

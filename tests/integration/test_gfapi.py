@@ -394,7 +394,7 @@ def test_sigterm_mid_wipe_returns_promptly_and_frees_glfs(
     driver = Driver(spec_for(volume, scratch, pause_after=100, pause_file=str(go), linger=5))
     try:
         assert driver.next_event()["event"] == "paused"
-        assert gluster_server.client_list(volume) == {"gfapi.python": 1}
+        gluster_server.wait_clients(volume, {"gfapi.python": 1})
         driver.proc.send_signal(signal.SIGTERM)
         result = driver.next_event()
         clients_after = gluster_server.client_list(volume)  # the process still lingers
@@ -421,12 +421,13 @@ def test_client_list_shows_our_gfapi_client(
         connected = driver.next_event()
         assert connected["event"] == "connected"
         assert connected["client_name"] == "gfapi.python"
-        assert gluster_server.client_list(volume) == {"gfapi.python": 1}
+        gluster_server.wait_clients(volume, {"gfapi.python": 1})
         assert gluster_server.brick_connection_counts(volume.name) == [1]
         clients = gluster_server.gluster("volume", "status", volume.name, "clients").stdout
         assert any(":" in line.split()[0] for line in clients.splitlines()[6:7]), clients
-        with gluster_server.mounted(volume):
-            assert gluster_server.client_list(volume) == {"gfapi.python": 1, "fuse": 1}
+        with gluster_server.mounted(volume) as mountpoint:
+            os.listdir(mountpoint)  # a request: see GlusterServer.wait_clients
+            gluster_server.wait_clients(volume, {"gfapi.python": 1, "fuse": 1})
         go.touch()
         result = driver.next_event()
         assert result["closed"]

@@ -68,8 +68,8 @@ def test_gluster_lists_our_client_under_the_predicted_name(
     try:
         connected = _next_event(proc)
         assert connected["event"] == "connected"
-        predicted = connected["client_name"]
-        assert gluster_server.client_list(volume) == {predicted: 1}
+        predicted = str(connected["client_name"])
+        gluster_server.wait_clients(volume, {predicted: 1})
         assert predicted == "gfapi." + SCRIPT[:15]  # the file name, cut: not argv[0]
         go.touch()
         assert _next_event(proc)["closed"]

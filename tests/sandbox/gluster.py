@@ -380,6 +380,24 @@ class GlusterServer:
                 found[parts[0]] = int(parts[1])
         return found
 
+    def wait_clients(
+        self, volume: GlusterVolumeHandle | str, expected: Mapping[str, int], timeout: float = 10.0
+    ) -> None:
+        """Wait until `client_list(volume)` is `expected`. A client that has just connected
+        can be listed twice: when two volfile answers race at its start (other volumes
+        changing on this glusterd), it connects a second graph and leaves the first connected
+        until its next request, and about 0.5 s after."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.client_list(volume)
+            if found == dict(expected):
+                return
+            if time.monotonic() > deadline:
+                raise GlusterSandboxError(
+                    f"{self._name(volume)}: clients {found}, expected {dict(expected)}"
+                )
+            time.sleep(0.2)
+
     def wait_connections(self, name: str, at_least: int, timeout: float = 60.0) -> None:
         """Wait until every brick of `name` has `at_least` client connections."""
         deadline = time.monotonic() + timeout
