@@ -219,9 +219,13 @@ def volume_watcher(
             report = client_report(hosts, volume, timeout=_PROBE_TIMEOUT)
             new = _beyond(report.foreign_kinds, allowed)
             if new:
-                raise VolumeChanged(
-                    f"a new gluster client connected to volume {volume}: {_kinds(new)}"
-                )
+                why = f"a new gluster client connected to volume {volume}: {_kinds(new)}"
+                if new.keys() <= own.keys():  # the message names both, the wipe stops for both
+                    why += (
+                        " (of our own kind: another client, or ours listed twice because "
+                        "the volume's client graph changed)"
+                    )
+                raise VolumeChanged(why)
 
         probes["gluster clients"] = gluster_clients
     if keeper is not None:

@@ -213,3 +213,31 @@ def test_a_connection_gluster_cannot_name_is_refused_without_asking_again(
     with pytest.raises(VolumeInUse, match=r"besides our own: 1 unidentified$"):
         besides_own(lists, monkeypatch)
     assert lists.requests == []
+
+
+def test_a_second_listing_of_our_kind_during_the_wipe_stops_it_and_says_it_may_be_ours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """During the wipe our kind listed once more stops the wipe (a stranger, or our own old
+    graph after a change of the volume's options: both are changes); the reason says both."""
+    lists = ClientLists({"gfapi.x": 2})
+    monkeypatch.setattr(watch, "client_report", lists.report)
+    before = ClientLists({"gfapi.x": 1}).report(("h1",), "vol1", timeout=1.0)
+    with volume_watcher(("h1",), "vol1", before, {"gfapi.x": 1}, None) as watcher:
+        wait_for(watcher.changed, timeout=3.0, interval=0.01, what="the clients probe")
+    assert watcher.reason == (
+        "a new gluster client connected to volume vol1: 1 gfapi.x (of our own kind: another "
+        "client, or ours listed twice because the volume's client graph changed)"
+    )
+    assert lists.requests == []
+
+
+def test_a_new_client_of_another_kind_during_the_wipe_is_named_as_such(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lists = ClientLists({"gfapi.x": 1, "fuse": 1})
+    monkeypatch.setattr(watch, "client_report", lists.report)
+    before = ClientLists({"gfapi.x": 1}).report(("h1",), "vol1", timeout=1.0)
+    with volume_watcher(("h1",), "vol1", before, {"gfapi.x": 1}, None) as watcher:
+        wait_for(watcher.changed, timeout=3.0, interval=0.01, what="the clients probe")
+    assert watcher.reason == "a new gluster client connected to volume vol1: 1 fuse"
