@@ -42,7 +42,9 @@ from pathlib import Path
 
 from recycler_job.gluster import mountinfo
 from recycler_job.gluster.clients import client_report
+from recycler_job.gluster.parse import parse_client_list
 from recycler_job.sources.glusterfs import GlusterSource
+from tests.sandbox.objects import wait_for
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _SBIN = ("/usr/sbin", "/sbin", "/usr/local/sbin")
@@ -371,14 +373,10 @@ class GlusterServer:
 
     def client_list(self, volume: GlusterVolumeHandle | str) -> dict[str, int]:
         """The named client processes of `volume` and their counts (`volume status VOL
-        client-list`: `fuse`, `gfapi.<comm>`, gluster's daemons), without the total."""
-        out = self.gluster("volume", "status", self._name(volume), "client-list").stdout
-        found: dict[str, int] = {}
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit() and not line.startswith("total"):
-                found[parts[0]] = int(parts[1])
-        return found
+        client-list`: `fuse`, `gfapi.<comm>`, gluster's daemons), parsed as the recycler
+        parses it."""
+        name = self._name(volume)
+        return parse_client_list(self.gluster("volume", "status", name, "client-list").stdout, name)
 
     def wait_clients(
         self, volume: GlusterVolumeHandle | str, expected: Mapping[str, int], timeout: float = 10.0
@@ -387,16 +385,13 @@ class GlusterServer:
         can be listed twice: when two volfile answers race at its start (other volumes
         changing on this glusterd), it connects a second graph and leaves the first connected
         until its next request, and about 0.5 s after."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.client_list(volume)
-            if found == dict(expected):
-                return
-            if time.monotonic() > deadline:
-                raise GlusterSandboxError(
-                    f"{self._name(volume)}: clients {found}, expected {dict(expected)}"
-                )
-            time.sleep(0.2)
+        wanted = dict(expected)
+        wait_for(
+            lambda: self.client_list(volume) == wanted,
+            timeout=timeout,
+            interval=0.2,
+            what=f"the clients of {self._name(volume)} to be {wanted}",
+        )
 
     def wait_connections(self, name: str, at_least: int, timeout: float = 60.0) -> None:
         """Wait until every brick of `name` has `at_least` client connections."""
